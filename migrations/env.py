@@ -1,0 +1,28 @@
+"""Alembic environment: one migration history for every service's tables."""
+
+from __future__ import annotations
+
+from alembic import context
+from sqlalchemy import engine_from_config, pool
+
+from shared.db import import_all_models, metadata
+
+import_all_models()
+config = context.config
+
+
+def run_migrations_online() -> None:
+    connectable = engine_from_config(
+        config.get_section(config.config_ini_section, {}), prefix="sqlalchemy.", poolclass=pool.NullPool
+    )
+    with connectable.connect() as connection:
+        # One migration at a time, even when several containers start together.
+        connection.exec_driver_sql("SELECT pg_advisory_lock(4242)")
+        context.configure(connection=connection, target_metadata=metadata, compare_type=True)
+        with context.begin_transaction():
+            context.run_migrations()
+        connection.exec_driver_sql("SELECT pg_advisory_unlock(4242)")
+        connection.commit()
+
+
+run_migrations_online()

@@ -1,0 +1,1 @@
+"""Intake: the public campaign site and JSON API. Owns the ``signatures`` table."""

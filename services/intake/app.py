@@ -1,0 +1,85 @@
+"""The intake FastAPI application."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from services.intake import api, pages
+from shared.config import Settings
+from shared.health import run_checks
+from shared.logging import bound_context, get_logger
+
+log = get_logger(__name__)
+
+
+def _friendly(errors: list[dict]) -> list[dict[str, str]]:  # type: ignore[type-arg]
+    out = []
+    for err in errors:
+        loc = [str(p) for p in err.get("loc", ()) if p not in ("body",)]
+        message = str(err.get("msg", "Invalid value")).removeprefix("Value error, ")
+        out.append({"field": ".".join(loc) or "body", "message": message})
+    return out
+
+
+def create_app(settings: Settings, engine: Engine, ready_checks: dict | None = None) -> FastAPI:  # type: ignore[type-arg]
+    app = FastAPI(
+        title="Dear MP intake",
+        version="1",
+        openapi_url="/openapi.json",
+        docs_url="/api/docs",
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.include_router(api.router)
+    app.include_router(pages.router)
+
+    @app.middleware("http")
+    async def request_context(request: Request, call_next):  # type: ignore[no-untyped-def]
+        request_id = request.headers.get("x-request-id") or ""
+        with bound_context(request_id=request_id, path=request.url.path):
+            return await call_next(request)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = _friendly(list(exc.errors()))
+        return JSONResponse(
+            {"detail": "Please correct the highlighted fields", "errors": errors}, status_code=422
+        )
+
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(DBAPIError)
+    async def database_unavailable(request: Request, exc: Exception) -> Response:
+        log.error("database unavailable", error=type(exc).__name__)
+        headers = {"Retry-After": "30"}
+        if request.url.path.startswith("/api/"):
+            return JSONResponse(
+                {"detail": "The service is briefly unavailable; nothing was saved. Try again soon."},
+                status_code=503,
+                headers=headers,
+            )
+        return pages.page(request, "unavailable.html", 503)
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", include_in_schema=False)
+    def readyz() -> JSONResponse:
+        checks = dict(ready_checks or {})
+        ok, results = run_checks(checks)
+        return JSONResponse(
+            {"status": "ok" if ok else "unavailable", "checks": results},
+            status_code=200 if ok else 503,
+        )
+
+    @app.get("/metrics", include_in_schema=False)
+    def metrics() -> PlainTextResponse:
+        return PlainTextResponse(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return app

@@ -1,0 +1,33 @@
+"""Tables owned by intake."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+
+from shared.db import metadata
+
+signatures = sa.Table(
+    "signatures",
+    metadata,
+    sa.Column("id", sa.Uuid, primary_key=True),
+    sa.Column("campaign", sa.String(100), nullable=False),
+    sa.Column("first_name", sa.Text, nullable=False),
+    sa.Column("last_name", sa.Text, nullable=False),
+    sa.Column("email", sa.Text, nullable=False),
+    sa.Column("email_normalised", sa.Text, nullable=False),
+    sa.Column("postcode", sa.String(10), nullable=False),
+    sa.Column("address_lines", JSONB, nullable=False),
+    sa.Column("comment", sa.Text, nullable=False, server_default=""),
+    sa.Column("opt_in", sa.Boolean, nullable=False, server_default=sa.false()),
+    # pending → confirmed; then the journey: resolved | unresolvable, letter_sent | letter_failed
+    sa.Column("status", sa.String(20), nullable=False, server_default="pending"),
+    sa.Column("constituency_code", sa.String(9)),
+    sa.Column("constituency_name", sa.Text),
+    sa.Column("target_name", sa.Text),
+    sa.Column("unresolvable_reason", sa.String(40)),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("confirmed_at", sa.DateTime(timezone=True)),
+    sa.UniqueConstraint("campaign", "email_normalised", name="uq_signatures_campaign_email"),
+    sa.Index("ix_signatures_campaign_status", "campaign", "status"),
+)

@@ -1,0 +1,92 @@
+"""Signing and confirming: the state changes intake makes, each with its outbox event."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.engine import Connection
+
+from services.intake.models import signatures
+from shared import outbox
+from shared.messages import SignatureConfirmed, SignatureReceived, Supporter
+
+
+def normalise_email(email: str) -> str:
+    """Lower-case; for providers that ignore them, drop dots and +tags from the local part."""
+    local, _, domain = email.strip().lower().rpartition("@")
+    if domain in ("gmail.com", "googlemail.com"):
+        local = local.split("+", 1)[0].replace(".", "")
+        domain = "gmail.com"
+    elif domain in ("outlook.com", "hotmail.com", "live.com", "fastmail.com", "proton.me",
+                    "protonmail.com", "icloud.com"):
+        local = local.split("+", 1)[0]
+    return f"{local}@{domain}"
+
+
+def record_signature(conn: Connection, campaign: str, supporter: Supporter) -> uuid.UUID | None:
+    """Store a pending signature and its ``signature.received`` event, in the caller's
+    transaction. Returns None when this person has already signed this campaign (no new event)."""
+    signature_id = uuid.uuid4()
+    inserted = conn.execute(
+        insert(signatures)
+        .values(
+            id=signature_id,
+            campaign=campaign,
+            first_name=supporter.first_name,
+            last_name=supporter.last_name,
+            email=supporter.email,
+            email_normalised=normalise_email(supporter.email),
+            postcode=supporter.postcode,
+            address_lines=supporter.address_lines,
+            comment=supporter.comment,
+            opt_in=supporter.opt_in,
+            created_at=datetime.now(UTC),
+        )
+        .on_conflict_do_nothing(constraint="uq_signatures_campaign_email")
+        .returning(signatures.c.id)
+    ).first()
+    if inserted is None:
+        return None
+    outbox.add(
+        conn,
+        SignatureReceived(signature_id=signature_id, campaign=campaign, supporter=supporter),
+        correlation_id=signature_id,
+    )
+    return signature_id
+
+
+def supporter_of(row: sa.Row) -> Supporter:  # type: ignore[type-arg]
+    return Supporter(
+        first_name=row.first_name,
+        last_name=row.last_name,
+        email=row.email,
+        postcode=row.postcode,
+        address_lines=list(row.address_lines),
+        comment=row.comment,
+        opt_in=row.opt_in,
+    )
+
+
+def confirm_signature(conn: Connection, signature_id: uuid.UUID) -> sa.Row | None:  # type: ignore[type-arg]
+    """Mark a pending signature confirmed and stage ``signature.confirmed``. Confirming twice is
+    harmless: the second time changes nothing and emits nothing. None if there is no such row."""
+    row = conn.execute(
+        sa.select(signatures).where(signatures.c.id == signature_id).with_for_update()
+    ).first()
+    if row is None:
+        return None
+    if row.status == "pending":
+        conn.execute(
+            signatures.update()
+            .where(signatures.c.id == signature_id)
+            .values(status="confirmed", confirmed_at=datetime.now(UTC))
+        )
+        outbox.add(
+            conn,
+            SignatureConfirmed(signature_id=row.id, campaign=row.campaign, supporter=supporter_of(row)),
+            correlation_id=row.id,
+        )
+    return row

@@ -1,0 +1,1 @@
+"""Mailer: every email Dear MP sends. Owns the ``letters`` table."""

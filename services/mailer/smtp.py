@@ -1,0 +1,98 @@
+"""Sending over SMTP, with the connection kept open between messages and reopened on failure.
+
+Errors are classified once, here: a 5xx answer is ``PermanentSmtpError``; 4xx answers and
+connection failures are ``TemporarySmtpError`` (the event is retried with growing delays).
+One sender per thread (smtplib connections are not shared).
+"""
+
+from __future__ import annotations
+
+import smtplib
+import ssl
+from email.message import EmailMessage
+from urllib.parse import parse_qs, unquote, urlparse
+
+
+class TemporarySmtpError(Exception):
+    pass
+
+
+class PermanentSmtpError(Exception):
+    pass
+
+
+class SmtpSender:
+    def __init__(self, url: str, *, timeout: float = 30.0):
+        parsed = urlparse(url)
+        if parsed.scheme not in ("smtp", "smtps"):
+            raise ValueError("DEARMP_SMTP_URL must start with smtp:// or smtps://")
+        options = {k: v[-1] for k, v in parse_qs(parsed.query).items()}
+        self.host = parsed.hostname or "127.0.0.1"
+        self.implicit_tls = parsed.scheme == "smtps"
+        self.port = parsed.port or (465 if self.implicit_tls else 25)
+        self.username = unquote(parsed.username) if parsed.username else None
+        self.password = unquote(parsed.password) if parsed.password else None
+        self.starttls = options.get("starttls", "false").lower() in ("1", "true", "yes")
+        self.timeout = timeout
+        self._smtp: smtplib.SMTP | None = None
+
+    def _connect(self) -> smtplib.SMTP:
+        context = ssl.create_default_context()
+        smtp: smtplib.SMTP
+        if self.implicit_tls:
+            smtp = smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout, context=context)
+        else:
+            smtp = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
+            if self.starttls:
+                smtp.starttls(context=context)
+        if self.username:
+            smtp.login(self.username, self.password or "")
+        return smtp
+
+    def send(self, message: EmailMessage, *, to: list[str]) -> None:
+        for attempt in (1, 2):
+            try:
+                if self._smtp is None:
+                    self._smtp = self._connect()
+                self._smtp.send_message(message, to_addrs=to)
+                return
+            except smtplib.SMTPServerDisconnected:
+                # A reused connection the server closed: reopen once before calling it temporary.
+                self.close()
+                if attempt == 2:
+                    raise TemporarySmtpError("SMTP server disconnected") from None
+            except smtplib.SMTPRecipientsRefused as exc:
+                self._reset()
+                codes = [code for code, _ in exc.recipients.values()]
+                raise _classify(min(codes), "recipient refused") from None
+            except (smtplib.SMTPSenderRefused, smtplib.SMTPDataError,
+                    smtplib.SMTPResponseException) as exc:
+                self._reset()
+                raise _classify(exc.smtp_code, _text(exc.smtp_error)) from None
+            except (OSError, smtplib.SMTPException) as exc:
+                self.close()
+                raise TemporarySmtpError(f"SMTP connection failed: {type(exc).__name__}") from None
+
+    def _reset(self) -> None:
+        try:
+            if self._smtp is not None:
+                self._smtp.rset()
+        except (OSError, smtplib.SMTPException):
+            self.close()
+
+    def close(self) -> None:
+        if self._smtp is not None:
+            try:
+                self._smtp.quit()
+            except (OSError, smtplib.SMTPException):
+                pass
+            self._smtp = None
+
+
+def _text(raw: bytes | str) -> str:
+    return raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw)
+
+
+def _classify(code: int, detail: str) -> Exception:
+    message = f"{code} {detail}"[:300]
+    return PermanentSmtpError(message) if 500 <= code < 600 else TemporarySmtpError(message)

@@ -1,0 +1,1 @@
+"""Resolver: postcode → constituency → MP (or a campaign's fixed target). Owns ``resolutions``."""

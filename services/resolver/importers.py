@@ -1,0 +1,145 @@
+"""Importers for reference data: ONSPD/NSPL postcodes, constituency names, the MP lookup CSV.
+
+Each streams its file (bounded memory), loads it with COPY into a temporary table, then replaces
+the live table's contents in one transaction: lookups see the old data until the commit.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy.engine import Engine
+from tqdm import tqdm
+
+from shared import postcodes
+
+
+class ImportError_(ValueError):
+    """A file that cannot be imported; the message is one line naming the problem."""
+
+
+PCON_COLUMN = re.compile(r"^pcon(\d{2})?(cd)?$")
+
+
+def _progress(path: Path, desc: str, quiet: bool) -> tqdm:
+    return tqdm(total=path.stat().st_size, unit="B", unit_scale=True, desc=desc, disable=quiet,
+                mininterval=0.5)
+
+
+def _rows(path: Path, bar: tqdm) -> Iterator[dict[str, str]]:
+    with path.open("r", encoding="utf-8-sig", newline="") as raw:
+        reader = csv.DictReader(raw)
+        last = 0
+        for i, row in enumerate(reader):
+            if i % 20000 == 0:
+                pos = raw.buffer.tell() if hasattr(raw, "buffer") else 0
+                bar.update(max(0, pos - last))
+                last = pos
+            yield row
+        bar.update(max(0, bar.total - bar.n))
+
+
+def constituency_column(header: list[str]) -> str:
+    """``pcon`` up to 2024, ``pcon24cd`` from November 2025; prefer the newest boundary year."""
+    matches = [(m.group(1) or "00", name) for name in header if (m := PCON_COLUMN.match(name.lower()))]
+    if not matches:
+        raise ImportError_("no constituency column (pcon, pconNNcd) in the header")
+    return max(matches)[1]
+
+
+def _copy_replace(engine: Engine, table: str, columns: list[str], rows: Iterator[tuple]) -> int:  # type: ignore[type-arg]
+    raw = engine.raw_connection()
+    try:
+        cur = raw.cursor()
+        staging = f"import_{table}"
+        cur.execute(f"CREATE TEMP TABLE {staging} (LIKE {table} INCLUDING DEFAULTS) ON COMMIT DROP")
+        count = 0
+        with cur.copy(f"COPY {staging} ({', '.join(columns)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+                count += 1
+        cur.execute(f"DELETE FROM {table}")
+        cur.execute(
+            f"INSERT INTO {table} ({', '.join(columns)}) SELECT DISTINCT ON ({columns[0]}) "
+            f"{', '.join(columns)} FROM {staging}"
+        )
+        raw.commit()
+        return count
+    finally:
+        raw.close()
+
+
+def import_onspd(engine: Engine, path: Path, *, quiet: bool = False) -> int:
+    with path.open("r", encoding="utf-8-sig", newline="") as f:
+        header = next(csv.reader(f), [])
+    lower = {h.lower(): h for h in header}
+    if "pcds" not in lower:
+        raise ImportError_(f"{path}: no pcds column in the header")
+    pcon = lower[constituency_column(header).lower()]
+    doterm = lower.get("doterm")
+
+    def rows() -> Iterator[tuple[str, str | None, str | None]]:
+        with _progress(path, "postcodes", quiet) as bar:
+            for row in _rows(path, bar):
+                code = postcodes.normalise(row[lower["pcds"]])
+                if not code:
+                    continue
+                terminated = (row.get(doterm) or "").strip() if doterm else ""
+                yield code, (row[pcon] or "").strip() or None, terminated or None
+
+    return _copy_replace(engine, "postcodes", ["postcode", "constituency_code", "terminated"], rows())
+
+
+def import_constituencies(engine: Engine, path: Path, *, quiet: bool = False) -> int:
+    if path.suffix.lower() == ".json":
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise ImportError_(f"{path}: not valid JSON (line {exc.lineno})") from None
+        if not isinstance(data, dict):
+            raise ImportError_(f'{path}: expected a JSON object {{"code": "name"}}')
+        items = iter((str(k), str(v)) for k, v in data.items())
+    else:
+        def csv_items() -> Iterator[tuple[str, str]]:
+            with path.open(encoding="utf-8-sig", newline="") as f:
+                for row in csv.reader(f):
+                    if len(row) >= 2 and row[0].strip().lower() != "code":
+                        yield row[0].strip(), row[1].strip()
+        items = csv_items()
+    return _copy_replace(engine, "constituencies", ["code", "name"], items)
+
+
+def import_mps(engine: Engine, path: Path, *, quiet: bool = False) -> int:
+    now = datetime.now(UTC)
+
+    def rows() -> Iterator[tuple[object, ...]]:
+        with _progress(path, "MPs", quiet) as bar:
+            for row in _rows(path, bar):
+                if "pcon_code" not in row:
+                    raise ImportError_(f"{path}: no pcon_code column in the header")
+                email = (row.get("member_email") or "").strip()
+                if email.lower() == "no email found":
+                    email = ""
+                member = (row.get("member_id") or "").strip()
+                yield (
+                    row["pcon_code"].strip(),
+                    int(member) if member.isdigit() else None,
+                    (row.get("display_as") or "").strip() or None,
+                    (row.get("full_title") or "").strip() or None,
+                    (row.get("party_text") or "").strip() or None,
+                    email or None,
+                    now,
+                )
+
+    return _copy_replace(
+        engine, "mps",
+        ["constituency_code", "member_id", "name", "full_title", "party", "email", "updated_at"],
+        rows(),
+    )
+
+

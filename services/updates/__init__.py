@@ -1,0 +1,1 @@
+"""Updates: campaign news to subscribers. Owns ``subscribers``."""

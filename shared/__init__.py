@@ -1,0 +1,1 @@
+"""Dear MP's common library: config, logging, messages, broker, database, outbox and inbox."""

@@ -1,0 +1,1 @@
+"""pika adapters: topology declaration, a confirming batch publisher and a resilient consumer."""

@@ -1,0 +1,79 @@
+"""Declare the topology (idempotent; every process declares what it uses at start-up)."""
+
+from __future__ import annotations
+
+import pika
+from pika.adapters.blocking_connection import BlockingChannel
+
+from shared.topology import BINDINGS, DELIVERY_LIMIT, Topology
+
+
+def connection_parameters(url: str, *, heartbeat: int = 30, name: str = "dearmp") -> pika.URLParameters:
+    params = pika.URLParameters(url)
+    params.heartbeat = heartbeat
+    params.blocked_connection_timeout = 60
+    params.connection_attempts = 1
+    params.socket_timeout = 5
+    params.client_properties = {"connection_name": name}
+    return params
+
+
+def declare_exchanges(channel: BlockingChannel, topology: Topology) -> None:
+    channel.exchange_declare(topology.events_exchange, exchange_type="topic", durable=True)
+    channel.exchange_declare(topology.dead_letter_exchange, exchange_type="direct", durable=True)
+
+
+def declare_service(
+    channel: BlockingChannel, topology: Topology, service: str, retry_delays: list[int]
+) -> None:
+    """The service's quorum queue and bindings, its retry tiers and its dead-letter queue."""
+    declare_exchanges(channel, topology)
+    queue = topology.queue(service)
+    dlq = topology.dead_letter_queue(service)
+    channel.queue_declare(dlq, durable=True, arguments={"x-queue-type": "quorum"})
+    channel.queue_bind(dlq, topology.dead_letter_exchange, routing_key=dlq)
+    channel.queue_declare(
+        queue,
+        durable=True,
+        arguments={
+            "x-queue-type": "quorum",
+            "x-delivery-limit": DELIVERY_LIMIT,
+            "x-dead-letter-exchange": topology.dead_letter_exchange,
+            "x-dead-letter-routing-key": dlq,
+        },
+    )
+    for routing_key in BINDINGS[service]:
+        channel.queue_bind(queue, topology.events_exchange, routing_key=routing_key)
+    for delay in retry_delays:
+        channel.queue_declare(
+            topology.retry_queue(service, delay),
+            durable=True,
+            arguments={
+                "x-message-ttl": delay,
+                "x-dead-letter-exchange": "",
+                "x-dead-letter-routing-key": queue,
+            },
+        )
+
+
+def declare_all(url: str, topology: Topology, retry_delays: list[int]) -> None:
+    conn = pika.BlockingConnection(connection_parameters(url, name="dearmp-declare"))
+    try:
+        channel = conn.channel()
+        for service in BINDINGS:
+            declare_service(channel, topology, service, retry_delays)
+    finally:
+        conn.close()
+
+
+def delete_all(url: str, topology: Topology, retry_delays: list[int]) -> None:
+    """Remove a namespace's queues and exchanges (tests clean up with this)."""
+    conn = pika.BlockingConnection(connection_parameters(url, name="dearmp-cleanup"))
+    try:
+        channel = conn.channel()
+        for name in topology.all_queues(retry_delays):
+            channel.queue_delete(name)
+        channel.exchange_delete(topology.events_exchange)
+        channel.exchange_delete(topology.dead_letter_exchange)
+    finally:
+        conn.close()

@@ -1,0 +1,94 @@
+"""One Settings object, read from ``DEARMP_*`` environment variables.
+
+In live delivery mode a missing or placeholder secret refuses to start, with a one-line reason.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PLACEHOLDER = "change-me"
+
+
+class ConfigError(RuntimeError):
+    """Configuration that must not be run with; the message is one line for the operator."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="DEARMP_", extra="ignore")
+
+    database_url: str = "postgresql+psycopg://postgres@127.0.0.1:5432/dearmp"
+    amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/%2F"
+    smtp_url: str = "smtp://127.0.0.1:1025"
+    base_url: str = "http://127.0.0.1:8000"
+    secret_key: str = PLACEHOLDER
+    delivery: Literal["sandbox", "live"] = "sandbox"
+    sandbox_to: str = "sandbox@dearmp.invalid"
+    mail_domain: str = "dearmp.invalid"
+    resolver_backends: str = "local,postcodes_io"
+    postcodes_io_url: str = "https://api.postcodes.io"
+    members_api_url: str = "https://members-api.parliament.uk"
+    http_port: int = 8000
+    http_host: str = "127.0.0.1"
+
+    # Broker behaviour. The namespace prefixes every exchange and queue name, so tests (and
+    # several deployments on one broker) never meet each other's messages.
+    broker_namespace: str = "dearmp"
+    prefetch: int = 16
+    heartbeat: int = 30
+    max_attempts: int = 5
+    retry_delays_ms: str = "1000,5000,30000,120000"
+
+    # Workers serve /healthz, /readyz and /metrics here (0 = pick a free port).
+    metrics_port: int = 9100
+    relay_batch_size: int = 500
+    relay_idle_sleep: float = 0.05
+    log_level: str = "info"
+
+    @field_validator("database_url")
+    @classmethod
+    def _psycopg_driver(cls, url: str) -> str:
+        # Accept plain postgres:// URLs as operators write them; SQLAlchemy needs the driver named.
+        for prefix in ("postgresql://", "postgres://"):
+            if url.startswith(prefix):
+                return "postgresql+psycopg://" + url[len(prefix) :]
+        return url
+
+    @model_validator(mode="after")
+    def _live_needs_real_secrets(self) -> Settings:
+        if self.delivery == "live":
+            if self.secret_key in ("", PLACEHOLDER) or len(self.secret_key) < 16:
+                raise ValueError(
+                    "DEARMP_SECRET_KEY is missing or a placeholder; live delivery needs a real secret"
+                )
+            if self.mail_domain.endswith(".invalid"):
+                raise ValueError("DEARMP_MAIL_DOMAIN must be a real domain in live delivery mode")
+        return self
+
+    @property
+    def retry_delays(self) -> list[int]:
+        return [int(part) for part in self.retry_delays_ms.split(",") if part.strip()]
+
+
+def load_settings() -> Settings:
+    """Read settings from the environment; raise ConfigError with a one-line reason."""
+    from pydantic import ValidationError
+
+    try:
+        return Settings()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or "settings"
+        message = str(first["msg"]).removeprefix("Value error, ")
+        if field == "settings" or not first["loc"]:
+            raise ConfigError(message) from None
+        raise ConfigError(f"DEARMP_{field.upper()}: {message}") from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return load_settings()

@@ -1,0 +1,43 @@
+"""The inbox: which events each consumer has already handled.
+
+A consumer claims an event id in the same transaction as its effect. The primary key on
+(consumer, event_id) makes a second claim a no-op, and a concurrent duplicate blocks on the key
+until the first transaction ends, so an effect happens at most once per event per consumer.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.engine import Connection
+
+from shared.db import metadata
+
+inbox = sa.Table(
+    "inbox",
+    metadata,
+    sa.Column("consumer", sa.String(64), primary_key=True),
+    sa.Column("event_id", sa.Uuid, primary_key=True),
+    sa.Column("processed_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+
+def claim(conn: Connection, consumer: str, event_id: uuid.UUID) -> bool:
+    """Record ``event_id`` as processed by ``consumer``; False if it already was."""
+    stmt = (
+        insert(inbox)
+        .values(consumer=consumer, event_id=event_id, processed_at=datetime.now(UTC))
+        .on_conflict_do_nothing()
+        .returning(inbox.c.event_id)
+    )
+    return conn.execute(stmt).first() is not None
+
+
+def already_processed(conn: Connection, consumer: str, event_id: uuid.UUID) -> bool:
+    stmt = sa.select(inbox.c.event_id).where(
+        inbox.c.consumer == consumer, inbox.c.event_id == event_id
+    )
+    return conn.execute(stmt).first() is not None

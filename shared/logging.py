@@ -1,0 +1,107 @@
+"""structlog set-up: JSON when not a TTY, context bound per message and per request, PII redacted.
+
+Supporters' emails, names and postal addresses must never reach a log line. The ``redact_pii``
+processor runs last before rendering: it masks values under personal-data keys (at any depth) and
+any email address found inside any string, so a careless ``log.info("x", body=payload)`` is safe.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+import structlog
+
+PII_KEYS = frozenset(
+    {
+        "email",
+        "email_normalised",
+        "reply_to",
+        "name",
+        "first_name",
+        "last_name",
+        "full_name",
+        "supporter",
+        "address",
+        "address_line1",
+        "address_line2",
+        "address_lines",
+        "town",
+        "comment",
+        "to",
+        "recipient",
+        "body",
+        "postcode",
+    }
+)
+EMAIL_RE = re.compile(r"[A-Za-z0-9._%+\-']+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}")
+REDACTED = "[redacted]"
+
+
+def _scrub(value: Any) -> Any:
+    if isinstance(value, str):
+        return EMAIL_RE.sub("[email]", value)
+    if isinstance(value, Mapping):
+        return {k: (REDACTED if str(k).lower() in PII_KEYS else _scrub(v)) for k, v in value.items()}
+    if isinstance(value, list | tuple | set):
+        return [_scrub(v) for v in value]
+    return value
+
+
+def redact_pii(_logger: Any, _method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    """structlog processor: mask personal data by key and email addresses anywhere."""
+    for key in list(event_dict):
+        if key.lower() in PII_KEYS:
+            event_dict[key] = REDACTED
+        else:
+            event_dict[key] = _scrub(event_dict[key])
+    return event_dict
+
+
+def configure_logging(service: str, level: str = "info", *, json: bool | None = None) -> None:
+    """Configure structlog (and stdlib logging, so library logs go through the same pipe)."""
+    if json is None:
+        json = not sys.stderr.isatty()
+    renderer: Any = (
+        structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
+    )
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.format_exc_info,
+        redact_pii,
+    ]
+    structlog.configure(
+        processors=[*shared, renderer],
+        wrapper_class=structlog.make_filtering_bound_logger(
+            logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
+        ),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=False,
+    )
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(service=service)
+    # Route stdlib logging (pika, uvicorn, alembic) through the same processors and redaction.
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+            foreign_pre_chain=[structlog.stdlib.add_logger_name, *shared],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.WARNING)
+
+
+def get_logger(name: str | None = None) -> Any:
+    return structlog.get_logger(name)
+
+
+bind_context = structlog.contextvars.bind_contextvars
+unbind_context = structlog.contextvars.unbind_contextvars
+bound_context = structlog.contextvars.bound_contextvars

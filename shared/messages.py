@@ -1,0 +1,159 @@
+"""The versioned event envelope and every event type, as pydantic models.
+
+An envelope is small: ``id``, ``type``, ``version``, ``occurred_at``, ``correlation_id`` (the
+signature id through the whole journey) and ``payload``. Each (type, version) maps to one payload
+model in ``EVENT_TYPES``; an unknown pair raises ``UnknownEvent`` and the consumer dead-letters it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+
+class UnknownEvent(Exception):
+    """An event type or version this code does not know; never retried, dead-lettered at once."""
+
+
+class BadEvent(Exception):
+    """A message that cannot be decoded or whose payload does not match its model."""
+
+
+class Event(BaseModel):
+    """Base for payloads. ``TYPE`` doubles as the routing key."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    TYPE: ClassVar[str]
+    VERSION: ClassVar[int] = 1
+
+
+class Supporter(BaseModel):
+    """What a supporter told us; travels with the signature so each service can do its job."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    first_name: str
+    last_name: str
+    email: str
+    postcode: str
+    address_lines: list[str] = Field(default_factory=list)
+    comment: str = ""
+    opt_in: bool = False
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.first_name} {self.last_name}".strip()
+
+
+class Constituency(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    code: str
+    name: str
+
+
+class Target(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    name: str
+    email: str | None = None
+    party: str | None = None
+    kind: Literal["mp", "fixed"] = "mp"
+
+
+class SignatureReceived(Event):
+    TYPE = "signature.received"
+    signature_id: uuid.UUID
+    campaign: str
+    supporter: Supporter
+
+
+class SignatureConfirmed(Event):
+    TYPE = "signature.confirmed"
+    signature_id: uuid.UUID
+    campaign: str
+    supporter: Supporter
+
+
+class SignatureResolved(Event):
+    TYPE = "signature.resolved"
+    signature_id: uuid.UUID
+    campaign: str
+    supporter: Supporter
+    constituency: Constituency | None
+    target: Target
+
+
+class SignatureUnresolvable(Event):
+    TYPE = "signature.unresolvable"
+    signature_id: uuid.UUID
+    campaign: str
+    supporter: Supporter
+    reason: str
+    message: str
+
+
+class LetterSent(Event):
+    TYPE = "letter.sent"
+    signature_id: uuid.UUID
+    purpose: str
+    message_id: str
+
+
+class LetterFailed(Event):
+    TYPE = "letter.failed"
+    signature_id: uuid.UUID
+    purpose: str
+    reason: str
+
+
+EVENT_TYPES: dict[tuple[str, int], type[Event]] = {
+    (cls.TYPE, cls.VERSION): cls
+    for cls in (
+        SignatureReceived,
+        SignatureConfirmed,
+        SignatureResolved,
+        SignatureUnresolvable,
+        LetterSent,
+        LetterFailed,
+    )
+}
+
+
+class Envelope(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    id: uuid.UUID = Field(default_factory=uuid.uuid4)
+    type: str
+    version: int = 1
+    occurred_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    correlation_id: str | None = None
+    payload: dict[str, Any]
+
+    @classmethod
+    def wrap(cls, event: Event, *, correlation_id: str | uuid.UUID | None = None) -> Envelope:
+        return cls(
+            type=event.TYPE,
+            version=event.VERSION,
+            correlation_id=str(correlation_id) if correlation_id else None,
+            payload=event.model_dump(mode="json"),
+        )
+
+    def event(self) -> Event:
+        """The typed payload; ``UnknownEvent`` for an unknown type/version, ``BadEvent`` if invalid."""
+        model = EVENT_TYPES.get((self.type, self.version))
+        if model is None:
+            raise UnknownEvent(f"unknown event {self.type} v{self.version}")
+        try:
+            return model.model_validate(self.payload)
+        except ValidationError as exc:
+            raise BadEvent(f"{self.type} v{self.version} payload invalid: {exc.error_count()} errors")
+
+    def to_json(self) -> bytes:
+        return self.model_dump_json().encode()
+
+    @classmethod
+    def from_json(cls, body: bytes) -> Envelope:
+        try:
+            return cls.model_validate_json(body)
+        except ValidationError as exc:
+            raise BadEvent(f"not an event envelope: {exc.error_count()} errors") from None

@@ -1,0 +1,13 @@
+"""Prometheus metrics shared by every service (one registry per process)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+MESSAGES = Counter(
+    "dearmp_messages_total", "Messages consumed, by outcome", ["queue", "type", "outcome"]
+)
+HANDLER_SECONDS = Histogram("dearmp_handler_seconds", "Time spent in a handler", ["queue", "type"])
+OUTBOX_PUBLISHED = Counter("dearmp_outbox_published_total", "Outbox events confirmed by the broker")
+SIGNATURES = Counter("dearmp_signatures_total", "Signatures accepted by intake", ["campaign"])
+EMAILS = Counter("dearmp_emails_total", "Emails handed to SMTP", ["purpose", "outcome"])

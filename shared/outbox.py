@@ -1,0 +1,169 @@
+"""The transactional outbox and its relay.
+
+``add()`` writes an event row in the caller's transaction, beside the state change it announces.
+The relay (``dearmp serve relay``) takes batches of unsent rows with ``FOR UPDATE SKIP LOCKED``
+(so several relays can run), publishes them with confirms and ``mandatory``, and marks them sent
+in the same transaction. If it dies after publishing and before committing, the rows are published
+again: delivery is at-least-once, and every consumer is idempotent. A row the broker returns as
+unroutable is kept, with its error, and tried again later: never dropped.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from shared.broker.publisher import ConfirmingPublisher, Message, Outcome
+from shared.db import metadata
+from shared.logging import get_logger
+from shared.messages import Envelope, Event
+from shared.metrics import OUTBOX_PUBLISHED
+
+log = get_logger(__name__)
+
+outbox = sa.Table(
+    "outbox",
+    metadata,
+    sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+    sa.Column("event_id", sa.Uuid, nullable=False, unique=True),
+    sa.Column("routing_key", sa.String(100), nullable=False),
+    sa.Column("correlation_id", sa.String(64)),
+    sa.Column("body", sa.LargeBinary, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("available_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("sent_at", sa.DateTime(timezone=True)),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("last_error", sa.Text),
+    sa.Index(
+        "ix_outbox_unsent", "available_at", "id", postgresql_where=sa.text("sent_at IS NULL")
+    ),
+)
+
+
+def add(conn: Connection, event: Event, *, correlation_id: str | uuid.UUID | None = None) -> uuid.UUID:
+    """Stage ``event`` for publishing, in the caller's transaction. Returns the envelope id."""
+    envelope = Envelope.wrap(event, correlation_id=correlation_id)
+    now = datetime.now(UTC)
+    conn.execute(
+        outbox.insert().values(
+            event_id=envelope.id,
+            routing_key=envelope.type,
+            correlation_id=envelope.correlation_id,
+            body=envelope.to_json(),
+            created_at=now,
+            available_at=now,
+        )
+    )
+    return envelope.id
+
+
+def add_many(conn: Connection, events: list[tuple[Event, str | None]]) -> None:
+    now = datetime.now(UTC)
+    rows = []
+    for event, correlation_id in events:
+        envelope = Envelope.wrap(event, correlation_id=correlation_id)
+        rows.append(
+            dict(
+                event_id=envelope.id,
+                routing_key=envelope.type,
+                correlation_id=envelope.correlation_id,
+                body=envelope.to_json(),
+                created_at=now,
+                available_at=now,
+            )
+        )
+    if rows:
+        conn.execute(outbox.insert(), rows)
+
+
+def backlog(conn: Connection) -> int:
+    return conn.execute(
+        sa.select(sa.func.count()).select_from(outbox).where(outbox.c.sent_at.is_(None))
+    ).scalar_one()
+
+
+class Relay:
+    """Moves outbox rows to the broker. One instance per thread (it owns a pika connection)."""
+
+    def __init__(self, engine: Engine, publisher: ConfirmingPublisher, *, batch_size: int = 500):
+        self.engine = engine
+        self.publisher = publisher
+        self.batch_size = batch_size
+
+    def relay_once(self) -> int:
+        """Publish one batch; return how many rows it marked sent."""
+        now = datetime.now(UTC)
+        with self.engine.begin() as conn:
+            rows = conn.execute(
+                sa.select(outbox.c.id, outbox.c.event_id, outbox.c.routing_key,
+                          outbox.c.correlation_id, outbox.c.body)
+                .where(outbox.c.sent_at.is_(None), outbox.c.available_at <= now)
+                .order_by(outbox.c.id)
+                .limit(self.batch_size)
+                .with_for_update(skip_locked=True)
+            ).all()
+            if not rows:
+                return 0
+            outcomes = self.publisher.publish_batch(
+                [
+                    Message(
+                        routing_key=row.routing_key,
+                        body=row.body,
+                        message_id=str(row.event_id),
+                        correlation_id=row.correlation_id,
+                    )
+                    for row in rows
+                ]
+            )
+            sent = [row.id for row, o in zip(rows, outcomes, strict=True) if o is Outcome.CONFIRMED]
+            failed = [(row, o) for row, o in zip(rows, outcomes, strict=True) if o is not Outcome.CONFIRMED]
+            if sent:
+                conn.execute(
+                    outbox.update().where(outbox.c.id.in_(sent)).values(sent_at=datetime.now(UTC))
+                )
+            for row, outcome in failed:
+                # Keep the row; try again later with a growing delay. Visible in `dearmp status`.
+                log.error("outbox event not accepted by broker", event_id=str(row.event_id),
+                          routing_key=row.routing_key, outcome=outcome.value)
+                conn.execute(
+                    outbox.update()
+                    .where(outbox.c.id == row.id)
+                    .values(
+                        attempts=outbox.c.attempts + 1,
+                        last_error=outcome.value,
+                        available_at=now + timedelta(seconds=30),
+                    )
+                )
+        OUTBOX_PUBLISHED.inc(len(sent))
+        return len(sent)
+
+    def run(self, stopping, idle_sleep: float = 0.05) -> None:  # type: ignore[no-untyped-def]
+        """Relay until ``stopping`` (a threading.Event) is set; reconnect with backoff on failure."""
+        backoff = 0.5
+        while not stopping.is_set():
+            try:
+                moved = self.relay_once()
+                backoff = 0.5
+            except Exception as exc:  # broker or database away: rows stay, try again
+                log.warning("relay cannot publish, will retry", error=type(exc).__name__,
+                            detail=str(exc)[:200], retry_in=backoff)
+                self.publisher.close()
+                stopping.wait(backoff)
+                backoff = min(backoff * 2, 15)
+                continue
+            if moved < self.batch_size:
+                stopping.wait(idle_sleep)
+
+
+def wait_until_drained(engine: Engine, timeout: float = 30) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with engine.connect() as conn:
+            if backlog(conn) == 0:
+                return True
+        time.sleep(0.05)
+    return False

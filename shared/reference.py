@@ -1,0 +1,47 @@
+"""Reference data any service may read: campaigns, constituencies, postcodes and MPs.
+
+Written only by the ``dearmp campaigns load`` and ``dearmp data import-*`` commands.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+
+from shared.db import metadata
+
+campaigns = sa.Table(
+    "campaigns",
+    metadata,
+    sa.Column("slug", sa.String(100), primary_key=True),
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("definition", JSONB, nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+constituencies = sa.Table(
+    "constituencies",
+    metadata,
+    sa.Column("code", sa.String(9), primary_key=True),
+    sa.Column("name", sa.Text, nullable=False),
+)
+
+postcodes = sa.Table(
+    "postcodes",
+    metadata,
+    sa.Column("postcode", sa.String(8), primary_key=True),
+    sa.Column("constituency_code", sa.String(9)),
+    sa.Column("terminated", sa.String(6)),  # YYYYMM, NULL while live
+)
+
+mps = sa.Table(
+    "mps",
+    metadata,
+    sa.Column("constituency_code", sa.String(9), primary_key=True),
+    sa.Column("member_id", sa.Integer),
+    sa.Column("name", sa.Text),  # NULL name = vacant seat
+    sa.Column("full_title", sa.Text),
+    sa.Column("party", sa.Text),
+    sa.Column("email", sa.Text),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)

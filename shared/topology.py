@@ -1,0 +1,61 @@
+"""Every exchange, queue and routing key, in one place.
+
+One durable topic exchange carries all events. Each service has one durable quorum queue bound to
+the routing keys it handles, classic delay queues (one per retry tier, with a TTL, dead-lettering
+back into the service queue) and a dead-letter queue. Names are prefixed by a namespace
+(``DEARMP_BROKER_NAMESPACE``, default ``dearmp``) so tests and side-by-side deployments are isolated.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from shared import messages as m
+
+SERVICES = ("intake", "resolver", "mailer", "updates")
+
+# Which events each service's queue receives. Every event type must be consumed by someone.
+BINDINGS: dict[str, tuple[str, ...]] = {
+    "intake": (
+        m.SignatureResolved.TYPE,
+        m.SignatureUnresolvable.TYPE,
+        m.LetterSent.TYPE,
+        m.LetterFailed.TYPE,
+    ),
+    "resolver": (m.SignatureConfirmed.TYPE,),
+    "mailer": (m.SignatureReceived.TYPE, m.SignatureResolved.TYPE, m.SignatureUnresolvable.TYPE),
+    "updates": (m.SignatureConfirmed.TYPE,),
+}
+
+# A message that keeps killing its consumer is dead-lettered by the broker after this many
+# deliveries (quorum queue x-delivery-limit); handled failures go to the DLQ far sooner.
+DELIVERY_LIMIT = 20
+
+
+@dataclass(frozen=True)
+class Topology:
+    namespace: str = "dearmp"
+
+    @property
+    def events_exchange(self) -> str:
+        return f"{self.namespace}.events"
+
+    @property
+    def dead_letter_exchange(self) -> str:
+        return f"{self.namespace}.dlx"
+
+    def queue(self, service: str) -> str:
+        return f"{self.namespace}.{service}"
+
+    def dead_letter_queue(self, service: str) -> str:
+        return f"{self.namespace}.{service}.dlq"
+
+    def retry_queue(self, service: str, delay_ms: int) -> str:
+        return f"{self.namespace}.{service}.retry.{delay_ms}ms"
+
+    def all_queues(self, retry_delays: list[int]) -> list[str]:
+        names = []
+        for service in SERVICES:
+            names += [self.queue(service), self.dead_letter_queue(service)]
+            names += [self.retry_queue(service, d) for d in retry_delays]
+        return names

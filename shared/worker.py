@@ -1,0 +1,81 @@
+"""Run a worker process: consumers in threads, a health/metrics server, graceful SIGTERM."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Callable
+
+import pika
+from sqlalchemy.engine import Engine
+
+from shared.broker.consumer import Consumer, run_consumers
+from shared.broker.declare import connection_parameters
+from shared.config import Settings
+from shared.db import check_database
+from shared.health import serve_health
+from shared.logging import get_logger
+from shared.messages import Envelope
+from shared.topology import Topology
+
+log = get_logger(__name__)
+
+
+def broker_check(url: str) -> Callable[[], None]:
+    def check() -> None:
+        conn = pika.BlockingConnection(connection_parameters(url, name="dearmp-readyz"))
+        conn.close()
+
+    return check
+
+
+def make_consumers(service: str, settings: Settings,
+                   make_handle: Callable[[], Callable[[Envelope], None]],
+                   threads: int = 1) -> list[Consumer]:
+    """``threads`` consumers, each with its own connection and its own handler (and adapters)."""
+    return [
+        Consumer(
+            service=service,
+            amqp_url=settings.amqp_url,
+            handle=make_handle(),
+            topology=Topology(settings.broker_namespace),
+            retry_delays=settings.retry_delays,
+            max_attempts=settings.max_attempts,
+            prefetch=settings.prefetch,
+            heartbeat=settings.heartbeat,
+        )
+        for _ in range(threads)
+    ]
+
+
+def install_stop_signals(stop: Callable[[], None]) -> threading.Event:
+    stopped = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        log.info("stopping", signal=signal.Signals(signum).name)
+        stop()
+        stopped.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    return stopped
+
+
+def run_worker(service: str, settings: Settings, engine: Engine,
+               make_handle: Callable[[], Callable[[Envelope], None]], threads: int = 1) -> None:
+    """Block until SIGTERM/SIGINT, then let in-flight messages finish and exit cleanly."""
+    consumers = make_consumers(service, settings, make_handle, threads)
+    server = serve_health(
+        settings.metrics_port,
+        {"database": lambda: check_database(engine), "broker": broker_check(settings.amqp_url)},
+    )
+    log.info("worker started", queue=consumers[0].queue, threads=threads,
+             metrics_port=server.server_address[1])
+    stopped = install_stop_signals(lambda: [c.stop() for c in consumers])
+    workers = run_consumers(consumers)
+    while not stopped.wait(1.0):
+        pass
+    for t in workers:
+        t.join(timeout=30)
+    server.shutdown()
+    log.info("worker stopped")
