@@ -81,6 +81,8 @@ class ConfirmingPublisher:
     def _set_channel(self, channel: pika.channel.Channel) -> None:
         self._next_tag = 0
         self._channel = channel
+        if self._conn is not None:
+            self._conn.ioloop.stop()
 
     def _on_failure(self, _obj: object, reason: object = None) -> None:
         self._error = str(reason or "connection closed")

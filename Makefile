@@ -1,0 +1,38 @@
+# Dear MP — everything on this machine. See README.md.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install run test test-unit lint bench clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+## make run: migrate, load the demo campaigns and data, start every service, the relay and a mail catcher
+run: $(STAMP)
+	$(BIN)/python -m services.devrun
+
+## make test: the whole suite (needs RabbitMQ and Postgres: DEARMP_TEST_*_URL or testcontainers)
+test: $(STAMP)
+	$(BIN)/pytest -q -rs
+
+test-unit: $(STAMP)
+	$(BIN)/pytest -q tests/unit
+
+lint: $(STAMP)
+	$(BIN)/ruff check shared services tests bench
+	$(BIN)/mypy
+
+## make bench: benchmarks (not part of the test suite); figures go in docs/benchmarks.md
+bench: $(STAMP)
+	$(BIN)/python bench/relay.py
+
+clean:
+	rm -rf var .pytest_cache

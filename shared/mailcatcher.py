@@ -1,0 +1,124 @@
+"""A local SMTP server that catches mail (aiosmtpd), for ``make run`` and the tests.
+
+Every message is kept in memory and, when a directory is given, written there as an ``.eml`` file.
+For fault tests it can answer slowly (``delay``) or refuse recipients with a given code.
+Run it alone with ``python -m shared.mailcatcher --port 1025 --dir var/mail``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import email
+import email.policy
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from email.message import EmailMessage
+from pathlib import Path
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+
+@dataclass
+class Caught:
+    mail_from: str
+    rcpt_tos: list[str]
+    data: bytes
+
+    @property
+    def message(self) -> EmailMessage:
+        return email.message_from_bytes(self.data, policy=email.policy.default)  # type: ignore[return-value]
+
+
+class CatchingHandler:
+    def __init__(self, directory: Path | None = None, delay: float = 0.0):
+        self.directory = directory
+        self.delay = delay
+        self.refuse_code: int | None = None  # e.g. 550 or 451: refuse every recipient
+        self.messages: list[Caught] = []
+        self._lock = threading.Lock()
+        self._arrived = threading.Condition(self._lock)
+        if directory:
+            directory.mkdir(parents=True, exist_ok=True)
+
+    async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope,  # noqa: N802
+                          address: str, rcpt_options: list[str]) -> str:
+        if self.refuse_code:
+            return f"{self.refuse_code} Recipient refused (test)"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        caught = Caught(str(envelope.mail_from), list(envelope.rcpt_tos), bytes(envelope.content or b""))
+        with self._arrived:
+            self.messages.append(caught)
+            index = len(self.messages)
+            self._arrived.notify_all()
+        if self.directory:
+            stamp = time.strftime("%Y%m%dT%H%M%S")
+            (self.directory / f"{stamp}-{index:06d}.eml").write_bytes(caught.data)
+        return "250 Message accepted"
+
+    def wait_for(self, count: int, timeout: float = 30.0) -> list[Caught]:
+        deadline = time.monotonic() + timeout
+        with self._arrived:
+            while len(self.messages) < count:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._arrived.wait(remaining)
+            return list(self.messages)
+
+
+class MailCatcher:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, directory: Path | None = None,
+                 delay: float = 0.0):
+        self.handler = CatchingHandler(directory, delay)
+        if port == 0:
+            import socket
+
+            with socket.socket() as s:
+                s.bind((host, 0))
+                port = s.getsockname()[1]
+        self.host, self.port = host, port
+        self.controller = Controller(self.handler, hostname=host, port=port,
+                                     data_size_limit=10 * 1024 * 1024)
+
+    @property
+    def url(self) -> str:
+        return f"smtp://{self.host}:{self.port}"
+
+    @property
+    def messages(self) -> list[Caught]:
+        return self.handler.messages
+
+    def start(self) -> MailCatcher:
+        self.controller.start()
+        return self
+
+    def stop(self) -> None:
+        self.controller.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Catch mail locally and store it as .eml files")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=1025)
+    parser.add_argument("--dir", type=Path, default=Path("var/mail"))
+    args = parser.parse_args()
+    catcher = MailCatcher(args.host, args.port, args.dir).start()
+    print(f"mail catcher on smtp://{args.host}:{args.port}, storing messages in {args.dir}/", flush=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    stop.wait()
+    catcher.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,225 @@
+"""Shared fixtures: real RabbitMQ and Postgres, isolated per test.
+
+RabbitMQ and Postgres come from DEARMP_TEST_AMQP_URL / DEARMP_TEST_DATABASE_URL when set,
+otherwise from testcontainers. With neither, integration tests fail under CI=true and skip (with
+the reason) elsewhere. Each test gets its own database (a copy of a migrated template) and its own
+broker namespace (unique exchange and queue names), removed afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import ExitStack
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from shared.config import Settings
+from tests.support import ROOT, ServiceProcess, free_port, wait_http_ok, wait_until
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+RETRY_DELAYS = "200,400,800"
+
+
+def _unavailable(what: str, why: str) -> None:
+    message = f"{what} unavailable: {why}"
+    if IN_CI:
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def _containers() -> Iterator[ExitStack]:
+    with ExitStack() as stack:
+        yield stack
+
+
+@pytest.fixture(scope="session")
+def amqp_url(_containers: ExitStack) -> str:
+    url = os.environ.get("DEARMP_TEST_AMQP_URL")
+    if url:
+        import pika
+
+        try:
+            pika.BlockingConnection(pika.URLParameters(url)).close()
+        except Exception as exc:
+            _unavailable("RabbitMQ", f"cannot connect to DEARMP_TEST_AMQP_URL ({type(exc).__name__})")
+        return url
+    try:
+        from testcontainers.rabbitmq import RabbitMqContainer
+
+        container = _containers.enter_context(RabbitMqContainer("rabbitmq:3.13-management"))
+        return f"amqp://guest:guest@{container.get_container_host_ip()}:{container.get_exposed_port(5672)}/%2F"
+    except Exception as exc:
+        _unavailable("RabbitMQ", f"DEARMP_TEST_AMQP_URL not set and testcontainers failed ({type(exc).__name__})")
+        raise
+
+
+@pytest.fixture(scope="session")
+def pg_server_url(_containers: ExitStack) -> str:
+    url = os.environ.get("DEARMP_TEST_DATABASE_URL")
+    if not url:
+        try:
+            from testcontainers.postgres import PostgresContainer
+
+            container = _containers.enter_context(PostgresContainer("postgres:16", driver="psycopg"))
+            url = container.get_connection_url()
+        except Exception as exc:
+            _unavailable("PostgreSQL", f"DEARMP_TEST_DATABASE_URL not set and testcontainers failed ({type(exc).__name__})")
+    settings = Settings(database_url=url)  # normalises the driver name
+    engine = sa.create_engine(settings.database_url)
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+    except Exception as exc:
+        _unavailable("PostgreSQL", f"cannot connect ({type(exc).__name__})")
+    finally:
+        engine.dispose()
+    return settings.database_url
+
+
+def _admin(url: str) -> sa.Engine:
+    return sa.create_engine(sa.make_url(url).set(database="postgres"), isolation_level="AUTOCOMMIT")
+
+
+@pytest.fixture(scope="session")
+def template_database(pg_server_url: str) -> Iterator[str]:
+    """A migrated database with the demo data, copied for each test."""
+    from shared.campaigns import campaign_files, read_campaign_file, save_campaign
+    from shared.db import make_engine, upgrade
+    from services.resolver import importers
+
+    name = f"dearmp_tpl_{uuid.uuid4().hex[:8]}"
+    admin = _admin(pg_server_url)
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    url = sa.make_url(pg_server_url).set(database=name).render_as_string(hide_password=False)
+    upgrade(url)
+    engine = make_engine(url)
+    demo = ROOT / "data" / "demo"
+    importers.import_onspd(engine, demo / "onspd.csv", quiet=True)
+    importers.import_constituencies(engine, demo / "constituencies.json", quiet=True)
+    importers.import_mps(engine, demo / "mps.csv", quiet=True)
+    with engine.begin() as conn:
+        for path in campaign_files(ROOT / "campaigns"):
+            save_campaign(conn, read_campaign_file(path))
+    engine.dispose()
+    yield name
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    admin.dispose()
+
+
+@pytest.fixture
+def database_url(pg_server_url: str, template_database: str) -> Iterator[str]:
+    name = f"dearmp_t_{uuid.uuid4().hex[:12]}"
+    admin = _admin(pg_server_url)
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
+    yield sa.make_url(pg_server_url).set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    admin.dispose()
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[sa.Engine]:
+    from shared.db import make_engine
+
+    eng = make_engine(database_url)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def namespace(amqp_url: str) -> Iterator[str]:
+    from shared.broker.declare import delete_all
+    from shared.topology import Topology
+
+    ns = f"t{uuid.uuid4().hex[:10]}"
+    yield ns
+    try:
+        delete_all(amqp_url, Topology(ns), [int(d) for d in RETRY_DELAYS.split(",")])
+    except Exception:
+        pass  # a fault test may leave the broker briefly unavailable; names are unique anyway
+
+
+@pytest.fixture
+def mail() -> Iterator[object]:
+    from shared.mailcatcher import MailCatcher
+
+    catcher = MailCatcher().start()
+    yield catcher
+    catcher.stop()
+
+
+@pytest.fixture
+def service_env(database_url: str, amqp_url: str, namespace: str, mail: object) -> dict[str, str]:
+    return {
+        "DEARMP_DATABASE_URL": database_url,
+        "DEARMP_AMQP_URL": amqp_url,
+        "DEARMP_BROKER_NAMESPACE": namespace,
+        "DEARMP_SMTP_URL": mail.url,  # type: ignore[attr-defined]
+        "DEARMP_SECRET_KEY": "test-secret-key-0123456789",
+        "DEARMP_RETRY_DELAYS_MS": RETRY_DELAYS,
+        "DEARMP_MAX_ATTEMPTS": "3",
+        "DEARMP_HEARTBEAT": "10",
+        "DEARMP_SANDBOX_TO": "sandbox@example.org",
+        "DEARMP_METRICS_PORT": "0",
+        "DEARMP_LOG_LEVEL": "info",
+    }
+
+
+@pytest.fixture
+def settings(service_env: dict[str, str]) -> Settings:
+    return Settings(**{k.removeprefix("DEARMP_").lower(): v for k, v in service_env.items()})
+
+
+class System:
+    """The whole of Dear MP as subprocesses: intake, relay, resolver, mailer, updates."""
+
+    def __init__(self, env: dict[str, str], request: pytest.FixtureRequest):
+        port = free_port()
+        self.base_url = f"http://127.0.0.1:{port}"
+        self.env = {**env, "DEARMP_HTTP_PORT": str(port), "DEARMP_BASE_URL": self.base_url}
+        tag = request.node.name[:40].replace("/", "_")
+        self.services = {
+            name: ServiceProcess(name, self.env, tag=tag)
+            for name in ("relay", "resolver", "mailer", "updates", "intake")
+        }
+
+    def start(self, *names: str) -> System:
+        for name in names or self.services:
+            self.services[name].start()
+        if not names or "intake" in names:
+            wait_http_ok(f"{self.base_url}/healthz", 30)
+        return self
+
+    def stop(self) -> None:
+        for svc in self.services.values():
+            svc.terminate(20)
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {n} ---\n{s.output()[-4000:]}" for n, s in self.services.items())
+
+
+@pytest.fixture
+def system(service_env: dict[str, str], request: pytest.FixtureRequest) -> Iterator[System]:
+    sys_ = System(service_env, request)
+    yield sys_
+    sys_.stop()
+    if request.node.rep_call.failed if hasattr(request.node, "rep_call") else False:
+        print(sys_.logs())
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
+    outcome = yield
+    rep = outcome.get_result()
+    setattr(item, f"rep_{rep.when}", rep)
+
+
+__all__ = ["wait_until", "Path"]

@@ -1,0 +1,121 @@
+"""Test helpers: factories with keyword-only arguments, service processes, waiting."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+VAR = ROOT / "var" / "test-logs"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float = 30.0, interval: float = 0.1,
+               message: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+        time.sleep(interval)
+
+
+def make_signature(*, postcode: str = "GU11 1AA", email: str | None = None,
+                   first_name: str = "Jo", last_name: str = "Bloggs", comment: str = "",
+                   opt_in: bool = False, address_lines: list[str] | None = None) -> dict[str, Any]:
+    return {
+        "first_name": first_name,
+        "last_name": last_name,
+        "email": email or f"supporter-{uuid.uuid4().hex[:10]}@example.org",
+        "postcode": postcode,
+        "address_lines": address_lines or ["1 Test Street", "Aldershot"],
+        "comment": comment,
+        "opt_in": opt_in,
+        "consent": True,
+    }
+
+
+CONFIRM_RE = re.compile(r"(https?://\S+/confirm/[A-Za-z0-9_\-.]+)")
+
+
+def confirm_url_in(message_text: str) -> str:
+    match = CONFIRM_RE.search(message_text)
+    assert match, "no confirmation link in the email"
+    return match.group(1)
+
+
+class ServiceProcess:
+    """One ``dearmp serve NAME`` subprocess, its output in var/test-logs/."""
+
+    def __init__(self, name: str, env: dict[str, str], *, threads: int = 1, tag: str = ""):
+        self.name = name
+        self.env = env
+        self.threads = threads
+        self.log_path = VAR / f"{tag or 'run'}-{name}-{uuid.uuid4().hex[:6]}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, extra_env: dict[str, str] | None = None) -> ServiceProcess:
+        VAR.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, **self.env, **(extra_env or {}), "PYTHONUNBUFFERED": "1"}
+        args = [sys.executable, "-m", "services.cli", "serve", self.name]
+        if self.name != "intake":
+            args += ["--threads", str(self.threads)]
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+        return self
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def kill(self) -> None:
+        if self.proc and self.alive:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+
+    def terminate(self, timeout: float = 30) -> int | None:
+        if self.proc is None:
+            return None
+        if self.alive:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                return self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        return self.proc.returncode
+
+    def wait_exit(self, timeout: float = 30) -> int:
+        assert self.proc is not None
+        return self.proc.wait(timeout)
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+def wait_http_ok(url: str, timeout: float = 30) -> None:
+    def ok() -> bool:
+        try:
+            return httpx.get(url, timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    wait_until(ok, timeout, 0.2, f"{url} to answer 200")
