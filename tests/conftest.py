@@ -22,6 +22,8 @@ from tests.support import ROOT, ServiceProcess, free_port, wait_http_ok, wait_un
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 RETRY_DELAYS = "200,400,800"
+# Every retry delay any test configures, so the namespace clean-up finds all the delay queues.
+ALL_TEST_DELAYS = [200, 400, 800, 2000, 4000]
 
 
 def _unavailable(what: str, why: str) -> None:
@@ -142,7 +144,7 @@ def namespace(amqp_url: str) -> Iterator[str]:
     ns = f"t{uuid.uuid4().hex[:10]}"
     yield ns
     try:
-        delete_all(amqp_url, Topology(ns), [int(d) for d in RETRY_DELAYS.split(",")])
+        delete_all(amqp_url, Topology(ns), ALL_TEST_DELAYS)
     except Exception:
         pass  # a fault test may leave the broker briefly unavailable; names are unique anyway
 

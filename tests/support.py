@@ -119,3 +119,62 @@ def wait_http_ok(url: str, timeout: float = 30) -> None:
             return False
 
     wait_until(ok, timeout, 0.2, f"{url} to answer 200")
+
+
+def queue_depth(amqp_url: str, queue: str) -> int:
+    import pika
+
+    conn = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    try:
+        return int(conn.channel().queue_declare(queue, passive=True).method.message_count)
+    finally:
+        conn.close()
+
+
+def get_all(amqp_url: str, queue: str) -> list[tuple[Any, bytes]]:
+    """Take every message from a queue (acknowledging them): (properties, body) pairs."""
+    import pika
+
+    conn = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    out = []
+    try:
+        channel = conn.channel()
+        while True:
+            method, props, body = channel.basic_get(queue, auto_ack=True)
+            if method is None:
+                return out
+            out.append((props, body))
+    finally:
+        conn.close()
+
+
+def publish_raw(amqp_url: str, exchange: str, routing_key: str, body: bytes,
+                headers: dict[str, Any] | None = None) -> None:
+    import pika
+
+    conn = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    try:
+        channel = conn.channel()
+        channel.confirm_delivery()
+        channel.basic_publish(exchange, routing_key, body,
+                              pika.BasicProperties(delivery_mode=2, message_id=str(uuid.uuid4()),
+                                                   type=routing_key, headers=headers),
+                              mandatory=True)
+    finally:
+        conn.close()
+
+
+def post_signatures(base_url: str, campaign: str, signatures: list[dict[str, Any]]) -> None:
+    with httpx.Client(timeout=30) as client:
+        for sig in signatures:
+            response = client.post(f"{base_url}/api/v1/campaigns/{campaign}/signatures", json=sig)
+            assert response.status_code == 202, response.text
+
+
+def letters_by_purpose(caught: list[Any]) -> dict[str, list[str]]:
+    """Message-IDs at the SMTP server, grouped by purpose (the id is ``<purpose.signature@…>``)."""
+    out: dict[str, list[str]] = {}
+    for c in caught:
+        mid = str(c.message["Message-ID"]).strip("<>")
+        out.setdefault(mid.split(".", 1)[0], []).append(mid)
+    return out

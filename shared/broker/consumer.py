@@ -24,7 +24,7 @@ import pika
 import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel
 from pika.spec import BasicProperties
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from shared import faults
 from shared.broker.declare import connection_parameters, declare_service
@@ -137,7 +137,7 @@ class Consumer:
         except (BadEvent, UnknownEvent, PermanentFailure) as exc:
             outcome = "dead_lettered"
             self._dead_letter(publish, props, body, headers, f"{type(exc).__name__}: {exc}")
-        except (TransientFailure, OperationalError, DBAPIError) as exc:
+        except (TransientFailure, OperationalError, InterfaceError) as exc:
             outcome = "retried"
             headers[TRANSIENT_HEADER] = transient + 1
             self._retry(publish, props, body, headers, tier=attempt - 1 + transient, exc=exc)

@@ -1,0 +1,82 @@
+"""Must-show 3: a consumer SIGKILLed after its DB commit and before its ack.
+
+The broker redelivers the unacked event to the restarted consumer; the inbox (and, for the mailer,
+the letter's state) make the redelivery change nothing.
+"""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+import sqlalchemy as sa
+
+from shared.topology import Topology
+from tests.support import (
+    confirm_url_in,
+    letters_by_purpose,
+    make_signature,
+    post_signatures,
+    queue_depth,
+    wait_until,
+)
+
+
+def _count(engine: sa.Engine, sql: str) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(sa.text(sql)).scalar_one())
+
+
+@pytest.mark.fault
+def test_resolver_killed_between_commit_and_ack_resolves_once(system, mail, engine, amqp_url,
+                                                             namespace, tmp_path) -> None:
+    resolver = system.services["resolver"]
+    system.start("relay", "mailer", "updates", "intake")
+    resolver.start({"DEARMP_FAULT_KILL_AT": "before_ack", "DEARMP_FAULT_MARKER": str(tmp_path / "k")})
+
+    post_signatures(system.base_url, "guardians-for-children", [make_signature()])
+    link = confirm_url_in(mail.handler.wait_for(1)[0].message.get_body(("plain",)).get_content())
+    assert httpx.post(link, timeout=10).status_code == 200
+
+    assert resolver.wait_exit(60) == -9  # SIGKILLed itself after committing, before acking
+    assert (tmp_path / "k").exists()
+    assert _count(engine, "SELECT count(*) FROM resolutions") == 1
+    assert _count(engine, "SELECT count(*) FROM outbox WHERE routing_key='signature.resolved'") == 1
+    queue = Topology(namespace).queue("resolver")
+    wait_until(lambda: queue_depth(amqp_url, queue) == 1, 20, message="the unacked event to return")
+
+    resolver.start()  # same marker: runs normally now
+    wait_until(lambda: queue_depth(amqp_url, queue) == 0, 30, message="the redelivery to be acked")
+    wait_until(lambda: "duplicate event ignored" in resolver.output(), 10,
+               message="the resolver to skip the redelivered event")
+    assert _count(engine, "SELECT count(*) FROM resolutions") == 1
+    assert _count(engine, "SELECT count(*) FROM outbox WHERE routing_key='signature.resolved'") == 1
+    assert _count(engine, "SELECT count(*) FROM inbox WHERE consumer='resolver'") == 1
+    mail.handler.wait_for(2, timeout=30)
+    assert len(letters_by_purpose(mail.messages)["letter"]) == 1
+
+
+@pytest.mark.fault
+def test_mailer_killed_between_commit_and_ack_sends_once(system, mail, engine, amqp_url,
+                                                         namespace, tmp_path) -> None:
+    mailer = system.services["mailer"]
+    system.start("relay", "resolver", "updates", "intake")
+    mailer.start({"DEARMP_FAULT_KILL_AT": "before_ack", "DEARMP_FAULT_MARKER": str(tmp_path / "k")})
+
+    post_signatures(system.base_url, "guardians-for-children", [make_signature(opt_in=True)])
+    assert mailer.wait_exit(60) == -9
+    assert len(mail.messages) == 1  # the confirmation went out and was committed as sent
+    assert _count(engine, "SELECT count(*) FROM letters WHERE state='sent'") == 1
+    queue = Topology(namespace).queue("mailer")
+    wait_until(lambda: queue_depth(amqp_url, queue) == 1, 20, message="the unacked event to return")
+
+    mailer.start()
+    wait_until(lambda: queue_depth(amqp_url, queue) == 0, 30, message="the redelivery to be acked")
+    link = confirm_url_in(mail.messages[0].message.get_body(("plain",)).get_content())
+    assert httpx.post(link, timeout=10).status_code == 200
+    mail.handler.wait_for(2, timeout=30)
+    wait_until(lambda: _count(engine, "SELECT count(*) FROM subscribers") == 1, 20,
+               message="updates to record the subscriber")
+    by_purpose = letters_by_purpose(mail.messages)
+    assert len(by_purpose["confirmation"]) == 1  # the redelivery sent nothing
+    assert len(by_purpose["letter"]) == 1
+    assert _count(engine, "SELECT max(sends) FROM letters") == 1
