@@ -17,7 +17,10 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029\x85]+")
 
 
 def one_line(value: str, limit: int = 200) -> str:
-    return _CONTROL.sub(" ", value or "").strip()[:limit]
+    """A single line of text, safe in a header: no control characters, and no literal RFC 2047
+    encoded words (which a mail client would decode, CR/LF and all)."""
+    text = _CONTROL.sub(" ", value or "").replace("=?", "= ?").replace("?=", "? =")
+    return text.strip()[:limit]
 
 
 def build_message(

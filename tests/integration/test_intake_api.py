@@ -1,0 +1,90 @@
+"""The intake JSON API and confirmation pages, in-process against real Postgres."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+
+from services.intake.app import create_app
+from shared.config import Settings
+from shared.db import make_engine
+from shared.tokens import make_token
+from tests.support import make_signature
+
+URL = "/api/v1/campaigns/guardians-for-children/signatures"
+
+
+def client_for(settings: Settings, engine: sa.Engine) -> TestClient:
+    return TestClient(create_app(settings, engine), raise_server_exceptions=False)
+
+
+def count(engine: sa.Engine, sql: str) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(sa.text(sql)).scalar_one())
+
+
+def test_bad_input_gets_a_clear_4xx_and_changes_nothing(settings, engine) -> None:
+    client = client_for(settings, engine)
+    cases = {
+        "postcode": make_signature(postcode="NOT A POSTCODE"),
+        "consent": {**make_signature(), "consent": False},
+        "first_name": make_signature(first_name="Jo\r\nBcc: x@example.org"),
+        "email": make_signature(email="not-an-email"),
+    }
+    for field, body in cases.items():
+        response = client.post(URL, json=body)
+        assert response.status_code == 422, response.text
+        errors = response.json()["errors"]
+        assert any(e["field"] == field for e in errors), errors
+    assert "real UK postcode" in client.post(URL, json=cases["postcode"]).text
+    assert client.post("/api/v1/campaigns/nope/signatures", json=make_signature()).status_code == 404
+    assert client.post(URL, content=b"{", headers={"content-type": "application/json"}).status_code == 422
+    assert count(engine, "SELECT count(*) FROM signatures") == 0
+    assert count(engine, "SELECT count(*) FROM outbox") == 0
+
+
+def test_signing_twice_gives_the_same_answer_and_one_signature(settings, engine) -> None:
+    client = client_for(settings, engine)
+    first = client.post(URL, json=make_signature(email="Jo.Bloggs+campaign@gmail.com"))
+    second = client.post(URL, json=make_signature(email="jobloggs@googlemail.com"))
+    assert first.status_code == second.status_code == 202
+    assert first.json() == second.json()
+    assert count(engine, "SELECT count(*) FROM signatures") == 1
+    assert count(engine, "SELECT count(*) FROM outbox WHERE routing_key='signature.received'") == 1
+
+
+def test_confirmation_needs_a_post_with_a_valid_token(settings, engine) -> None:
+    client = client_for(settings, engine)
+    assert client.post(URL, json=make_signature()).status_code == 202
+    with engine.connect() as conn:
+        signature_id = conn.execute(sa.text("SELECT id FROM signatures")).scalar_one()
+    token = make_token(settings.secret_key, "confirm", str(signature_id))
+    assert client.get(f"/confirm/{token}").status_code == 200
+    assert count(engine, "SELECT count(*) FROM signatures WHERE status='pending'") == 1
+    assert client.post(f"/confirm/{token}x").status_code == 400
+    wrong_purpose = make_token(settings.secret_key, "unsubscribe", str(signature_id))
+    assert client.post(f"/confirm/{wrong_purpose}").status_code == 400
+    assert client.post(f"/confirm/{token}").status_code == 200
+    assert client.post(f"/confirm/{token}").status_code == 200  # twice: harmless
+    assert count(engine, "SELECT count(*) FROM signatures WHERE status='confirmed'") == 1
+    assert count(engine, "SELECT count(*) FROM outbox WHERE routing_key='signature.confirmed'") == 1
+
+
+def test_database_down_answers_503_with_a_message(settings) -> None:
+    dead = make_engine("postgresql+psycopg://postgres@127.0.0.1:1/none")
+    client = client_for(settings, dead)
+    response = client.post(URL, json=make_signature())
+    assert response.status_code == 503
+    assert "nothing was saved" in response.json()["detail"]
+    page = client.get("/c/guardians-for-children")
+    assert page.status_code == 503 and "service is unavailable" in page.text
+    assert client.get("/healthz").status_code == 200
+
+
+def test_campaign_page_and_health(settings, engine) -> None:
+    client = client_for(settings, engine)
+    page = client.get("/c/guardians-for-children")
+    assert page.status_code == 200 and "Read the letter" in page.text
+    assert client.get("/c/no-such-campaign").status_code == 404
+    assert client.get("/metrics").status_code == 200
+    assert client.get("/openapi.json").json()["paths"]

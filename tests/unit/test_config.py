@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from shared.config import ConfigError, Settings, load_settings
+from tests.support import ROOT
+
+
+def test_defaults_are_sandbox_and_accept_plain_postgres_urls(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DEARMP_DATABASE_URL", "postgresql://u@h:5432/d")
+    settings = load_settings()
+    assert settings.delivery == "sandbox"
+    assert settings.database_url == "postgresql+psycopg://u@h:5432/d"
+
+
+def test_live_delivery_refuses_a_placeholder_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DEARMP_DELIVERY", "live")
+    monkeypatch.setenv("DEARMP_MAIL_DOMAIN", "campaigns.example.org")
+    with pytest.raises(ConfigError, match="SECRET_KEY"):
+        load_settings()
+    monkeypatch.setenv("DEARMP_SECRET_KEY", "a-real-and-long-secret-value")
+    assert load_settings().delivery == "live"
+
+
+def test_live_delivery_needs_a_real_mail_domain() -> None:
+    with pytest.raises(ValueError, match="MAIL_DOMAIN"):
+        Settings(delivery="live", secret_key="a-real-and-long-secret-value")
+
+
+def test_a_service_refuses_to_start_live_with_one_line() -> None:
+    env = {"DEARMP_DELIVERY": "live", "PATH": "/usr/bin:/bin"}
+    result = subprocess.run([sys.executable, "-m", "services.cli", "serve", "mailer"], env=env,
+                            cwd=ROOT, capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "DEARMP_SECRET_KEY" in lines[0], result.stderr
+
+
+def test_unknown_delivery_mode_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DEARMP_DELIVERY", "production")
+    with pytest.raises(ConfigError, match="DEARMP_DELIVERY"):
+        load_settings()

@@ -1,0 +1,46 @@
+"""Supporters' personal data never reaches a log line: checked on real rendered output."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from shared.logging import redact_pii
+from tests.support import ROOT
+
+SCRIPT = r"""
+import logging
+from shared.logging import configure_logging, get_logger, bind_context
+from shared.messages import Supporter
+configure_logging("test", json=True)
+log = get_logger("t")
+s = Supporter(first_name="Siân", last_name="Zoë-Whitfield", email="sian.zoe@example.org",
+              postcode="GU11 1AA", address_lines=["12 Acacia Avenue"], comment="my story")
+bind_context(event_id="e-1", correlation_id="c-1")
+log.info("signature received", supporter=s.model_dump(), email=s.email, campaign="guardians")
+log.info("nested", payload={"supporter": {"email": "x@example.org"}, "first_name": "Siân"})
+log.warning("free text mentions sian.zoe@example.org in passing")
+logging.getLogger("pika").warning("library says %s", "sian.zoe@example.org")
+"""
+
+
+def test_rendered_json_logs_contain_no_personal_data() -> None:
+    result = subprocess.run([sys.executable, "-c", SCRIPT], cwd=ROOT, capture_output=True,
+                            text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    output = result.stderr
+    lines = [json.loads(line) for line in output.strip().splitlines()]
+    assert len(lines) == 4
+    for needle in ("sian.zoe@example.org", "x@example.org", "Siân", "Zoë", "Acacia", "my story"):
+        assert needle not in output, f"{needle!r} leaked into the logs"
+    first = lines[0]
+    assert first["service"] == "test" and first["event_id"] == "e-1"
+    assert first["correlation_id"] == "c-1" and first["campaign"] == "guardians"
+    assert first["supporter"] == "[redacted]" and first["email"] == "[redacted]"
+    assert "[email]" in lines[2]["event"]
+
+
+def test_redaction_masks_by_key_at_any_depth() -> None:
+    out = redact_pii(None, "info", {"event": "x", "data": [{"last_name": "Ó Briain", "ok": 1}]})
+    assert out["data"] == [{"last_name": "[redacted]", "ok": 1}]
