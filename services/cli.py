@@ -18,8 +18,12 @@ from sqlalchemy.exc import OperationalError
 
 from shared.config import ConfigError, Settings, load_settings
 
-app = typer.Typer(help="Dear MP: email-your-MP campaigns.", no_args_is_help=True,
-                  pretty_exceptions_enable=False, add_completion=False)
+app = typer.Typer(
+    help="Dear MP: email-your-MP campaigns.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
 serve_app = typer.Typer(help="Run a service.", no_args_is_help=True)
 db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
 campaigns_app = typer.Typer(help="Campaign definitions.", no_args_is_help=True)
@@ -42,8 +46,8 @@ def friendly_errors(func: F) -> F:
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from shared.campaigns import CampaignError
         from services.resolver.importers import ImportError_
+        from shared.campaigns import CampaignError
 
         try:
             return func(*args, **kwargs)
@@ -57,8 +61,10 @@ def friendly_errors(func: F) -> F:
             reason = str(exc.orig).strip().splitlines()[0] if exc.orig else "unreachable"
             if "does not exist" in reason:
                 fail(f"database: {reason}; run 'dearmp db upgrade' first")
-            fail(f"cannot reach the database (DEARMP_DATABASE_URL): {reason[:120]}; start "
-                 "PostgreSQL with 'pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start'")
+            fail(
+                f"cannot reach the database (DEARMP_DATABASE_URL): {reason[:120]}; start "
+                "PostgreSQL with 'pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start'"
+            )
 
     return wrapper  # type: ignore[return-value]
 
@@ -115,19 +121,28 @@ def _serve(name: Service, threads: int) -> None:
     elif name is Service.resolver:
         from services.resolver.handlers import HANDLERS as RESOLVER
 
-        run_worker("resolver", settings, engine,
-                   lambda: transactional("resolver", engine, RESOLVER), threads)
+        run_worker(
+            "resolver",
+            settings,
+            engine,
+            lambda: transactional("resolver", engine, RESOLVER),
+            threads,
+        )
     else:
         from services.updates.handlers import HANDLERS as UPDATES
 
-        run_worker("updates", settings, engine,
-                   lambda: transactional("updates", engine, UPDATES), threads)
+        run_worker(
+            "updates", settings, engine, lambda: transactional("updates", engine, UPDATES), threads
+        )
 
 
 for _svc in Service:
+
     def _make(svc: Service) -> Callable[..., None]:
         def command(
-            threads: Annotated[int, typer.Option(help="Consumer threads (each its own connection)")] = 1,
+            threads: Annotated[
+                int, typer.Option(help="Consumer threads (each its own connection)")
+            ] = 1,
         ) -> None:
             _serve(svc, threads)
 
@@ -176,8 +191,11 @@ def _import(kind: str, path: Path, quiet: bool) -> None:
 
     settings = settings_or_exit()
     engine = make_engine(settings.database_url)
-    func = {"onspd": importers.import_onspd, "constituencies": importers.import_constituencies,
-            "mps": importers.import_mps}[kind]
+    func = {
+        "onspd": importers.import_onspd,
+        "constituencies": importers.import_constituencies,
+        "mps": importers.import_mps,
+    }[kind]
     count = func(engine, path, quiet=quiet)
     typer.echo(f"imported {count} rows from {path}")
 

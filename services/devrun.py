@@ -42,11 +42,15 @@ def reachable(host: str, port: int) -> bool:
 def check_dependencies(settings: Settings) -> str | None:
     db = sa.make_url(settings.database_url)
     if not reachable(db.host or "127.0.0.1", db.port or 5432):
-        return f"PostgreSQL is not reachable at {db.host}:{db.port or 5432}; start it with: {START_PG}"
+        return (
+            f"PostgreSQL is not reachable at {db.host}:{db.port or 5432}; start it with: {START_PG}"
+        )
     amqp = urlparse(settings.amqp_url)
     if not reachable(amqp.hostname or "127.0.0.1", amqp.port or 5672):
-        return (f"RabbitMQ is not reachable at {amqp.hostname}:{amqp.port or 5672}; "
-                f"start it with: {START_RABBIT}")
+        return (
+            f"RabbitMQ is not reachable at {amqp.hostname}:{amqp.port or 5672}; "
+            f"start it with: {START_RABBIT}"
+        )
     return None
 
 
@@ -103,7 +107,9 @@ def main() -> int:
     catcher = None
     if smtp_host in ("127.0.0.1", "localhost"):
         if reachable(smtp_host, smtp_port):
-            say(f"port {smtp_port} is taken; set DEARMP_SMTP_URL to a free port, e.g. smtp://127.0.0.1:2525")
+            say(
+                f"port {smtp_port} is taken; set DEARMP_SMTP_URL to a free port, e.g. smtp://127.0.0.1:2525"
+            )
             return 1
         catcher = MailCatcher(smtp_host, smtp_port, ROOT / "var" / "mail").start()
         say(f"mail catcher on {settings.smtp_url}; messages are stored in var/mail/")
@@ -117,7 +123,11 @@ def main() -> int:
         log = (logs / f"{name}.log").open("ab")
         children[name] = subprocess.Popen(
             [sys.executable, "-m", "services.cli", "serve", name],
-            env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            start_new_session=True,
         )
 
     stop = threading.Event()
@@ -127,8 +137,10 @@ def main() -> int:
     local = f"http://127.0.0.1:{settings.http_port}"
     if wait_healthy(f"{local}/healthz"):
         say(f"Dear MP is running. Open {local}/c/guardians-for-children")
-        say(f"service logs are in var/log/; workers' /metrics on ports {base_port}-{base_port + 3}. "
-            "Press Ctrl-C to stop.")
+        say(
+            f"service logs are in var/log/; workers' /metrics on ports {base_port}-{base_port + 3}. "
+            "Press Ctrl-C to stop."
+        )
     else:
         say("intake did not start; see var/log/intake.log")
         stop.set()

@@ -35,14 +35,19 @@ def run_relay(settings: Settings, threads: int = 1) -> None:
         {"database": lambda: check_database(engine), "broker": broker_check(settings.amqp_url)},
     )
     relays = [
-        Relay(engine, ConfirmingPublisher(settings.amqp_url, topology.events_exchange,
-                                          heartbeat=settings.heartbeat),
-              batch_size=settings.relay_batch_size)
+        Relay(
+            engine,
+            ConfirmingPublisher(
+                settings.amqp_url, topology.events_exchange, heartbeat=settings.heartbeat
+            ),
+            batch_size=settings.relay_batch_size,
+        )
         for _ in range(threads)
     ]
     workers = [
-        threading.Thread(target=r.run, args=(stopping, settings.relay_idle_sleep), daemon=True,
-                         name=f"relay-{i}")
+        threading.Thread(
+            target=r.run, args=(stopping, settings.relay_idle_sleep), daemon=True, name=f"relay-{i}"
+        )
         for i, r in enumerate(relays)
     ]
     for w in workers:

@@ -20,7 +20,9 @@ def queue_depths(settings: Settings) -> dict[str, Any]:
     topology = Topology(settings.broker_namespace)
     out: dict[str, Any] = {}
     try:
-        conn = pika.BlockingConnection(connection_parameters(settings.amqp_url, name="dearmp-status"))
+        conn = pika.BlockingConnection(
+            connection_parameters(settings.amqp_url, name="dearmp-status")
+        )
     except pika.exceptions.AMQPError:
         return {"error": "cannot reach RabbitMQ (DEARMP_AMQP_URL)"}
     try:
@@ -42,8 +44,10 @@ def collect_status(settings: Settings) -> dict[str, Any]:
     engine = make_engine(settings.database_url)
     with engine.connect() as conn:
         outbox_backlog = backlog(conn)
-        by_state = dict(
-            conn.execute(sa.select(letters.c.state, sa.func.count()).group_by(letters.c.state)).all()
+        by_state: dict[str, int] = dict(
+            conn.execute(
+                sa.select(letters.c.state, sa.func.count()).group_by(letters.c.state)
+            ).all()
         )
     return {"queues": queue_depths(settings), "outbox_backlog": outbox_backlog, "letters": by_state}
 

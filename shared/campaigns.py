@@ -83,7 +83,9 @@ def read_campaign_file(path: Path) -> Campaign:
     except ValidationError as exc:
         err = exc.errors()[0]
         where = ".".join(str(p) for p in err["loc"]) or "campaign"
-        raise CampaignError(f"{path}: {where}: {err['msg'].removeprefix('Value error, ')}") from None
+        raise CampaignError(
+            f"{path}: {where}: {err['msg'].removeprefix('Value error, ')}"
+        ) from None
 
 
 def campaign_files(path: Path) -> list[Path]:
@@ -101,8 +103,11 @@ def save_campaign(conn: Connection, campaign: Campaign) -> None:
     )
     stmt = stmt.on_conflict_do_update(
         index_elements=[campaigns.c.slug],
-        set_={"title": stmt.excluded.title, "definition": stmt.excluded.definition,
-              "updated_at": stmt.excluded.updated_at},
+        set_={
+            "title": stmt.excluded.title,
+            "definition": stmt.excluded.definition,
+            "updated_at": stmt.excluded.updated_at,
+        },
     )
     conn.execute(stmt)
 

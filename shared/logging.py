@@ -45,7 +45,9 @@ def _scrub(value: Any) -> Any:
     if isinstance(value, str):
         return EMAIL_RE.sub("[email]", value)
     if isinstance(value, Mapping):
-        return {k: (REDACTED if str(k).lower() in PII_KEYS else _scrub(v)) for k, v in value.items()}
+        return {
+            k: (REDACTED if str(k).lower() in PII_KEYS else _scrub(v)) for k, v in value.items()
+        }
     if isinstance(value, list | tuple | set):
         return [_scrub(v) for v in value]
     return value

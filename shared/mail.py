@@ -7,10 +7,10 @@ a CR or LF anyway), so nothing a supporter types can add a header or a recipient
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr
-from datetime import UTC, datetime
 
 INTENDED_HEADER = "X-DearMP-Intended-Recipient"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029\x85]+")
@@ -40,7 +40,9 @@ def build_message(
     msg["From"] = formataddr((one_line(from_name), from_addr))
     msg["To"] = Address(display_name=one_line(to_name), addr_spec=one_line(to_addr))
     if reply_to:
-        msg["Reply-To"] = Address(display_name=one_line(reply_to[0]), addr_spec=one_line(reply_to[1]))
+        msg["Reply-To"] = Address(
+            display_name=one_line(reply_to[0]), addr_spec=one_line(reply_to[1])
+        )
     msg["Subject"] = one_line(subject, 250)
     msg["Date"] = format_datetime(datetime.now(UTC))
     msg["Message-ID"] = message_id
@@ -52,7 +54,9 @@ def build_message(
     return msg
 
 
-def delivery_recipients(msg: EmailMessage, intended: str, *, live: bool, sandbox_to: str) -> list[str]:
+def delivery_recipients(
+    msg: EmailMessage, intended: str, *, live: bool, sandbox_to: str
+) -> list[str]:
     """Where the message really goes. Unless delivery is live, only to the sandbox address, with
     the intended recipient recorded in a header: no real target can receive mail by accident."""
     if live:

@@ -44,8 +44,14 @@ class CatchingHandler:
         if directory:
             directory.mkdir(parents=True, exist_ok=True)
 
-    async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope,  # noqa: N802
-                          address: str, rcpt_options: list[str]) -> str:
+    async def handle_RCPT(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,  # noqa: N802
+        address: str,
+        rcpt_options: list[str],
+    ) -> str:
         if self.refuse_code:
             return f"{self.refuse_code} Recipient refused (test)"
         envelope.rcpt_tos.append(address)
@@ -54,7 +60,9 @@ class CatchingHandler:
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802
         if self.delay:
             await asyncio.sleep(self.delay)
-        caught = Caught(str(envelope.mail_from), list(envelope.rcpt_tos), bytes(envelope.content or b""))
+        content = envelope.content or b""
+        data = content.encode() if isinstance(content, str) else bytes(content)
+        caught = Caught(str(envelope.mail_from), list(envelope.rcpt_tos), data)
         with self._arrived:
             self.messages.append(caught)
             index = len(self.messages)
@@ -76,8 +84,13 @@ class CatchingHandler:
 
 
 class MailCatcher:
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, directory: Path | None = None,
-                 delay: float = 0.0):
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        directory: Path | None = None,
+        delay: float = 0.0,
+    ):
         self.handler = CatchingHandler(directory, delay)
         if port == 0:
             import socket
@@ -86,8 +99,9 @@ class MailCatcher:
                 s.bind((host, 0))
                 port = s.getsockname()[1]
         self.host, self.port = host, port
-        self.controller = Controller(self.handler, hostname=host, port=port,
-                                     data_size_limit=10 * 1024 * 1024)
+        self.controller = Controller(
+            self.handler, hostname=host, port=port, data_size_limit=10 * 1024 * 1024
+        )
 
     @property
     def url(self) -> str:
@@ -112,7 +126,10 @@ def main() -> None:
     parser.add_argument("--dir", type=Path, default=Path("var/mail"))
     args = parser.parse_args()
     catcher = MailCatcher(args.host, args.port, args.dir).start()
-    print(f"mail catcher on smtp://{args.host}:{args.port}, storing messages in {args.dir}/", flush=True)
+    print(
+        f"mail catcher on smtp://{args.host}:{args.port}, storing messages in {args.dir}/",
+        flush=True,
+    )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

@@ -146,7 +146,9 @@ class Envelope(BaseModel):
         try:
             return model.model_validate(self.payload)
         except ValidationError as exc:
-            raise BadEvent(f"{self.type} v{self.version} payload invalid: {exc.error_count()} errors")
+            raise BadEvent(
+                f"{self.type} v{self.version} payload invalid: {exc.error_count()} errors"
+            ) from None
 
     def to_json(self) -> bytes:
         return self.model_dump_json().encode()

@@ -29,9 +29,12 @@ def broker_check(url: str) -> Callable[[], None]:
     return check
 
 
-def make_consumers(service: str, settings: Settings,
-                   make_handle: Callable[[], Callable[[Envelope], None]],
-                   threads: int = 1) -> list[Consumer]:
+def make_consumers(
+    service: str,
+    settings: Settings,
+    make_handle: Callable[[], Callable[[Envelope], None]],
+    threads: int = 1,
+) -> list[Consumer]:
     """``threads`` consumers, each with its own connection and its own handler (and adapters)."""
     return [
         Consumer(
@@ -61,17 +64,31 @@ def install_stop_signals(stop: Callable[[], None]) -> threading.Event:
     return stopped
 
 
-def run_worker(service: str, settings: Settings, engine: Engine,
-               make_handle: Callable[[], Callable[[Envelope], None]], threads: int = 1) -> None:
+def run_worker(
+    service: str,
+    settings: Settings,
+    engine: Engine,
+    make_handle: Callable[[], Callable[[Envelope], None]],
+    threads: int = 1,
+) -> None:
     """Block until SIGTERM/SIGINT, then let in-flight messages finish and exit cleanly."""
     consumers = make_consumers(service, settings, make_handle, threads)
     server = serve_health(
         settings.metrics_port,
         {"database": lambda: check_database(engine), "broker": broker_check(settings.amqp_url)},
     )
-    log.info("worker started", queue=consumers[0].queue, threads=threads,
-             metrics_port=server.server_address[1])
-    stopped = install_stop_signals(lambda: [c.stop() for c in consumers])
+    log.info(
+        "worker started",
+        queue=consumers[0].queue,
+        threads=threads,
+        metrics_port=server.server_address[1],
+    )
+
+    def stop_all() -> None:
+        for consumer in consumers:
+            consumer.stop()
+
+    stopped = install_stop_signals(stop_all)
     workers = run_consumers(consumers)
     while not stopped.wait(1.0):
         pass

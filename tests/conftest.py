@@ -48,7 +48,9 @@ def amqp_url(_containers: ExitStack) -> str:
         try:
             pika.BlockingConnection(pika.URLParameters(url)).close()
         except Exception as exc:
-            _unavailable("RabbitMQ", f"cannot connect to DEARMP_TEST_AMQP_URL ({type(exc).__name__})")
+            _unavailable(
+                "RabbitMQ", f"cannot connect to DEARMP_TEST_AMQP_URL ({type(exc).__name__})"
+            )
         return url
     try:
         from testcontainers.rabbitmq import RabbitMqContainer
@@ -56,7 +58,10 @@ def amqp_url(_containers: ExitStack) -> str:
         container = _containers.enter_context(RabbitMqContainer("rabbitmq:3.13-management"))
         return f"amqp://guest:guest@{container.get_container_host_ip()}:{container.get_exposed_port(5672)}/%2F"
     except Exception as exc:
-        _unavailable("RabbitMQ", f"DEARMP_TEST_AMQP_URL not set and testcontainers failed ({type(exc).__name__})")
+        _unavailable(
+            "RabbitMQ",
+            f"DEARMP_TEST_AMQP_URL not set and testcontainers failed ({type(exc).__name__})",
+        )
         raise
 
 
@@ -67,10 +72,15 @@ def pg_server_url(_containers: ExitStack) -> str:
         try:
             from testcontainers.postgres import PostgresContainer
 
-            container = _containers.enter_context(PostgresContainer("postgres:16", driver="psycopg"))
+            container = _containers.enter_context(
+                PostgresContainer("postgres:16", driver="psycopg")
+            )
             url = container.get_connection_url()
         except Exception as exc:
-            _unavailable("PostgreSQL", f"DEARMP_TEST_DATABASE_URL not set and testcontainers failed ({type(exc).__name__})")
+            _unavailable(
+                "PostgreSQL",
+                f"DEARMP_TEST_DATABASE_URL not set and testcontainers failed ({type(exc).__name__})",
+            )
     settings = Settings(database_url=url)  # normalises the driver name
     engine = sa.create_engine(settings.database_url)
     try:
@@ -90,9 +100,9 @@ def _admin(url: str) -> sa.Engine:
 @pytest.fixture(scope="session")
 def template_database(pg_server_url: str) -> Iterator[str]:
     """A migrated database with the demo data, copied for each test."""
+    from services.resolver import importers
     from shared.campaigns import campaign_files, read_campaign_file, save_campaign
     from shared.db import make_engine, upgrade
-    from services.resolver import importers
 
     name = f"dearmp_tpl_{uuid.uuid4().hex[:8]}"
     admin = _admin(pg_server_url)

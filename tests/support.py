@@ -26,8 +26,12 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_until(predicate: Callable[[], Any], timeout: float = 30.0, interval: float = 0.1,
-               message: str = "condition") -> Any:
+def wait_until(
+    predicate: Callable[[], Any],
+    timeout: float = 30.0,
+    interval: float = 0.1,
+    message: str = "condition",
+) -> Any:
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
@@ -38,9 +42,16 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 30.0, interval: fl
         time.sleep(interval)
 
 
-def make_signature(*, postcode: str = "GU11 1AA", email: str | None = None,
-                   first_name: str = "Jo", last_name: str = "Bloggs", comment: str = "",
-                   opt_in: bool = False, address_lines: list[str] | None = None) -> dict[str, Any]:
+def make_signature(
+    *,
+    postcode: str = "GU11 1AA",
+    email: str | None = None,
+    first_name: str = "Jo",
+    last_name: str = "Bloggs",
+    comment: str = "",
+    opt_in: bool = False,
+    address_lines: list[str] | None = None,
+) -> dict[str, Any]:
     return {
         "first_name": first_name,
         "last_name": last_name,
@@ -148,18 +159,28 @@ def get_all(amqp_url: str, queue: str) -> list[tuple[Any, bytes]]:
         conn.close()
 
 
-def publish_raw(amqp_url: str, exchange: str, routing_key: str, body: bytes,
-                headers: dict[str, Any] | None = None) -> None:
+def publish_raw(
+    amqp_url: str,
+    exchange: str,
+    routing_key: str,
+    body: bytes,
+    headers: dict[str, Any] | None = None,
+) -> None:
     import pika
 
     conn = pika.BlockingConnection(pika.URLParameters(amqp_url))
     try:
         channel = conn.channel()
         channel.confirm_delivery()
-        channel.basic_publish(exchange, routing_key, body,
-                              pika.BasicProperties(delivery_mode=2, message_id=str(uuid.uuid4()),
-                                                   type=routing_key, headers=headers),
-                              mandatory=True)
+        channel.basic_publish(
+            exchange,
+            routing_key,
+            body,
+            pika.BasicProperties(
+                delivery_mode=2, message_id=str(uuid.uuid4()), type=routing_key, headers=headers
+            ),
+            mandatory=True,
+        )
     finally:
         conn.close()
 

@@ -25,8 +25,10 @@ class SignatureIn(BaseModel):
     last_name: SingleLine
     email: EmailStr
     postcode: Annotated[str, Field(min_length=2, max_length=16)]
-    address_lines: Annotated[list[Annotated[str, Field(max_length=200, pattern=r"^[^\r\n]*$")]],
-                             Field(min_length=1, max_length=4)]
+    address_lines: Annotated[
+        list[Annotated[str, Field(max_length=200, pattern=r"^[^\r\n]*$")]],
+        Field(min_length=1, max_length=4),
+    ]
     comment: Annotated[str, Field(max_length=2000)] = ""
     opt_in: bool = False
     consent: bool = Field(description="The supporter agrees to the terms and privacy notice")

@@ -59,7 +59,9 @@ def create_app(settings: Settings, engine: Engine, ready_checks: dict | None = N
         headers = {"Retry-After": "30"}
         if request.url.path.startswith("/api/"):
             return JSONResponse(
-                {"detail": "The service is briefly unavailable; nothing was saved. Try again soon."},
+                {
+                    "detail": "The service is briefly unavailable; nothing was saved. Try again soon."
+                },
                 status_code=503,
                 headers=headers,
             )

@@ -7,8 +7,14 @@ twice; the updates are also plain overwrites of the same values, harmless if rep
 from __future__ import annotations
 
 from services.intake.models import signatures
-from shared.handling import UnitOfWork
-from shared.messages import LetterFailed, LetterSent, SignatureResolved, SignatureUnresolvable
+from shared.handling import TransactionalHandler, UnitOfWork
+from shared.messages import (
+    Event,
+    LetterFailed,
+    LetterSent,
+    SignatureResolved,
+    SignatureUnresolvable,
+)
 
 
 def note_resolved(event: SignatureResolved, uow: UnitOfWork) -> None:
@@ -50,7 +56,7 @@ def note_letter_failed(event: LetterFailed, uow: UnitOfWork) -> None:
         )
 
 
-HANDLERS = {
+HANDLERS: dict[type[Event], TransactionalHandler] = {
     SignatureResolved: note_resolved,
     SignatureUnresolvable: note_unresolvable,
     LetterSent: note_letter_sent,

@@ -31,9 +31,9 @@ def campaign_page(slug: str, request: Request, engine: Engine) -> HTMLResponse:
         if campaign is None:
             return page(request, "not_found.html", 404)
         count = conn.execute(
-            sa.select(sa.func.count()).select_from(signatures).where(
-                signatures.c.campaign == slug, signatures.c.status != "pending"
-            )
+            sa.select(sa.func.count())
+            .select_from(signatures)
+            .where(signatures.c.campaign == slug, signatures.c.status != "pending")
         ).scalar_one()
     return page(request, "campaign.html", campaign=campaign, count=count)
 

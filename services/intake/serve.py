@@ -27,13 +27,21 @@ def serve(settings: Settings, *, workers_threads: int = 1) -> None:
             "broker": broker_check(settings.amqp_url),
         },
     )
-    consumers = make_consumers("intake", settings, lambda: transactional("intake", engine, HANDLERS))
-    threads = [threading.Thread(target=c.run, name="intake-consumer", daemon=True) for c in consumers]
+    consumers = make_consumers(
+        "intake", settings, lambda: transactional("intake", engine, HANDLERS)
+    )
+    threads = [
+        threading.Thread(target=c.run, name="intake-consumer", daemon=True) for c in consumers
+    ]
     for t in threads:
         t.start()
     config = uvicorn.Config(
-        app, host=settings.http_host, port=settings.http_port, log_config=None,
-        access_log=False, timeout_graceful_shutdown=10,
+        app,
+        host=settings.http_host,
+        port=settings.http_port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=10,
     )
     server = uvicorn.Server(config)
     log.info("intake listening", url=f"http://{settings.http_host}:{settings.http_port}")

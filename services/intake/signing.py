@@ -20,8 +20,15 @@ def normalise_email(email: str) -> str:
     if domain in ("gmail.com", "googlemail.com"):
         local = local.split("+", 1)[0].replace(".", "")
         domain = "gmail.com"
-    elif domain in ("outlook.com", "hotmail.com", "live.com", "fastmail.com", "proton.me",
-                    "protonmail.com", "icloud.com"):
+    elif domain in (
+        "outlook.com",
+        "hotmail.com",
+        "live.com",
+        "fastmail.com",
+        "proton.me",
+        "protonmail.com",
+        "icloud.com",
+    ):
         local = local.split("+", 1)[0]
     return f"{local}@{domain}"
 
@@ -86,7 +93,9 @@ def confirm_signature(conn: Connection, signature_id: uuid.UUID) -> sa.Row | Non
         )
         outbox.add(
             conn,
-            SignatureConfirmed(signature_id=row.id, campaign=row.campaign, supporter=supporter_of(row)),
+            SignatureConfirmed(
+                signature_id=row.id, campaign=row.campaign, supporter=supporter_of(row)
+            ),
             correlation_id=row.id,
         )
     return row

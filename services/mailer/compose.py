@@ -68,7 +68,11 @@ def letter(
 
 
 def confirmation(
-    signature_id: UUID, campaign: Campaign, supporter: Supporter, confirm_url: str, settings: Settings
+    signature_id: UUID,
+    campaign: Campaign,
+    supporter: Supporter,
+    confirm_url: str,
+    settings: Settings,
 ) -> EmailMessage:
     context = {"supporter": supporter, "campaign": campaign, "confirm_url": confirm_url}
     return build_message(
@@ -86,8 +90,12 @@ def confirmation(
 def unresolvable_notice(
     signature_id: UUID, campaign: Campaign, supporter: Supporter, message: str, settings: Settings
 ) -> EmailMessage:
-    context = {"supporter": supporter, "campaign": campaign, "message": message,
-               "campaign_url": f"{settings.base_url}/c/{campaign.slug}"}
+    context = {
+        "supporter": supporter,
+        "campaign": campaign,
+        "message": message,
+        "campaign_url": f"{settings.base_url}/c/{campaign.slug}",
+    }
     return build_message(
         from_name=_service_from(settings)[0],
         from_addr=_service_from(settings)[1],

@@ -44,7 +44,12 @@ class Outgoing:
 
 
 def deliver_once(
-    out: Outgoing, envelope: Envelope, *, consumer: str, engine: Engine, sender: SmtpSender,
+    out: Outgoing,
+    envelope: Envelope,
+    *,
+    consumer: str,
+    engine: Engine,
+    sender: SmtpSender,
     settings: Settings,
 ) -> None:
     now = datetime.now(UTC)
@@ -54,9 +59,15 @@ def deliver_once(
         conn.execute(
             insert(letters)
             .values(
-                signature_id=out.signature_id, purpose=out.purpose, campaign=out.campaign,
-                state="created", message_id=out.message["Message-ID"], recipient=out.recipient,
-                subject=str(out.message["Subject"]), body=out.body_text, created_at=now,
+                signature_id=out.signature_id,
+                purpose=out.purpose,
+                campaign=out.campaign,
+                state="created",
+                message_id=out.message["Message-ID"],
+                recipient=out.recipient,
+                subject=str(out.message["Subject"]),
+                body=out.body_text,
+                created_at=now,
             )
             .on_conflict_do_nothing(constraint="uq_letters_signature_purpose")
         )
@@ -73,7 +84,8 @@ def deliver_once(
             EMAILS.labels(out.purpose, "resend").inc()
             log.warning("resending after an interrupted send", purpose=out.purpose, sends=row.sends)
         conn.execute(
-            letters.update().where(letters.c.id == row.id)
+            letters.update()
+            .where(letters.c.id == row.id)
             .values(state="sending", sends=letters.c.sends + 1)
         )
 
@@ -87,22 +99,45 @@ def deliver_once(
         raise TransientFailure(str(exc)) from None
     except PermanentSmtpError as exc:
         EMAILS.labels(out.purpose, "failed").inc()
-        _finish(engine, row.id, envelope, consumer, state="failed", error=str(exc),
-                event=LetterFailed(signature_id=out.signature_id, purpose=out.purpose,
-                                   reason=str(exc)))
+        _finish(
+            engine,
+            row.id,
+            envelope,
+            consumer,
+            state="failed",
+            error=str(exc),
+            event=LetterFailed(signature_id=out.signature_id, purpose=out.purpose, reason=str(exc)),
+        )
         return
     faults.point("after_smtp")
     EMAILS.labels(out.purpose, "sent").inc()
-    _finish(engine, row.id, envelope, consumer, state="sent", error=None,
-            event=LetterSent(signature_id=out.signature_id, purpose=out.purpose,
-                             message_id=out.message["Message-ID"]))
+    _finish(
+        engine,
+        row.id,
+        envelope,
+        consumer,
+        state="sent",
+        error=None,
+        event=LetterSent(
+            signature_id=out.signature_id, purpose=out.purpose, message_id=out.message["Message-ID"]
+        ),
+    )
 
 
-def _finish(engine: Engine, letter_id: int, envelope: Envelope, consumer: str, *, state: str,
-            error: str | None, event: LetterSent | LetterFailed) -> None:
+def _finish(
+    engine: Engine,
+    letter_id: int,
+    envelope: Envelope,
+    consumer: str,
+    *,
+    state: str,
+    error: str | None,
+    event: LetterSent | LetterFailed,
+) -> None:
     with engine.begin() as conn:
         conn.execute(
-            letters.update().where(letters.c.id == letter_id)
+            letters.update()
+            .where(letters.c.id == letter_id)
             .values(state=state, error=error, sent_at=datetime.now(UTC))
         )
         inbox.claim(conn, consumer, envelope.id)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy.engine import Engine
 
@@ -12,7 +14,13 @@ from services.mailer.smtp import SmtpSender
 from shared.broker.consumer import PermanentFailure
 from shared.campaigns import Campaign, get_campaign
 from shared.config import Settings
-from shared.messages import Envelope, Event, SignatureReceived, SignatureResolved, SignatureUnresolvable
+from shared.messages import (
+    Envelope,
+    Event,
+    SignatureReceived,
+    SignatureResolved,
+    SignatureUnresolvable,
+)
 from shared.tokens import make_token
 
 CONSUMER = "mailer"
@@ -32,8 +40,14 @@ class MailerDeps:
         return campaign
 
     def deliver(self, out: Outgoing, envelope: Envelope) -> None:
-        deliver_once(out, envelope, consumer=CONSUMER, engine=self.engine, sender=self.sender,
-                     settings=self.settings)
+        deliver_once(
+            out,
+            envelope,
+            consumer=CONSUMER,
+            engine=self.engine,
+            sender=self.sender,
+            settings=self.settings,
+        )
 
 
 def send_confirmation(event: SignatureReceived, envelope: Envelope, deps: MailerDeps) -> None:
@@ -43,8 +57,10 @@ def send_confirmation(event: SignatureReceived, envelope: Envelope, deps: Mailer
     token = make_token(deps.settings.secret_key, "confirm", str(event.signature_id))
     url = f"{deps.settings.base_url}/confirm/{token}"
     msg = compose.confirmation(event.signature_id, campaign, event.supporter, url, deps.settings)
-    deps.deliver(Outgoing(event.signature_id, "confirmation", campaign.slug, msg,
-                          event.supporter.email), envelope)
+    deps.deliver(
+        Outgoing(event.signature_id, "confirmation", campaign.slug, msg, event.supporter.email),
+        envelope,
+    )
 
 
 def send_letter(event: SignatureResolved, envelope: Envelope, deps: MailerDeps) -> None:
@@ -56,23 +72,34 @@ def send_letter(event: SignatureResolved, envelope: Envelope, deps: MailerDeps) 
     msg = compose.letter(event.signature_id, campaign, event.supporter, event.target, deps.settings)
     body = msg.get_body(("plain",))
     deps.deliver(
-        Outgoing(event.signature_id, "letter", campaign.slug, msg, event.target.email,
-                 body_text=body.get_content() if body else None),
+        Outgoing(
+            event.signature_id,
+            "letter",
+            campaign.slug,
+            msg,
+            event.target.email,
+            body_text=body.get_content() if body else None,
+        ),
         envelope,
     )
 
 
-def send_unresolvable_notice(event: SignatureUnresolvable, envelope: Envelope, deps: MailerDeps) -> None:
+def send_unresolvable_notice(
+    event: SignatureUnresolvable, envelope: Envelope, deps: MailerDeps
+) -> None:
     """Consumes signature.unresolvable; tells the supporter what went wrong and how to fix it.
     Idempotent through the letters row for (signature, "unresolvable")."""
     campaign = deps.campaign(event.campaign)
-    msg = compose.unresolvable_notice(event.signature_id, campaign, event.supporter, event.message,
-                                      deps.settings)
-    deps.deliver(Outgoing(event.signature_id, "unresolvable", campaign.slug, msg,
-                          event.supporter.email), envelope)
+    msg = compose.unresolvable_notice(
+        event.signature_id, campaign, event.supporter, event.message, deps.settings
+    )
+    deps.deliver(
+        Outgoing(event.signature_id, "unresolvable", campaign.slug, msg, event.supporter.email),
+        envelope,
+    )
 
 
-HANDLERS = {
+HANDLERS: dict[type[Event], Callable[[Any, Envelope, MailerDeps], None]] = {
     SignatureReceived: send_confirmation,
     SignatureResolved: send_letter,
     SignatureUnresolvable: send_unresolvable_notice,
@@ -85,7 +112,7 @@ def bootstrap(settings: Settings, engine: Engine):  # type: ignore[no-untyped-de
 
     def handle(envelope: Envelope) -> None:
         event: Event = envelope.event()
-        handler = HANDLERS.get(type(event))  # type: ignore[call-overload]
+        handler = HANDLERS.get(type(event))
         if handler is not None:
             handler(event, envelope, deps)
 

@@ -65,8 +65,11 @@ class SmtpSender:
                 self._reset()
                 codes = [code for code, _ in exc.recipients.values()]
                 raise _classify(min(codes), "recipient refused") from None
-            except (smtplib.SMTPSenderRefused, smtplib.SMTPDataError,
-                    smtplib.SMTPResponseException) as exc:
+            except (
+                smtplib.SMTPSenderRefused,
+                smtplib.SMTPDataError,
+                smtplib.SMTPResponseException,
+            ) as exc:
                 self._reset()
                 raise _classify(exc.smtp_code, _text(exc.smtp_error)) from None
             except (OSError, smtplib.SMTPException) as exc:

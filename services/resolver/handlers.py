@@ -8,8 +8,8 @@ from services.resolver.lookup import LocalBackend, resolve
 from services.resolver.models import resolutions
 from shared.broker.consumer import TransientFailure
 from shared.campaigns import get_campaign
-from shared.handling import UnitOfWork
-from shared.messages import SignatureConfirmed, SignatureResolved, SignatureUnresolvable
+from shared.handling import TransactionalHandler, UnitOfWork
+from shared.messages import Event, SignatureConfirmed, SignatureResolved, SignatureUnresolvable
 
 
 def resolve_signature(event: SignatureConfirmed, uow: UnitOfWork) -> None:
@@ -37,18 +37,23 @@ def resolve_signature(event: SignatureConfirmed, uow: UnitOfWork) -> None:
     if answer.status == "resolved" and answer.target is not None:
         uow.emit(
             SignatureResolved(
-                signature_id=event.signature_id, campaign=event.campaign,
-                supporter=event.supporter, constituency=answer.constituency, target=answer.target,
+                signature_id=event.signature_id,
+                campaign=event.campaign,
+                supporter=event.supporter,
+                constituency=answer.constituency,
+                target=answer.target,
             )
         )
     else:
         uow.emit(
             SignatureUnresolvable(
-                signature_id=event.signature_id, campaign=event.campaign,
-                supporter=event.supporter, reason=answer.reason or "unknown",
+                signature_id=event.signature_id,
+                campaign=event.campaign,
+                supporter=event.supporter,
+                reason=answer.reason or "unknown",
                 message=answer.message,
             )
         )
 
 
-HANDLERS = {SignatureConfirmed: resolve_signature}
+HANDLERS: dict[type[Event], TransactionalHandler] = {SignatureConfirmed: resolve_signature}

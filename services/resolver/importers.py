@@ -7,6 +7,7 @@ the live table's contents in one transaction: lookups see the old data until the
 from __future__ import annotations
 
 import csv
+import io
 import json
 import re
 from collections.abc import Iterator
@@ -27,17 +28,23 @@ PCON_COLUMN = re.compile(r"^pcon(\d{2})?(cd)?$")
 
 
 def _progress(path: Path, desc: str, quiet: bool) -> tqdm:
-    return tqdm(total=path.stat().st_size, unit="B", unit_scale=True, desc=desc, disable=quiet,
-                mininterval=0.5)
+    return tqdm(
+        total=path.stat().st_size,
+        unit="B",
+        unit_scale=True,
+        desc=desc,
+        disable=quiet,
+        mininterval=0.5,
+    )
 
 
 def _rows(path: Path, bar: tqdm) -> Iterator[dict[str, str]]:
-    with path.open("r", encoding="utf-8-sig", newline="") as raw:
-        reader = csv.DictReader(raw)
+    with path.open("rb") as binary:
+        reader = csv.DictReader(io.TextIOWrapper(binary, encoding="utf-8-sig", newline=""))
         last = 0
         for i, row in enumerate(reader):
             if i % 20000 == 0:
-                pos = raw.buffer.tell() if hasattr(raw, "buffer") else 0
+                pos = binary.tell()  # bytes read so far (read-ahead included): good for progress
                 bar.update(max(0, pos - last))
                 last = pos
             yield row
@@ -46,7 +53,9 @@ def _rows(path: Path, bar: tqdm) -> Iterator[dict[str, str]]:
 
 def constituency_column(header: list[str]) -> str:
     """``pcon`` up to 2024, ``pcon24cd`` from November 2025; prefer the newest boundary year."""
-    matches = [(m.group(1) or "00", name) for name in header if (m := PCON_COLUMN.match(name.lower()))]
+    matches = [
+        (m.group(1) or "00", name) for name in header if (m := PCON_COLUMN.match(name.lower()))
+    ]
     if not matches:
         raise ImportError_("no constituency column (pcon, pconNNcd) in the header")
     return max(matches)[1]
@@ -92,7 +101,9 @@ def import_onspd(engine: Engine, path: Path, *, quiet: bool = False) -> int:
                 terminated = (row.get(doterm) or "").strip() if doterm else ""
                 yield code, (row[pcon] or "").strip() or None, terminated or None
 
-    return _copy_replace(engine, "postcodes", ["postcode", "constituency_code", "terminated"], rows())
+    return _copy_replace(
+        engine, "postcodes", ["postcode", "constituency_code", "terminated"], rows()
+    )
 
 
 def import_constituencies(engine: Engine, path: Path, *, quiet: bool = False) -> int:
@@ -103,13 +114,15 @@ def import_constituencies(engine: Engine, path: Path, *, quiet: bool = False) ->
             raise ImportError_(f"{path}: not valid JSON (line {exc.lineno})") from None
         if not isinstance(data, dict):
             raise ImportError_(f'{path}: expected a JSON object {{"code": "name"}}')
-        items = iter((str(k), str(v)) for k, v in data.items())
+        items: Iterator[tuple[str, str]] = iter((str(k), str(v)) for k, v in data.items())
     else:
+
         def csv_items() -> Iterator[tuple[str, str]]:
             with path.open(encoding="utf-8-sig", newline="") as f:
                 for row in csv.reader(f):
                     if len(row) >= 2 and row[0].strip().lower() != "code":
                         yield row[0].strip(), row[1].strip()
+
         items = csv_items()
     return _copy_replace(engine, "constituencies", ["code", "name"], items)
 
@@ -137,9 +150,8 @@ def import_mps(engine: Engine, path: Path, *, quiet: bool = False) -> int:
                 )
 
     return _copy_replace(
-        engine, "mps",
+        engine,
+        "mps",
         ["constituency_code", "member_id", "name", "full_title", "party", "email", "updated_at"],
         rows(),
     )
-
-

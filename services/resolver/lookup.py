@@ -57,9 +57,15 @@ class LocalBackend:
 
     def lookup(self, postcode: str) -> Resolution | None:
         row = self.conn.execute(
-            sa.select(postcode_table.c.constituency_code, postcode_table.c.terminated,
-                      constituencies.c.name.label("constituency_name"), mps.c.name, mps.c.party,
-                      mps.c.email, mps.c.member_id)
+            sa.select(
+                postcode_table.c.constituency_code,
+                postcode_table.c.terminated,
+                constituencies.c.name.label("constituency_name"),
+                mps.c.name,
+                mps.c.party,
+                mps.c.email,
+                mps.c.member_id,
+            )
             .select_from(
                 postcode_table.outerjoin(
                     constituencies, constituencies.c.code == postcode_table.c.constituency_code
@@ -78,9 +84,13 @@ class LocalBackend:
             # No member known: a vacant seat. Hold the letter until there is one.
             return Resolution("retry", postcode, reason="vacant_seat", constituency=constituency)
         if not row.email:
-            return Resolution("unresolvable", postcode, reason="no_contact", constituency=constituency)
+            return Resolution(
+                "unresolvable", postcode, reason="no_contact", constituency=constituency
+            )
         return Resolution(
-            "resolved", postcode, constituency=constituency,
+            "resolved",
+            postcode,
+            constituency=constituency,
             target=Target(name=row.name, email=row.email, party=row.party, kind="mp"),
         )
 
@@ -89,8 +99,11 @@ def resolve(postcode_raw: str, campaign: Campaign | None, backends: list[Backend
     postcode = postcodes.normalise(postcode_raw)
     if campaign is not None and campaign.target.kind == "fixed":
         return Resolution(
-            "resolved", postcode,
-            target=Target(name=campaign.target.name or "", email=campaign.target.email, kind="fixed"),
+            "resolved",
+            postcode,
+            target=Target(
+                name=campaign.target.name or "", email=campaign.target.email, kind="fixed"
+            ),
         )
     if not postcodes.is_valid(postcode):
         return Resolution("unresolvable", postcode, reason="invalid_postcode")

@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 from sqlalchemy.dialects.postgresql import insert
 
 from services.updates.models import subscribers
-from shared.handling import UnitOfWork
-from shared.messages import SignatureConfirmed
+from shared.handling import TransactionalHandler, UnitOfWork
+from shared.messages import Event, SignatureConfirmed
 
 
 def record_subscriber(event: SignatureConfirmed, uow: UnitOfWork) -> None:
@@ -29,4 +29,4 @@ def record_subscriber(event: SignatureConfirmed, uow: UnitOfWork) -> None:
     )
 
 
-HANDLERS = {SignatureConfirmed: record_subscriber}
+HANDLERS: dict[type[Event], TransactionalHandler] = {SignatureConfirmed: record_subscriber}

@@ -68,7 +68,9 @@ class Consumer:
     ) -> None:
         self.service = service
         self.queue = topology.queue(service)
-        self._params = connection_parameters(amqp_url, heartbeat=heartbeat, name=f"dearmp-{service}")
+        self._params = connection_parameters(
+            amqp_url, heartbeat=heartbeat, name=f"dearmp-{service}"
+        )
         self._handle = handle
         self._topology = topology
         self._retry_delays = retry_delays or [1000]
@@ -88,8 +90,12 @@ class Consumer:
                 backoff = 0.5
             except BROKER_ERRORS as exc:
                 self.connected.clear()
-                log.warning("broker connection lost, reconnecting", queue=self.queue,
-                            error=type(exc).__name__, retry_in=backoff)
+                log.warning(
+                    "broker connection lost, reconnecting",
+                    queue=self.queue,
+                    error=type(exc).__name__,
+                    retry_in=backoff,
+                )
                 self._stopping.wait(backoff)
                 backoff = min(backoff * 2, 15)
 
@@ -130,8 +136,11 @@ class Consumer:
         try:
             envelope = Envelope.from_json(body)
             event_type = envelope.type
-            with bound_context(event_id=str(envelope.id), correlation_id=envelope.correlation_id,
-                               event_type=envelope.type):
+            with bound_context(
+                event_id=str(envelope.id),
+                correlation_id=envelope.correlation_id,
+                event_type=envelope.type,
+            ):
                 self._handle(envelope)
             outcome = "ok"
         except (BadEvent, UnknownEvent, PermanentFailure) as exc:
@@ -153,24 +162,49 @@ class Consumer:
         MESSAGES.labels(self.queue, event_type, outcome).inc()
         HANDLER_SECONDS.labels(self.queue, event_type).observe(time.perf_counter() - started)
 
-    def _retry(self, publish: BlockingChannel, props: BasicProperties, body: bytes,
-               headers: dict[str, object], *, tier: int, exc: Exception) -> None:
+    def _retry(
+        self,
+        publish: BlockingChannel,
+        props: BasicProperties,
+        body: bytes,
+        headers: dict[str, object],
+        *,
+        tier: int,
+        exc: Exception,
+    ) -> None:
         delay = self._retry_delays[min(tier, len(self._retry_delays) - 1)]
-        log.warning("handler failed, will retry", queue=self.queue, error=type(exc).__name__,
-                    detail=str(exc)[:300], delay_ms=delay)
+        log.warning(
+            "handler failed, will retry",
+            queue=self.queue,
+            error=type(exc).__name__,
+            detail=str(exc)[:300],
+            delay_ms=delay,
+        )
         publish.basic_publish(
-            "", self._topology.retry_queue(self.service, delay), body,
-            _copy_props(props, headers), mandatory=True,
+            "",
+            self._topology.retry_queue(self.service, delay),
+            body,
+            _copy_props(props, headers),
+            mandatory=True,
         )
 
-    def _dead_letter(self, publish: BlockingChannel, props: BasicProperties, body: bytes,
-                     headers: dict[str, object], reason: str) -> None:
+    def _dead_letter(
+        self,
+        publish: BlockingChannel,
+        props: BasicProperties,
+        body: bytes,
+        headers: dict[str, object],
+        reason: str,
+    ) -> None:
         log.error("message dead-lettered", queue=self.queue, reason=reason[:300])
         headers[ERROR_HEADER] = reason[:1000]
         headers["x-dearmp-dead-lettered-at"] = datetime.now(UTC).isoformat()
         publish.basic_publish(
-            self._topology.dead_letter_exchange, self._topology.dead_letter_queue(self.service),
-            body, _copy_props(props, headers), mandatory=True,
+            self._topology.dead_letter_exchange,
+            self._topology.dead_letter_queue(self.service),
+            body,
+            _copy_props(props, headers),
+            mandatory=True,
         )
 
 
@@ -188,7 +222,9 @@ def _copy_props(props: BasicProperties, headers: dict[str, object]) -> BasicProp
 def run_consumers(consumers: list[Consumer]) -> list[threading.Thread]:
     threads = []
     for i, consumer in enumerate(consumers):
-        t = threading.Thread(target=consumer.run, name=f"{consumer.service}-consumer-{i}", daemon=True)
+        t = threading.Thread(
+            target=consumer.run, name=f"{consumer.service}-consumer-{i}", daemon=True
+        )
         t.start()
         threads.append(t)
     return threads

@@ -8,7 +8,9 @@ from pika.adapters.blocking_connection import BlockingChannel
 from shared.topology import BINDINGS, DELIVERY_LIMIT, Topology
 
 
-def connection_parameters(url: str, *, heartbeat: int = 30, name: str = "dearmp") -> pika.URLParameters:
+def connection_parameters(
+    url: str, *, heartbeat: int = 30, name: str = "dearmp"
+) -> pika.URLParameters:
     params = pika.URLParameters(url)
     params.heartbeat = heartbeat
     params.blocked_connection_timeout = 60

@@ -51,8 +51,14 @@ def test_make_run_serves_the_demo_campaign(pg_server_url, amqp_url, namespace) -
         "DEARMP_METRICS_PORT": str(free_port()),
         "PYTHONUNBUFFERED": "1",
     }
-    proc = subprocess.Popen([sys.executable, "-m", "services.devrun"], env=env, cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "services.devrun"],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         out = _read_until(proc, "Dear MP is running", 90)
         assert f"http://127.0.0.1:{http_port}/c/guardians-for-children" in out
@@ -64,28 +70,51 @@ def test_make_run_serves_the_demo_campaign(pg_server_url, amqp_url, namespace) -
     finally:
         if proc.poll() is None:
             proc.kill()
-        admin = sa.create_engine(sa.make_url(pg_server_url).set(database="postgres"),
-                                 isolation_level="AUTOCOMMIT")
+        admin = sa.create_engine(
+            sa.make_url(pg_server_url).set(database="postgres"), isolation_level="AUTOCOMMIT"
+        )
         with admin.connect() as conn:
             conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
         admin.dispose()
 
 
 def test_make_run_says_in_one_line_when_postgres_is_unreachable(amqp_url) -> None:
-    env = {**os.environ, "DEARMP_DATABASE_URL": "postgresql://postgres@127.0.0.1:1/x",
-           "DEARMP_AMQP_URL": amqp_url}
-    result = subprocess.run([sys.executable, "-m", "services.devrun"], env=env, cwd=ROOT,
-                            capture_output=True, text=True, timeout=60)
+    env = {
+        **os.environ,
+        "DEARMP_DATABASE_URL": "postgresql://postgres@127.0.0.1:1/x",
+        "DEARMP_AMQP_URL": amqp_url,
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "services.devrun"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 1
     lines = (result.stdout + result.stderr).strip().splitlines()
-    assert len(lines) == 1 and "PostgreSQL is not reachable" in lines[0] and "pg_ctlcluster" in lines[0]
+    assert (
+        len(lines) == 1
+        and "PostgreSQL is not reachable" in lines[0]
+        and "pg_ctlcluster" in lines[0]
+    )
 
 
 def test_make_run_says_in_one_line_when_rabbitmq_is_unreachable(pg_server_url) -> None:
-    env = {**os.environ, "DEARMP_DATABASE_URL": pg_server_url,
-           "DEARMP_AMQP_URL": "amqp://guest:guest@127.0.0.1:1/%2F"}
-    result = subprocess.run([sys.executable, "-m", "services.devrun"], env=env, cwd=ROOT,
-                            capture_output=True, text=True, timeout=60)
+    env = {
+        **os.environ,
+        "DEARMP_DATABASE_URL": pg_server_url,
+        "DEARMP_AMQP_URL": "amqp://guest:guest@127.0.0.1:1/%2F",
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "services.devrun"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 1
     lines = (result.stdout + result.stderr).strip().splitlines()
     assert len(lines) == 1 and "RabbitMQ is not reachable" in lines[0]

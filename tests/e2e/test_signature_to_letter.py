@@ -11,10 +11,17 @@ from tests.support import confirm_url_in, make_signature, wait_until
 
 def test_signature_becomes_one_letter_to_the_demo_mp(system, mail, engine) -> None:
     system.start()
-    signature = make_signature(postcode="gu11 1aa", first_name="Siân", last_name="Ó Briain",
-                               comment="My niece was one of these children.")
-    response = httpx.post(f"{system.base_url}/api/v1/campaigns/guardians-for-children/signatures",
-                          json=signature, timeout=10)
+    signature = make_signature(
+        postcode="gu11 1aa",
+        first_name="Siân",
+        last_name="Ó Briain",
+        comment="My niece was one of these children.",
+    )
+    response = httpx.post(
+        f"{system.base_url}/api/v1/campaigns/guardians-for-children/signatures",
+        json=signature,
+        timeout=10,
+    )
     assert response.status_code == 202, response.text
 
     # The confirmation email arrives; its link shows a button, and only the POST confirms.

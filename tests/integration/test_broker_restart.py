@@ -27,12 +27,17 @@ def rabbitmqctl(*args: str) -> None:
 
 @pytest.fixture
 def local_broker(amqp_url: str) -> None:
-    if shutil.which("rabbitmqctl") is None or urlparse(amqp_url).hostname not in ("127.0.0.1", "localhost"):
+    if shutil.which("rabbitmqctl") is None or urlparse(amqp_url).hostname not in (
+        "127.0.0.1",
+        "localhost",
+    ):
         pytest.skip("needs the local RabbitMQ and rabbitmqctl to restart it")
 
 
 @pytest.mark.fault
-def test_every_signature_yields_one_letter_across_a_broker_restart(local_broker, system, mail) -> None:
+def test_every_signature_yields_one_letter_across_a_broker_restart(
+    local_broker, system, mail
+) -> None:
     system.start()
     signatures = [make_signature(postcode="BR8 7RE" if i % 2 else "GU12 4BB") for i in range(N)]
     post_signatures(system.base_url, "guardians-for-children", signatures)

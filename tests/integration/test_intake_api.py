@@ -37,8 +37,13 @@ def test_bad_input_gets_a_clear_4xx_and_changes_nothing(settings, engine) -> Non
         errors = response.json()["errors"]
         assert any(e["field"] == field for e in errors), errors
     assert "real UK postcode" in client.post(URL, json=cases["postcode"]).text
-    assert client.post("/api/v1/campaigns/nope/signatures", json=make_signature()).status_code == 404
-    assert client.post(URL, content=b"{", headers={"content-type": "application/json"}).status_code == 422
+    assert (
+        client.post("/api/v1/campaigns/nope/signatures", json=make_signature()).status_code == 404
+    )
+    assert (
+        client.post(URL, content=b"{", headers={"content-type": "application/json"}).status_code
+        == 422
+    )
     assert count(engine, "SELECT count(*) FROM signatures") == 0
     assert count(engine, "SELECT count(*) FROM outbox") == 0
 

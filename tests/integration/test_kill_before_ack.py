@@ -27,11 +27,14 @@ def _count(engine: sa.Engine, sql: str) -> int:
 
 
 @pytest.mark.fault
-def test_resolver_killed_between_commit_and_ack_resolves_once(system, mail, engine, amqp_url,
-                                                             namespace, tmp_path) -> None:
+def test_resolver_killed_between_commit_and_ack_resolves_once(
+    system, mail, engine, amqp_url, namespace, tmp_path
+) -> None:
     resolver = system.services["resolver"]
     system.start("relay", "mailer", "updates", "intake")
-    resolver.start({"DEARMP_FAULT_KILL_AT": "before_ack", "DEARMP_FAULT_MARKER": str(tmp_path / "k")})
+    resolver.start(
+        {"DEARMP_FAULT_KILL_AT": "before_ack", "DEARMP_FAULT_MARKER": str(tmp_path / "k")}
+    )
 
     post_signatures(system.base_url, "guardians-for-children", [make_signature()])
     link = confirm_url_in(mail.handler.wait_for(1)[0].message.get_body(("plain",)).get_content())
@@ -46,8 +49,11 @@ def test_resolver_killed_between_commit_and_ack_resolves_once(system, mail, engi
 
     resolver.start()  # same marker: runs normally now
     wait_until(lambda: queue_depth(amqp_url, queue) == 0, 30, message="the redelivery to be acked")
-    wait_until(lambda: "duplicate event ignored" in resolver.output(), 10,
-               message="the resolver to skip the redelivered event")
+    wait_until(
+        lambda: "duplicate event ignored" in resolver.output(),
+        10,
+        message="the resolver to skip the redelivered event",
+    )
     assert _count(engine, "SELECT count(*) FROM resolutions") == 1
     assert _count(engine, "SELECT count(*) FROM outbox WHERE routing_key='signature.resolved'") == 1
     assert _count(engine, "SELECT count(*) FROM inbox WHERE consumer='resolver'") == 1
@@ -56,8 +62,9 @@ def test_resolver_killed_between_commit_and_ack_resolves_once(system, mail, engi
 
 
 @pytest.mark.fault
-def test_mailer_killed_between_commit_and_ack_sends_once(system, mail, engine, amqp_url,
-                                                         namespace, tmp_path) -> None:
+def test_mailer_killed_between_commit_and_ack_sends_once(
+    system, mail, engine, amqp_url, namespace, tmp_path
+) -> None:
     mailer = system.services["mailer"]
     system.start("relay", "resolver", "updates", "intake")
     mailer.start({"DEARMP_FAULT_KILL_AT": "before_ack", "DEARMP_FAULT_MARKER": str(tmp_path / "k")})
@@ -74,8 +81,11 @@ def test_mailer_killed_between_commit_and_ack_sends_once(system, mail, engine, a
     link = confirm_url_in(mail.messages[0].message.get_body(("plain",)).get_content())
     assert httpx.post(link, timeout=10).status_code == 200
     mail.handler.wait_for(2, timeout=30)
-    wait_until(lambda: _count(engine, "SELECT count(*) FROM subscribers") == 1, 20,
-               message="updates to record the subscriber")
+    wait_until(
+        lambda: _count(engine, "SELECT count(*) FROM subscribers") == 1,
+        20,
+        message="updates to record the subscriber",
+    )
     by_purpose = letters_by_purpose(mail.messages)
     assert len(by_purpose["confirmation"]) == 1  # the redelivery sent nothing
     assert len(by_purpose["letter"]) == 1

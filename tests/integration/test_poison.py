@@ -17,7 +17,14 @@ import sqlalchemy as sa
 from shared.broker.consumer import ATTEMPT_HEADER, ERROR_HEADER
 from shared.messages import Envelope, SignatureConfirmed, Supporter
 from shared.topology import Topology
-from tests.support import confirm_url_in, get_all, make_signature, post_signatures, publish_raw, wait_until
+from tests.support import (
+    confirm_url_in,
+    get_all,
+    make_signature,
+    post_signatures,
+    publish_raw,
+    wait_until,
+)
 
 N = 20
 
@@ -37,10 +44,15 @@ def test_poison_is_dead_lettered_after_n_attempts_and_others_flow(
     exchange = topology.events_exchange
 
     # The handler fails every time: a campaign name longer than the column allows.
-    failing = Envelope.wrap(SignatureConfirmed(
-        signature_id=uuid.uuid4(), campaign="x" * 150,
-        supporter=Supporter(first_name="P", last_name="Q", email="p@example.org", postcode="GU11 1AA"),
-    ))
+    failing = Envelope.wrap(
+        SignatureConfirmed(
+            signature_id=uuid.uuid4(),
+            campaign="x" * 150,
+            supporter=Supporter(
+                first_name="P", last_name="Q", email="p@example.org", postcode="GU11 1AA"
+            ),
+        )
+    )
     publish_raw(amqp_url, exchange, "signature.confirmed", failing.to_json())
     publish_raw(amqp_url, exchange, "signature.confirmed", b"\x00 not json {")
     unknown = failing.model_copy(update={"id": uuid.uuid4(), "version": 99})
@@ -50,7 +62,12 @@ def test_poison_is_dead_lettered_after_n_attempts_and_others_flow(
     confirmations = mail.handler.wait_for(N, timeout=60)
     with httpx.Client(timeout=10) as client:
         for caught in confirmations[:N]:
-            assert client.post(confirm_url_in(caught.message.get_body(("plain",)).get_content())).status_code == 200
+            assert (
+                client.post(
+                    confirm_url_in(caught.message.get_body(("plain",)).get_content())
+                ).status_code
+                == 200
+            )
     mail.handler.wait_for(2 * N, timeout=60)
     with engine.connect() as conn:
         resolved_at = conn.execute(sa.text("SELECT max(resolved_at) FROM resolutions")).scalar_one()
@@ -58,8 +75,11 @@ def test_poison_is_dead_lettered_after_n_attempts_and_others_flow(
 
     dlq = topology.dead_letter_queue("resolver")
     dead: list = []
-    wait_until(lambda: dead.extend(get_all(amqp_url, dlq)) or len(dead) >= 3, 60,
-               message="three poison messages in the dead-letter queue")
+    wait_until(
+        lambda: dead.extend(get_all(amqp_url, dlq)) or len(dead) >= 3,
+        60,
+        message="three poison messages in the dead-letter queue",
+    )
     assert len(dead) == 3
     by_body = {body: props for props, body in dead}
     handler_failure = by_body[failing.to_json()]

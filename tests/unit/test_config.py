@@ -9,7 +9,9 @@ from shared.config import ConfigError, Settings, load_settings
 from tests.support import ROOT
 
 
-def test_defaults_are_sandbox_and_accept_plain_postgres_urls(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_defaults_are_sandbox_and_accept_plain_postgres_urls(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv("DEARMP_DATABASE_URL", "postgresql://u@h:5432/d")
     settings = load_settings()
     assert settings.delivery == "sandbox"
@@ -32,8 +34,14 @@ def test_live_delivery_needs_a_real_mail_domain() -> None:
 
 def test_a_service_refuses_to_start_live_with_one_line() -> None:
     env = {"DEARMP_DELIVERY": "live", "PATH": "/usr/bin:/bin"}
-    result = subprocess.run([sys.executable, "-m", "services.cli", "serve", "mailer"], env=env,
-                            cwd=ROOT, capture_output=True, text=True, timeout=30)
+    result = subprocess.run(
+        [sys.executable, "-m", "services.cli", "serve", "mailer"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "DEARMP_SECRET_KEY" in lines[0], result.stderr

@@ -26,8 +26,9 @@ logging.getLogger("pika").warning("library says %s", "sian.zoe@example.org")
 
 
 def test_rendered_json_logs_contain_no_personal_data() -> None:
-    result = subprocess.run([sys.executable, "-c", SCRIPT], cwd=ROOT, capture_output=True,
-                            text=True, timeout=30)
+    result = subprocess.run(
+        [sys.executable, "-c", SCRIPT], cwd=ROOT, capture_output=True, text=True, timeout=30
+    )
     assert result.returncode == 0, result.stderr
     output = result.stderr
     lines = [json.loads(line) for line in output.strip().splitlines()]

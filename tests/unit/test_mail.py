@@ -14,23 +14,37 @@ from shared.config import Settings
 from shared.mail import INTENDED_HEADER, delivery_recipients
 from shared.messages import Supporter, Target
 
-CAMPAIGN = Campaign.model_validate({
-    "slug": "camp", "title": "T", "target": {"kind": "mp"},
-    "letter": {"subject": "About {{ supporter.last_name }}",
-               "body": "Dear {{ target.name }},\n{{ supporter.comment }}\n{{ supporter.full_name }}\n"},
-})
+CAMPAIGN = Campaign.model_validate(
+    {
+        "slug": "camp",
+        "title": "T",
+        "target": {"kind": "mp"},
+        "letter": {
+            "subject": "About {{ supporter.last_name }}",
+            "body": "Dear {{ target.name }},\n{{ supporter.comment }}\n{{ supporter.full_name }}\n",
+        },
+    }
+)
 SETTINGS = Settings(mail_domain="dearmp.example", sandbox_to="sandbox@example.org")
 MP = Target(name="Real Member", email="real.member.mp@parliament.uk")
 
 
 def supporter(**kw: str) -> Supporter:
-    base = {"first_name": "Siân", "last_name": "Ó Briain", "email": "sian@example.org",
-            "postcode": "GU11 1AA", "address_lines": ["1 Road"], "comment": "hello"}
+    base = {
+        "first_name": "Siân",
+        "last_name": "Ó Briain",
+        "email": "sian@example.org",
+        "postcode": "GU11 1AA",
+        "address_lines": ["1 Road"],
+        "comment": "hello",
+    }
     return Supporter(**{**base, **kw})
 
 
 def parse(msg: email.message.EmailMessage) -> email.message.EmailMessage:
-    return email.message_from_bytes(msg.as_bytes(policy=email.policy.SMTP), policy=email.policy.default)  # type: ignore[return-value]
+    return email.message_from_bytes(
+        msg.as_bytes(policy=email.policy.SMTP), policy=email.policy.default
+    )  # type: ignore[return-value]
 
 
 def test_sandbox_never_addresses_a_real_mp() -> None:
@@ -50,15 +64,23 @@ def test_letter_headers_and_unicode_names_survive_a_round_trip() -> None:
     assert parsed["Message-ID"] == f"<letter.{sid}@dearmp.example>"
     assert parsed["Subject"] == "About 王"
     assert parsed["X-DearMP-Campaign"] == "camp" and parsed["Date"]
-    assert "Dear Real Member,\nhello\nSiân 王\n" == parsed.get_content().replace("\r\n", "\n")
+    assert parsed.get_content().replace("\r\n", "\n") == "Dear Real Member,\nhello\nSiân 王\n"
 
 
-@pytest.mark.parametrize("evil", [
-    "Jo\r\nBcc: victim@example.com", "Jo\nTo: x@example.com", "=?utf-8?q?Jo=0D=0ABcc:_v@example.com?=",
-    "Jo\u2028Bcc: v@example.com", "J" * 5000,
-])
+@pytest.mark.parametrize(
+    "evil",
+    [
+        "Jo\r\nBcc: victim@example.com",
+        "Jo\nTo: x@example.com",
+        "=?utf-8?q?Jo=0D=0ABcc:_v@example.com?=",
+        "Jo\u2028Bcc: v@example.com",
+        "J" * 5000,
+    ],
+)
 def test_header_injection_adds_no_header_or_recipient(evil: str) -> None:
-    msg = compose.letter(uuid.uuid4(), CAMPAIGN, supporter(first_name=evil, last_name=evil), MP, SETTINGS)
+    msg = compose.letter(
+        uuid.uuid4(), CAMPAIGN, supporter(first_name=evil, last_name=evil), MP, SETTINGS
+    )
     parsed = parse(msg)
     assert parsed["Bcc"] is None and parsed["Cc"] is None
     assert len(parsed.get_all("To")) == 1 and len(parsed["To"].addresses) == 1

@@ -17,8 +17,11 @@ from shared.topology import BINDINGS, Topology
 
 def make_event() -> SignatureReceived:
     return SignatureReceived(
-        signature_id=uuid.uuid4(), campaign="c",
-        supporter=Supporter(first_name="王", last_name="小明", email="w@example.org", postcode="BR8 7RE"),
+        signature_id=uuid.uuid4(),
+        campaign="c",
+        supporter=Supporter(
+            first_name="王", last_name="小明", email="w@example.org", postcode="BR8 7RE"
+        ),
     )
 
 
@@ -28,7 +31,10 @@ def test_envelope_round_trips_with_its_type_and_version() -> None:
     again = Envelope.from_json(envelope.to_json())
     assert again.event() == event
     assert (again.type, again.version, again.correlation_id) == (
-        "signature.received", 1, str(event.signature_id))
+        "signature.received",
+        1,
+        str(event.signature_id),
+    )
 
 
 def test_unknown_versions_and_bad_payloads_are_refused() -> None:
@@ -44,7 +50,9 @@ def test_unknown_versions_and_bad_payloads_are_refused() -> None:
 def test_every_event_type_is_consumed_by_some_queue() -> None:
     bound = {key for keys in BINDINGS.values() for key in keys}
     assert {t for t, _ in EVENT_TYPES} <= bound
-    assert bound <= {t for t, _ in EVENT_TYPES}  # and no queue waits for an event that does not exist
+    assert bound <= {
+        t for t, _ in EVENT_TYPES
+    }  # and no queue waits for an event that does not exist
 
 
 def test_names_are_namespaced() -> None:

@@ -7,8 +7,14 @@ from shared import postcodes
 
 @pytest.mark.parametrize(
     ("raw", "expected"),
-    [("sw1a1aa", "SW1A 1AA"), (" SW1A-1AA ", "SW1A 1AA"), ("gu11 1aa", "GU11 1AA"),
-     ("m11ae", "M1 1AE"), ("bfpo57", "BFPO 57"), ("GIR0AA", "GIR 0AA")],
+    [
+        ("sw1a1aa", "SW1A 1AA"),
+        (" SW1A-1AA ", "SW1A 1AA"),
+        ("gu11 1aa", "GU11 1AA"),
+        ("m11ae", "M1 1AE"),
+        ("bfpo57", "BFPO 57"),
+        ("GIR0AA", "GIR 0AA"),
+    ],
 )
 def test_normalise(raw: str, expected: str) -> None:
     assert postcodes.normalise(raw) == expected
