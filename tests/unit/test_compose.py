@@ -161,7 +161,8 @@ def test_cli_check_rejects_what_the_cli_would_reject(argv: list[str]) -> None:
 
 def test_command_lines_split_shell_chains() -> None:
     assert command_lines(["sh", "-c", "dearmp db upgrade && dearmp status"]) == [
-        ["dearmp", "db", "upgrade"], ["dearmp", "status"],
+        ["dearmp", "db", "upgrade"],
+        ["dearmp", "status"],
     ]
     assert command_lines("dearmp serve relay") == [["dearmp", "serve", "relay"]]
 
@@ -248,7 +249,9 @@ def test_every_dependency_waits_on_the_right_condition(services: dict[str, Any])
         for dep, spec in deps.items():
             assert dep in services, f"{name} depends on unknown service {dep}"
             want = "service_completed_successfully" if dep in ONE_SHOT else "service_healthy"
-            assert (spec or {}).get("condition") == want, f"{name} → {dep}: condition must be {want}"
+            assert (spec or {}).get("condition") == want, (
+                f"{name} → {dep}: condition must be {want}"
+            )
             if want == "service_healthy":
                 assert services[dep].get("healthcheck"), f"{dep} has no healthcheck to wait for"
 
@@ -284,8 +287,11 @@ def test_migrate_prepares_the_database_in_order(services: dict[str, Any]) -> Non
     lines = command_lines(services["migrate"]["command"])
     assert [argv[1:3] for argv in lines] == MIGRATE_STEPS
     instructions = dockerfile_instructions()
-    copied = {rest.split()[-1].rstrip("/").removeprefix("./") for k, rest in instructions
-              if k == "COPY" and "--from" not in rest}
+    copied = {
+        rest.split()[-1].rstrip("/").removeprefix("./")
+        for k, rest in instructions
+        if k == "COPY" and "--from" not in rest
+    }
     for argv in lines[1:]:
         path = argv[3]
         assert (ROOT / path).exists(), f"{path} does not exist in the repository"
@@ -317,8 +323,10 @@ def test_images_are_pinned(services: dict[str, Any]) -> None:
             continue
         assert image and is_pinned(image), f"{name}: image {image!r} is not pinned to a version"
     assert services["postgres"]["image"].startswith("postgres:16")
-    assert services["rabbitmq"]["image"].startswith("rabbitmq:") and "management" in services[
-        "rabbitmq"]["image"]
+    assert (
+        services["rabbitmq"]["image"].startswith("rabbitmq:")
+        and "management" in services["rabbitmq"]["image"]
+    )
     assert services["mailpit"]["image"].startswith("axllent/mailpit:")
 
 
@@ -332,10 +340,16 @@ def test_every_dearmp_service_runs_the_project_image(services: dict[str, Any]) -
 
 
 # -- environment ------------------------------------------------------------------------------
-def test_shared_environment_is_one_anchor(compose: dict[str, Any],
-                                          services: dict[str, Any]) -> None:
-    shared_envs = [v for k, v in compose.items() if k.startswith("x-") and isinstance(v, dict)
-                   and any(str(key).startswith("DEARMP_") for key in v)]
+def test_shared_environment_is_one_anchor(
+    compose: dict[str, Any], services: dict[str, Any]
+) -> None:
+    shared_envs = [
+        v
+        for k, v in compose.items()
+        if k.startswith("x-")
+        and isinstance(v, dict)
+        and any(str(key).startswith("DEARMP_") for key in v)
+    ]
     assert len(shared_envs) == 1, "one x- extension holds the shared DEARMP_* environment"
     shared_env = {k: _interpolate(str(v)) for k, v in shared_envs[0].items()}
     for name in DEARMP:
@@ -362,13 +376,18 @@ def test_environment_is_valid_and_points_at_the_compose_services(services: dict[
     pg = services["postgres"]["environment"]
     assert db.hostname == "postgres"
     assert (db.username, db.password, db.path.lstrip("/")) == (
-        pg["POSTGRES_USER"], pg["POSTGRES_PASSWORD"], pg["POSTGRES_DB"])
+        pg["POSTGRES_USER"],
+        pg["POSTGRES_PASSWORD"],
+        pg["POSTGRES_DB"],
+    )
 
     amqp = urlparse(settings.amqp_url)
     rabbit = services["rabbitmq"].get("environment") or {}
     assert amqp.hostname == "rabbitmq"
     assert (amqp.username, amqp.password) == (
-        rabbit.get("RABBITMQ_DEFAULT_USER", "guest"), rabbit.get("RABBITMQ_DEFAULT_PASS", "guest"))
+        rabbit.get("RABBITMQ_DEFAULT_USER", "guest"),
+        rabbit.get("RABBITMQ_DEFAULT_PASS", "guest"),
+    )
 
 
 def test_intake_listens_where_it_is_published(services: dict[str, Any]) -> None:
@@ -381,7 +400,9 @@ def test_intake_listens_where_it_is_published(services: dict[str, Any]) -> None:
 
 # -- every queue has a consumer ---------------------------------------------------------------
 def test_every_queue_has_a_consumer_in_compose(services: dict[str, Any]) -> None:
-    served = {tuple(argv) for svc in services.values() for argv in command_lines(svc.get("command"))}
+    served = {
+        tuple(argv) for svc in services.values() for argv in command_lines(svc.get("command"))
+    }
     for service in BINDINGS:
         assert ("dearmp", "serve", service) in served, f"nothing consumes dearmp.{service}"
     assert ("dearmp", "serve", "relay") in served, "nothing publishes the outbox"
@@ -398,7 +419,9 @@ def test_every_binding_has_a_handler() -> None:
     for service, keys in BINDINGS.items():
         handlers = importlib.import_module(f"services.{service}.handlers").HANDLERS
         handled = {event.TYPE for event in handlers}
-        assert set(keys) <= handled, f"{service} is bound to {sorted(set(keys) - handled)} unhandled"
+        assert set(keys) <= handled, (
+            f"{service} is bound to {sorted(set(keys) - handled)} unhandled"
+        )
 
 
 # -- Dockerfile and .dockerignore -------------------------------------------------------------
@@ -435,11 +458,21 @@ def test_dockerfile_runs_dearmp_as_a_non_root_user() -> None:
 
 
 def test_dockerignore_keeps_the_context_small_but_complete() -> None:
-    patterns = {line.strip().rstrip("/") for line in DOCKERIGNORE.read_text().splitlines()
-                if line.strip() and not line.startswith("#")}
+    patterns = {
+        line.strip().rstrip("/")
+        for line in DOCKERIGNORE.read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    }
     assert {".git", ".venv", "tests"} <= patterns
-    needed = {"pyproject.toml", "README.md", "shared", "services", "migrations", "campaigns",
-              "data"}
+    needed = {
+        "pyproject.toml",
+        "README.md",
+        "shared",
+        "services",
+        "migrations",
+        "campaigns",
+        "data",
+    }
     assert not needed & patterns, f".dockerignore drops {sorted(needed & patterns)}"
     for path in needed:
         assert (ROOT / path).exists(), f"{path} is needed by the image build"
