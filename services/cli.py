@@ -141,7 +141,10 @@ for _svc in Service:
     def _make(svc: Service) -> Callable[..., None]:
         def command(
             threads: Annotated[
-                int, typer.Option(help="Consumer threads (each its own connection)")
+                int,
+                typer.Option(
+                    help="Consumer threads, each with its own connection (workers and relay; intake scales by replicas)"
+                ),
             ] = 1,
         ) -> None:
             _serve(svc, threads)
