@@ -143,7 +143,8 @@ for _svc in Service:
             threads: Annotated[
                 int,
                 typer.Option(
-                    help="Consumer threads, each with its own connection (workers and relay; intake scales by replicas)"
+                    help="Consumer threads, each with its own connection "
+                    "(workers and relay; intake scales by replicas)"
                 ),
             ] = 1,
         ) -> None:
