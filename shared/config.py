@@ -35,6 +35,12 @@ class Settings(BaseSettings):
     http_port: int = 8000
     http_host: str = "127.0.0.1"
 
+    # Abuse controls (intake): "count/seconds", counted in Postgres so they hold across replicas.
+    rate_limit_ip: str = "60/600"
+    rate_limit_email: str = "5/3600"
+    # Proxies whose X-Forwarded-For intake believes (comma-separated IPs, or * behind a trusted LB).
+    forwarded_allow_ips: str = "127.0.0.1"
+
     # Broker behaviour. The namespace prefixes every exchange and queue name, so tests (and
     # several deployments on one broker) never meet each other's messages.
     broker_namespace: str = "dearmp"

@@ -45,3 +45,17 @@ mps = sa.Table(
     sa.Column("email", sa.Text),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
 )
+
+# Campaign news, shown on the campaign page as "Update #N"; published by staff.
+campaign_updates = sa.Table(
+    "campaign_updates",
+    metadata,
+    sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+    sa.Column("campaign", sa.String(100), nullable=False),
+    sa.Column("number", sa.Integer, nullable=False),
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("body", sa.Text, nullable=False),  # markdown
+    sa.Column("published_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("emailed", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.UniqueConstraint("campaign", "number", name="uq_campaign_updates_campaign_number"),
+)

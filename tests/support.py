@@ -50,14 +50,16 @@ def make_signature(
     last_name: str = "Bloggs",
     comment: str = "",
     opt_in: bool = False,
-    address_lines: list[str] | None = None,
+    address_line1: str = "1 Test Street",
+    town: str = "Aldershot",
 ) -> dict[str, Any]:
     return {
         "first_name": first_name,
         "last_name": last_name,
         "email": email or f"supporter-{uuid.uuid4().hex[:10]}@example.org",
         "postcode": postcode,
-        "address_lines": address_lines or ["1 Test Street", "Aldershot"],
+        "address_line1": address_line1,
+        "town": town,
         "comment": comment,
         "opt_in": opt_in,
         "consent": True,
@@ -65,6 +67,30 @@ def make_signature(
 
 
 CONFIRM_RE = re.compile(r"(https?://\S+/confirm/[A-Za-z0-9_\-.]+)")
+
+
+CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def csrf_token_in(html: str) -> str:
+    match = CSRF_RE.search(html)
+    assert match, "no CSRF token in the page"
+    return match.group(1)
+
+
+def confirm(client: httpx.Client, link: str) -> httpx.Response:
+    """What a supporter does: open the link, press the button. Returns the page they end on."""
+    page = client.get(link)
+    assert page.status_code == 200, page.text
+    return client.post(link, data={"csrf_token": csrf_token_in(page.text)}, follow_redirects=True)
+
+
+def confirm_email(message: Any, client: httpx.Client | None = None) -> httpx.Response:
+    link = confirm_url_in(message.get_body(("plain",)).get_content())
+    if client is not None:
+        return confirm(client, link)
+    with httpx.Client(timeout=30) as own:
+        return confirm(own, link)
 
 
 def confirm_url_in(message_text: str) -> str:

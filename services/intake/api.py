@@ -1,77 +1,172 @@
-"""The JSON API under /api/v1 (partner sites, and the first path through the system)."""
+"""The JSON API under /api/v1, for partner sites. It mirrors the web form, with the same checks
+and the same messages; every error is a 4xx with a message."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Request
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
 
-from services.intake.deps import Engine
-from services.intake.signing import record_signature
-from shared import postcodes
-from shared.campaigns import get_campaign
-from shared.messages import Supporter
-from shared.metrics import SIGNATURES
+from services.intake.counts import campaign_counts
+from services.intake.deps import Engine, Settings
+from services.intake.forms import COMMENT_MAX
+from services.intake.helprequests import submit_help_request
+from services.intake.signing import Outcome, submit_signature
+from shared.campaigns import Campaign, get_campaign
 
-router = APIRouter(prefix="/api/v1", tags=["signatures"])
+router = APIRouter(prefix="/api/v1", tags=["campaigns"])
 
-SingleLine = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[^\r\n]*$")]
+Line = Annotated[str, Field(max_length=300)]
 
 
 class SignatureIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    first_name: SingleLine
-    last_name: SingleLine
-    email: EmailStr
-    postcode: Annotated[str, Field(min_length=2, max_length=16)]
-    address_lines: Annotated[
-        list[Annotated[str, Field(max_length=200, pattern=r"^[^\r\n]*$")]],
-        Field(min_length=1, max_length=4),
-    ]
-    comment: Annotated[str, Field(max_length=2000)] = ""
-    opt_in: bool = False
+    first_name: Line
+    last_name: Line
+    email: Line
+    address_line1: Line
+    address_line2: Line = ""
+    town: Line
+    postcode: Annotated[str, Field(max_length=20)]
+    comment: Annotated[str, Field(max_length=COMMENT_MAX * 2)] = ""
+    opt_in: bool = Field(False, description="Keep me updated about this campaign")
     consent: bool = Field(description="The supporter agrees to the terms and privacy notice")
-
-    @field_validator("postcode")
-    @classmethod
-    def _postcode(cls, raw: str) -> str:
-        code = postcodes.normalise(raw)
-        if not postcodes.is_valid(code):
-            raise ValueError("Enter a real UK postcode, like SW1A 1AA")
-        return code
-
-    @field_validator("consent")
-    @classmethod
-    def _consent(cls, value: bool) -> bool:
-        if not value:
-            raise ValueError("You must agree to the terms and privacy notice to sign")
-        return value
 
 
 class Accepted(BaseModel):
     status: str = "pending"
-    message: str = "Thank you. Check your email and click the link to confirm your signature."
-
-
-@router.post("/campaigns/{slug}/signatures", status_code=202, response_model=Accepted)
-def sign(slug: str, body: SignatureIn, engine: Engine, request: Request) -> Accepted:
-    """Sign a campaign. The answer is the same whether or not this email has signed before."""
-    supporter = Supporter(
-        first_name=body.first_name.strip(),
-        last_name=body.last_name.strip(),
-        email=str(body.email),
-        postcode=body.postcode,
-        address_lines=[line.strip() for line in body.address_lines if line.strip()],
-        comment=body.comment.strip(),
-        opt_in=body.opt_in,
+    message: str = (
+        "Thank you. Check your email and press the button in it to confirm your signature."
     )
-    with engine.begin() as conn:
+
+
+class FieldError(BaseModel):
+    field: str
+    message: str
+
+
+class Problem(BaseModel):
+    detail: str
+    errors: list[FieldError] = []
+
+
+class CampaignOut(BaseModel):
+    slug: str
+    title: str
+    open: bool
+    goal: int
+    target_kind: str
+    signatures: int
+
+
+class ConstituencyCount(BaseModel):
+    code: str
+    name: str | None
+    count: int
+
+
+class CountsOut(BaseModel):
+    slug: str
+    total: int
+    goal: int
+    by_constituency: list[ConstituencyCount]
+    as_of: str
+
+
+class HelpIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: Line = ""
+    email: Line
+    message: Annotated[str, Field(max_length=6000)]
+
+
+ERRORS = {
+    404: {"model": Problem},
+    409: {"model": Problem},
+    422: {"model": Problem},
+    429: {"model": Problem},
+}
+
+
+def open_campaign(engine: Engine, slug: str, *, must_be_open: bool = True) -> Campaign:
+    with engine.connect() as conn:
         campaign = get_campaign(conn, slug)
-        if campaign is None:
-            raise HTTPException(404, "No campaign with that name")
-        if not campaign.open:
-            raise HTTPException(409, "This campaign has closed and is no longer taking signatures")
-        if record_signature(conn, slug, supporter) is not None:
-            SIGNATURES.labels(slug).inc()
+    if campaign is None:
+        raise HTTPException(404, "There is no campaign with that name")
+    if must_be_open and not campaign.open:
+        raise HTTPException(409, "This campaign has closed and is no longer taking signatures")
+    return campaign
+
+
+def _problem(status: int, detail: str, errors: dict[str, str] | None = None) -> JSONResponse:
+    body = {
+        "detail": detail,
+        "errors": [{"field": k, "message": v} for k, v in (errors or {}).items()],
+    }
+    return JSONResponse(body, status_code=status)
+
+
+@router.get("/campaigns/{slug}", response_model=CampaignOut, responses=ERRORS)
+def campaign(slug: str, engine: Engine) -> CampaignOut:
+    found = open_campaign(engine, slug, must_be_open=False)
+    return CampaignOut(
+        slug=found.slug,
+        title=found.title,
+        open=found.open,
+        goal=found.goal,
+        target_kind=found.target.kind,
+        signatures=campaign_counts(engine, slug).total,
+    )
+
+
+@router.get("/campaigns/{slug}/counts", response_model=CountsOut, responses=ERRORS)
+def counts(slug: str, engine: Engine) -> CountsOut:
+    found = open_campaign(engine, slug, must_be_open=False)
+    c = campaign_counts(engine, slug)
+    return CountsOut(
+        slug=slug,
+        total=c.total,
+        goal=found.goal,
+        by_constituency=[ConstituencyCount.model_validate(x) for x in c.by_constituency],
+        as_of=c.as_of.isoformat(),
+    )
+
+
+@router.post(
+    "/campaigns/{slug}/signatures", status_code=202, response_model=Accepted, responses=ERRORS
+)
+def sign(slug: str, body: SignatureIn, engine: Engine, settings: Settings, request: Request):  # type: ignore[no-untyped-def]
+    """Sign a campaign. The answer is the same whether or not this email has signed before."""
+    found = open_campaign(engine, slug)
+    client = request.client.host if request.client else "unknown"
+    result = submit_signature(engine, settings, found, body.model_dump(), client)
+    if result.outcome is Outcome.INVALID:
+        return _problem(422, "Please correct the highlighted fields", result.errors)
+    if result.outcome is Outcome.RATE_LIMITED:
+        return JSONResponse(
+            {"detail": "Too many attempts; wait a few minutes and try again", "errors": []},
+            status_code=429,
+            headers={"Retry-After": "600"},
+        )
     return Accepted()
+
+
+@router.post(
+    "/campaigns/{slug}/help-requests", status_code=202, response_model=Accepted, responses=ERRORS
+)
+def help_request(slug: str, body: HelpIn, engine: Engine, settings: Settings, request: Request):  # type: ignore[no-untyped-def]
+    """ "Can't sign? Tell us": a message for the campaign's staff."""
+    found = open_campaign(engine, slug, must_be_open=False)
+    client = request.client.host if request.client else "unknown"
+    errors = submit_help_request(engine, settings, found.slug, body.model_dump(), client)
+    if errors is None:
+        return JSONResponse(
+            {"detail": "Too many attempts; wait a few minutes and try again", "errors": []},
+            status_code=429,
+            headers={"Retry-After": "600"},
+        )
+    if errors:
+        return _problem(422, "Please correct the highlighted fields", errors)
+    return Accepted(status="received", message="Thank you. We will reply by email.")

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.intake import api, pages
 from shared.config import Settings
@@ -38,6 +42,17 @@ def create_app(settings: Settings, engine: Engine, ready_checks: dict | None = N
     app.state.engine = engine
     app.include_router(api.router)
     app.include_router(pages.router)
+    app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if request.url.path.startswith("/api/") or exc.status_code != 404:
+            return JSONResponse(
+                {"detail": exc.detail, "errors": []},
+                status_code=exc.status_code,
+                headers=getattr(exc, "headers", None),
+            )
+        return pages.page(request, "not_found.html", 404)
 
     @app.middleware("http")
     async def request_context(request: Request, call_next):  # type: ignore[no-untyped-def]

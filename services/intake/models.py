@@ -31,3 +31,16 @@ signatures = sa.Table(
     sa.UniqueConstraint("campaign", "email_normalised", name="uq_signatures_campaign_email"),
     sa.Index("ix_signatures_campaign_status", "campaign", "status"),
 )
+
+# "Can't sign? Tell us": requests kept for staff to answer.
+help_requests = sa.Table(
+    "help_requests",
+    metadata,
+    sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+    sa.Column("campaign", sa.String(100), nullable=False),
+    sa.Column("name", sa.Text, nullable=False, server_default=""),
+    sa.Column("email", sa.Text, nullable=False),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("handled_at", sa.DateTime(timezone=True)),
+)

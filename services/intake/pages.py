@@ -1,46 +1,215 @@
-"""Server-rendered pages: the campaign page and the confirmation flow."""
+"""Server-rendered pages: the campaign, signing, confirming, thanks and help. No JavaScript needed."""
 
 from __future__ import annotations
 
 import uuid
-from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse
-from fastapi.templating import Jinja2Templates
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
+from services.intake import csrf, i18n
+from services.intake.content import letter_preview, markdown, updates_for
+from services.intake.counts import campaign_counts
 from services.intake.deps import Engine, Settings
+from services.intake.forms import COMMENT_MAX
+from services.intake.helprequests import submit_help_request
 from services.intake.models import signatures
-from services.intake.signing import confirm_signature
-from shared.campaigns import get_campaign
+from services.intake.signing import Outcome, confirm_signature, submit_signature
+from shared.campaigns import Campaign, get_campaign
+from shared.reasons import REASONS
 from shared.tokens import InvalidToken, read_token
 
 router = APIRouter(include_in_schema=False)
-templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 
 
-def page(request: Request, name: str, status: int = 200, **context: object) -> HTMLResponse:
-    return templates.TemplateResponse(request, name, context, status_code=status)
+def page(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
+    locale = i18n.pick_locale(request)
+    context.setdefault("errors", {})
+    html = i18n.environment(locale).get_template(name).render(request=request, **context)
+    response = HTMLResponse(html, status_code=status)
+    response.headers["Content-Language"] = locale
+    if request.query_params.get("lang") in i18n.LOCALES:
+        response.set_cookie(
+            i18n.COOKIE, locale, max_age=365 * 24 * 3600, samesite="lax", httponly=True
+        )
+    return response
+
+
+def form_page(
+    request: Request, name: str, secret: str, status: int = 200, **context: Any
+) -> HTMLResponse:
+    """A page with a form: carries a CSRF token tied to the visitor's cookie."""
+    cookie, token = csrf.issue(request, secret)
+    response = page(request, name, status, csrf_token=token, **context)
+    csrf.set_cookie(response, cookie, secure=str(request.url).startswith("https"))
+    return response
+
+
+def _campaign(engine: Engine, slug: str) -> Campaign | None:
+    with engine.connect() as conn:
+        return get_campaign(conn, slug)
+
+
+def client_ip(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+@router.get("/c/{slug}.json")
+def campaign_counts_json(slug: str, engine: Engine) -> Response:
+    campaign = _campaign(engine, slug)
+    if campaign is None:
+        return JSONResponse({"detail": "There is no campaign with that name"}, status_code=404)
+    counts = campaign_counts(engine, slug)
+    return JSONResponse(
+        {
+            "slug": slug,
+            "total": counts.total,
+            "goal": campaign.goal,
+            "by_constituency": counts.by_constituency,
+            "as_of": counts.as_of.isoformat(),
+        },
+        headers={"Cache-Control": "public, max-age=3"},
+    )
+
+
+def render_campaign(
+    request: Request,
+    engine: Engine,
+    settings: Settings,
+    campaign: Campaign,
+    *,
+    values: dict[str, Any] | None = None,
+    errors: dict[str, str] | None = None,
+    status: int = 200,
+) -> HTMLResponse:
+    with engine.connect() as conn:
+        updates = updates_for(conn, campaign.slug)
+    return form_page(
+        request,
+        "campaign.html",
+        settings.secret_key,
+        status,
+        campaign=campaign,
+        story_html=markdown(campaign.story),
+        letter=letter_preview(campaign),
+        total=campaign_counts(engine, campaign.slug).total,
+        updates=updates,
+        values=values or {},
+        errors=errors or {},
+        comment_max=COMMENT_MAX,
+    )
 
 
 @router.get("/c/{slug}", response_class=HTMLResponse)
-def campaign_page(slug: str, request: Request, engine: Engine) -> HTMLResponse:
-    with engine.connect() as conn:
-        campaign = get_campaign(conn, slug)
-        if campaign is None:
-            return page(request, "not_found.html", 404)
-        count = conn.execute(
-            sa.select(sa.func.count())
-            .select_from(signatures)
-            .where(signatures.c.campaign == slug, signatures.c.status != "pending")
-        ).scalar_one()
-    return page(request, "campaign.html", campaign=campaign, count=count)
+def campaign_page(slug: str, request: Request, engine: Engine, settings: Settings) -> HTMLResponse:
+    campaign = _campaign(engine, slug)
+    if campaign is None:
+        return page(request, "not_found.html", 404)
+    return render_campaign(request, engine, settings, campaign)
 
 
-def _signature_from(token: str, settings_secret: str) -> uuid.UUID | str:
+@router.post("/c/{slug}/sign", response_class=HTMLResponse)
+async def sign(slug: str, request: Request, engine: Engine, settings: Settings) -> Response:
+    form = await request.form()
+    values = {k: str(v) for k, v in form.items() if k not in ("csrf_token", "website")}
+    return await run_in_threadpool(
+        _sign,
+        slug,
+        request,
+        engine,
+        settings,
+        values,
+        str(form.get("csrf_token") or ""),
+        str(form.get("website") or ""),
+    )
+
+
+def _sign(
+    slug: str,
+    request: Request,
+    engine: Engine,
+    settings: Settings,
+    values: dict[str, str],
+    token: str,
+    honeypot: str,
+) -> Response:
+    campaign = _campaign(engine, slug)
+    if campaign is None:
+        return page(request, "not_found.html", 404)
+    if not campaign.open:
+        return render_campaign(request, engine, settings, campaign, status=409)
+    if not csrf.valid(request, token, settings.secret_key):
+        return form_page(request, "form_expired.html", settings.secret_key, 400)
+    check_email = RedirectResponse(f"/c/{slug}/check-email", status_code=303)
+    if honeypot:
+        return check_email  # a bot filled the hidden field: say the usual thing, store nothing
+    result = submit_signature(engine, settings, campaign, values, client_ip(request))
+    if result.outcome is Outcome.RATE_LIMITED:
+        response = page(request, "too_many.html", 429)
+        response.headers["Retry-After"] = "600"
+        return response
+    if result.outcome is Outcome.INVALID:
+        return render_campaign(
+            request, engine, settings, campaign, values=values, errors=result.errors, status=400
+        )
+    return check_email
+
+
+@router.get("/c/{slug}/check-email", response_class=HTMLResponse)
+def check_email(slug: str, request: Request, engine: Engine) -> HTMLResponse:
+    campaign = _campaign(engine, slug)
+    if campaign is None:
+        return page(request, "not_found.html", 404)
+    return page(request, "check_email.html", campaign=campaign)
+
+
+@router.get("/c/{slug}/help", response_class=HTMLResponse)
+def help_page(slug: str, request: Request, engine: Engine, settings: Settings) -> HTMLResponse:
+    campaign = _campaign(engine, slug)
+    if campaign is None:
+        return page(request, "not_found.html", 404)
+    return form_page(request, "help.html", settings.secret_key, campaign=campaign, values={})
+
+
+@router.post("/c/{slug}/help", response_class=HTMLResponse)
+async def help_submit(slug: str, request: Request, engine: Engine, settings: Settings) -> Response:
+    form = await request.form()
+    return await run_in_threadpool(_help_submit, slug, request, engine, settings, dict(form))
+
+
+def _help_submit(
+    slug: str, request: Request, engine: Engine, settings: Settings, form: dict[str, Any]
+) -> Response:
+    campaign = _campaign(engine, slug)
+    if campaign is None:
+        return page(request, "not_found.html", 404)
+    if not csrf.valid(request, str(form.get("csrf_token") or ""), settings.secret_key):
+        return form_page(request, "form_expired.html", settings.secret_key, 400)
+    values = {k: str(v) for k, v in form.items() if k in ("name", "email", "message")}
+    if form.get("website"):
+        return page(request, "help_done.html", campaign=campaign)
+    errors = submit_help_request(engine, settings, slug, values, client_ip(request))
+    if errors is None:
+        return page(request, "too_many.html", 429)
+    if errors:
+        return form_page(
+            request,
+            "help.html",
+            settings.secret_key,
+            400,
+            campaign=campaign,
+            values=values,
+            errors=errors,
+        )
+    return page(request, "help_done.html", campaign=campaign)
+
+
+def _signature_from(token: str, secret: str) -> uuid.UUID | str:
     try:
-        return uuid.UUID(read_token(settings_secret, "confirm", token))
+        return uuid.UUID(read_token(secret, "confirm", token))
     except InvalidToken as exc:
         return exc.reason
     except ValueError:
@@ -53,17 +222,57 @@ def confirm_page(token: str, request: Request, settings: Settings) -> HTMLRespon
     found = _signature_from(token, settings.secret_key)
     if isinstance(found, str):
         return page(request, "confirm_invalid.html", 400, reason=found)
-    return page(request, "confirm.html", token=token)
+    return form_page(request, "confirm.html", settings.secret_key, token=token)
 
 
 @router.post("/confirm/{token}", response_class=HTMLResponse)
-def confirm(token: str, request: Request, engine: Engine, settings: Settings) -> HTMLResponse:
+async def confirm(token: str, request: Request, engine: Engine, settings: Settings) -> Response:
+    form = await request.form()
+    return await run_in_threadpool(_confirm, token, request, engine, settings, dict(form))
+
+
+def _confirm(
+    token: str, request: Request, engine: Engine, settings: Settings, form: dict[str, Any]
+) -> Response:
     found = _signature_from(token, settings.secret_key)
     if isinstance(found, str):
         return page(request, "confirm_invalid.html", 400, reason=found)
+    if not csrf.valid(request, str(form.get("csrf_token") or ""), settings.secret_key):
+        return form_page(request, "form_expired.html", settings.secret_key, 400)
     with engine.begin() as conn:
         row = confirm_signature(conn, found)
-        if row is None:
-            return page(request, "confirm_invalid.html", 400, reason="invalid")
-        campaign = get_campaign(conn, row.campaign)
-    return page(request, "thanks.html", campaign=campaign)
+    if row is None:
+        return page(request, "confirm_invalid.html", 400, reason="invalid")
+    return RedirectResponse(f"/thanks/{token}", status_code=303)
+
+
+@router.get("/thanks/{token}", response_class=HTMLResponse)
+def thanks(token: str, request: Request, engine: Engine, settings: Settings) -> HTMLResponse:
+    found = _signature_from(token, settings.secret_key)
+    if isinstance(found, str):
+        return page(request, "confirm_invalid.html", 400, reason=found)
+    with engine.connect() as conn:
+        row = conn.execute(
+            sa.select(
+                signatures.c.campaign,
+                signatures.c.status,
+                signatures.c.target_name,
+                signatures.c.constituency_name,
+                signatures.c.unresolvable_reason,
+            ).where(signatures.c.id == found)
+        ).first()
+        campaign = get_campaign(conn, row.campaign) if row else None
+    if row is None or campaign is None:
+        return page(request, "confirm_invalid.html", 400, reason="invalid")
+    share_url = f"{settings.base_url}/c/{campaign.slug}"
+    return page(
+        request,
+        "thanks.html",
+        campaign=campaign,
+        journey=row.status,
+        target_name=row.target_name,
+        constituency_name=row.constituency_name,
+        reason_message=REASONS.get(row.unresolvable_reason or "", ""),
+        share_url=share_url,
+        share_text=f"{campaign.title} {share_url}",
+    )

@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import Enum
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 
+from services.intake import ratelimit
+from services.intake.forms import check_signature
 from services.intake.models import signatures
 from shared import outbox
+from shared.campaigns import Campaign
+from shared.config import Settings
 from shared.messages import SignatureConfirmed, SignatureReceived, Supporter
+from shared.metrics import SIGNATURES
 
 
 def normalise_email(email: str) -> str:
@@ -99,3 +107,42 @@ def confirm_signature(conn: Connection, signature_id: uuid.UUID) -> sa.Row | Non
             correlation_id=row.id,
         )
     return row
+
+
+class Outcome(Enum):
+    ACCEPTED = "accepted"  # stored (or already signed: the supporter sees the same answer)
+    INVALID = "invalid"
+    RATE_LIMITED = "rate_limited"
+
+
+@dataclass
+class Submission:
+    outcome: Outcome
+    errors: dict[str, str]
+
+
+def submit_signature(
+    engine: Engine, settings: Settings, campaign: Campaign, data: dict[str, Any], client_ip: str
+) -> Submission:
+    """Everything a signing request does, for the form and the API alike: limit the caller,
+    check the fields, limit the email address, store the pending signature with its event."""
+    with engine.begin() as conn:
+        if not ratelimit.hit(
+            conn,
+            ratelimit.limit_key(settings.secret_key, "ip", client_ip),
+            ratelimit.Limit.parse(settings.rate_limit_ip),
+        ):
+            return Submission(Outcome.RATE_LIMITED, {})
+    checked = check_signature(data, needs_mp=campaign.target.kind == "mp")
+    if checked.supporter is None:
+        return Submission(Outcome.INVALID, checked.errors)
+    supporter = checked.supporter
+    with engine.begin() as conn:
+        email_key = ratelimit.limit_key(
+            settings.secret_key, "email", normalise_email(supporter.email)
+        )
+        if not ratelimit.hit(conn, email_key, ratelimit.Limit.parse(settings.rate_limit_email)):
+            return Submission(Outcome.RATE_LIMITED, {})
+        if record_signature(conn, campaign.slug, supporter) is not None:
+            SIGNATURES.labels(campaign.slug).inc()
+    return Submission(Outcome.ACCEPTED, {})

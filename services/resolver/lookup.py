@@ -11,16 +11,9 @@ from sqlalchemy.engine import Connection
 from shared import postcodes
 from shared.campaigns import Campaign
 from shared.messages import Constituency, Target
+from shared.reasons import REASONS
 from shared.reference import constituencies, mps
 from shared.reference import postcodes as postcode_table
-
-REASONS = {
-    "invalid_postcode": "That postcode is not a real UK postcode. Check it and sign again.",
-    "terminated_postcode": "That postcode is no longer in use. Sign again with your current postcode.",
-    "no_westminster_mp": "Addresses there have no MP at Westminster, so we cannot send this letter.",
-    "no_contact": "Your MP does not publish an email address. You could write to them by post.",
-    "unknown_postcode": "We could not find that postcode. Check it and sign again.",
-}
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ import httpx
 import sqlalchemy as sa
 
 from services.mailer.models import letters
-from tests.support import confirm_url_in, make_signature, wait_until
+from tests.support import confirm, confirm_url_in, make_signature, wait_until
 
 
 def test_signature_becomes_one_letter_to_the_demo_mp(system, mail, engine) -> None:
@@ -32,7 +32,9 @@ def test_signature_becomes_one_letter_to_the_demo_mp(system, mail, engine) -> No
     assert page.status_code == 200 and "Confirm my signature" in page.text
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT status FROM signatures")).scalar_one() == "pending"
-    assert httpx.post(link, timeout=10).status_code == 200
+    client = httpx.Client(timeout=10)
+    thanks = confirm(client, link)
+    assert thanks.status_code == 200 and "Your signature is confirmed" in thanks.text
 
     caught = mail.handler.wait_for(2, timeout=30)
     letter = caught[1].message
@@ -47,12 +49,14 @@ def test_signature_becomes_one_letter_to_the_demo_mp(system, mail, engine) -> No
     assert "1 Test Street\nAldershot\nGU11 1AA" in body
 
     # The journey is recorded, and confirming again sends nothing more.
-    assert httpx.post(link, timeout=10).status_code == 200
+    assert confirm(client, link).status_code == 200
     wait_until(lambda: _status(engine) == "sent", 20, message="intake to hear letter.sent")
     with engine.connect() as conn:
         rows = conn.execute(sa.select(letters.c.purpose, letters.c.state, letters.c.sends)).all()
     assert sorted(rows) == [("confirmation", "sent", 1), ("letter", "sent", 1)]
     assert len(mail.messages) == 2
+    thanks = client.get(str(thanks.url))
+    assert "Your letter is going to Alex Demo, MP for Aldershot." in thanks.text
 
 
 def _status(engine: sa.Engine) -> str:

@@ -9,7 +9,7 @@ from services.intake.app import create_app
 from shared.config import Settings
 from shared.db import make_engine
 from shared.tokens import make_token
-from tests.support import make_signature
+from tests.support import csrf_token_in, make_signature
 
 URL = "/api/v1/campaigns/guardians-for-children/signatures"
 
@@ -29,6 +29,8 @@ def test_bad_input_gets_a_clear_4xx_and_changes_nothing(settings, engine) -> Non
         "postcode": make_signature(postcode="NOT A POSTCODE"),
         "consent": {**make_signature(), "consent": False},
         "first_name": make_signature(first_name="Jo\r\nBcc: x@example.org"),
+        "last_name": make_signature(last_name="www.spam.example.com"),
+        "town": make_signature(town="=HYPERLINK(1)"),
         "email": make_signature(email="not-an-email"),
     }
     for field, body in cases.items():
@@ -36,7 +38,7 @@ def test_bad_input_gets_a_clear_4xx_and_changes_nothing(settings, engine) -> Non
         assert response.status_code == 422, response.text
         errors = response.json()["errors"]
         assert any(e["field"] == field for e in errors), errors
-    assert "real UK postcode" in client.post(URL, json=cases["postcode"]).text
+    assert "Enter a real postcode" in client.post(URL, json=cases["postcode"]).text
     assert (
         client.post("/api/v1/campaigns/nope/signatures", json=make_signature()).status_code == 404
     )
@@ -64,13 +66,19 @@ def test_confirmation_needs_a_post_with_a_valid_token(settings, engine) -> None:
     with engine.connect() as conn:
         signature_id = conn.execute(sa.text("SELECT id FROM signatures")).scalar_one()
     token = make_token(settings.secret_key, "confirm", str(signature_id))
-    assert client.get(f"/confirm/{token}").status_code == 200
+    page = client.get(f"/confirm/{token}")
+    assert page.status_code == 200
     assert count(engine, "SELECT count(*) FROM signatures WHERE status='pending'") == 1
-    assert client.post(f"/confirm/{token}x").status_code == 400
+    form = {"csrf_token": csrf_token_in(page.text)}
+    assert client.post(f"/confirm/{token}x", data=form).status_code == 400
     wrong_purpose = make_token(settings.secret_key, "unsubscribe", str(signature_id))
-    assert client.post(f"/confirm/{wrong_purpose}").status_code == 400
-    assert client.post(f"/confirm/{token}").status_code == 200
-    assert client.post(f"/confirm/{token}").status_code == 200  # twice: harmless
+    assert client.post(f"/confirm/{wrong_purpose}", data=form).status_code == 400
+    assert client.post(f"/confirm/{token}", data={}).status_code == 400  # no CSRF token
+    assert count(engine, "SELECT count(*) FROM signatures WHERE status='pending'") == 1
+    done = client.post(f"/confirm/{token}", data=form, follow_redirects=False)
+    assert done.status_code == 303 and done.headers["location"] == f"/thanks/{token}"
+    assert "We are finding your MP" in client.get(f"/thanks/{token}").text
+    assert client.post(f"/confirm/{token}", data=form).status_code == 200  # twice: harmless
     assert count(engine, "SELECT count(*) FROM signatures WHERE status='confirmed'") == 1
     assert count(engine, "SELECT count(*) FROM outbox WHERE routing_key='signature.confirmed'") == 1
 

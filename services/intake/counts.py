@@ -1,0 +1,65 @@
+"""Signature counts: aggregated on read and cached for a few seconds, per process.
+
+There is no counter row to update per signature (a hot row like that took the UK petitions site
+down in 2019). Each replica runs at most one aggregate query per campaign per ``TTL`` seconds, so
+counts are at most that stale.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from services.intake.models import signatures
+
+TTL = 3.0
+
+
+@dataclass
+class Counts:
+    total: int
+    by_constituency: list[dict[str, object]] = field(default_factory=list)
+    as_of: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+
+_cache: dict[str, tuple[float, Counts]] = {}
+_lock = threading.Lock()
+
+
+def campaign_counts(engine: Engine, slug: str) -> Counts:
+    now = time.monotonic()
+    cached = _cache.get(slug)
+    if cached and now - cached[0] < TTL:
+        return cached[1]
+    with _lock:  # one query per campaign at a time in this process
+        cached = _cache.get(slug)
+        if cached and time.monotonic() - cached[0] < TTL:
+            return cached[1]
+        with engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(
+                    signatures.c.constituency_code,
+                    signatures.c.constituency_name,
+                    sa.func.count().label("n"),
+                )
+                .where(signatures.c.campaign == slug, signatures.c.confirmed_at.is_not(None))
+                .group_by(signatures.c.constituency_code, signatures.c.constituency_name)
+            ).all()
+        counts = Counts(
+            total=sum(r.n for r in rows),
+            by_constituency=sorted(
+                (
+                    {"code": r.constituency_code, "name": r.constituency_name, "count": r.n}
+                    for r in rows
+                    if r.constituency_code
+                ),
+                key=lambda c: (-int(c["count"]), str(c["name"])),  # type: ignore[call-overload]
+            ),
+        )
+        _cache[slug] = (time.monotonic(), counts)
+        return counts
