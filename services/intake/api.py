@@ -82,7 +82,7 @@ class HelpIn(BaseModel):
     message: Annotated[str, Field(max_length=6000)]
 
 
-ERRORS = {
+ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"model": Problem},
     409: {"model": Problem},
     422: {"model": Problem},

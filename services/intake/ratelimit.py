@@ -50,12 +50,12 @@ def hit(conn: Connection, key: str, limit: Limit, now: datetime | None = None) -
     now = now or datetime.now(UTC)
     epoch = int(now.timestamp())
     window = datetime.fromtimestamp(epoch - epoch % limit.seconds, UTC)
-    stmt = insert(rate_limits).values(key=key, window_start=window, hits=1)
-    stmt = stmt.on_conflict_do_update(
+    upsert = insert(rate_limits).values(key=key, window_start=window, hits=1)
+    upsert = upsert.on_conflict_do_update(
         index_elements=[rate_limits.c.key, rate_limits.c.window_start],
         set_={"hits": rate_limits.c.hits + 1},
-    ).returning(rate_limits.c.hits)
-    hits = conn.execute(stmt).scalar_one()
+    )
+    hits = conn.execute(upsert.returning(rate_limits.c.hits)).scalar_one()
     if random.random() < 0.002:
         conn.execute(
             rate_limits.delete().where(rate_limits.c.window_start < now - timedelta(days=1))
