@@ -119,14 +119,17 @@ def _serve(name: Service, threads: int) -> None:
 
         run_worker("mailer", settings, engine, lambda: bootstrap(settings, engine), threads)
     elif name is Service.resolver:
-        from services.resolver.handlers import HANDLERS as RESOLVER
+        from services.resolver.handlers import bootstrap as resolver
+        from services.resolver.handlers import make_deps, retry_held
 
+        sweeper = make_deps(settings, engine)
         run_worker(
             "resolver",
             settings,
             engine,
-            lambda: transactional("resolver", engine, RESOLVER),
+            lambda: resolver(settings, engine),
             threads,
+            periodic=[(settings.held_sweep_seconds, lambda: retry_held(sweeper))],
         )
     else:
         from services.updates.handlers import HANDLERS as UPDATES
@@ -231,8 +234,9 @@ def import_mps(path: Path, quiet: Quiet = False) -> None:
 @app.command("resolve")
 @friendly_errors
 def resolve_cmd(postcode: str, campaign: Annotated[str | None, typer.Option()] = None) -> None:
-    """Print, as JSON, the target a postcode resolves to."""
-    from services.resolver.lookup import LocalBackend, resolve
+    """Print, as JSON, the target a postcode resolves to (exit 3 if no backend could be asked)."""
+    from services.resolver.lookup import Unavailable, make_backends, resolve
+    from shared import postcodes
     from shared.campaigns import get_campaign
     from shared.db import make_engine
 
@@ -240,10 +244,51 @@ def resolve_cmd(postcode: str, campaign: Annotated[str | None, typer.Option()] =
     engine = make_engine(settings.database_url)
     with engine.connect() as conn:
         found = get_campaign(conn, campaign) if campaign else None
-        if campaign and found is None:
-            fail(f"no campaign {campaign!r}")
-        answer = resolve(postcode, found, [LocalBackend(conn)])
+    if campaign and found is None:
+        fail(f"no campaign {campaign!r}")
+    try:
+        backends = make_backends(
+            settings.resolver_backends,
+            engine,
+            postcodes_io_url=settings.postcodes_io_url,
+            members_api_url=settings.members_api_url,
+        )
+    except ValueError as exc:
+        fail(f"configuration: DEARMP_RESOLVER_BACKENDS: {exc}", 2)
+    try:
+        answer = resolve(postcode, found, backends)
+    except Unavailable as exc:
+        typer.echo(
+            json.dumps(
+                {
+                    "status": "retry",
+                    "reason": "backends_unavailable",
+                    "postcode": postcodes.normalise(postcode),
+                    "constituency": None,
+                    "target": None,
+                }
+            )
+        )
+        fail(f"no backend could answer: {exc}", 3)
     typer.echo(json.dumps(answer.as_json()))
+
+
+@data_app.command("refresh-mps")
+@friendly_errors
+def refresh_mps(quiet: Quiet = False) -> None:
+    """Refresh MPs' names and emails from the Members API (after by-elections)."""
+    from services.resolver.lookup import BackendUnavailable
+    from services.resolver.refresh import refresh_mps as run_refresh
+    from shared.db import make_engine
+
+    settings = settings_or_exit()
+    try:
+        summary = run_refresh(
+            make_engine(settings.database_url), settings.members_api_url, quiet=quiet
+        )
+    except BackendUnavailable as exc:
+        fail(f"the Members API is unavailable ({exc}); nothing was changed")
+    typer.echo(summary)
 
 
 @app.command("status")

@@ -41,6 +41,11 @@ class Settings(BaseSettings):
     # Proxies whose X-Forwarded-For intake believes (comma-separated IPs, or * behind a trusted LB).
     forwarded_allow_ips: str = "127.0.0.1"
 
+    # Resolver: how long a signature for a vacant seat waits before it is tried again, and how
+    # often the resolver looks for held signatures that are due.
+    vacant_retry_seconds: int = 86400
+    held_sweep_seconds: float = 60.0
+
     # Broker behaviour. The namespace prefixes every exchange and queue name, so tests (and
     # several deployments on one broker) never meet each other's messages.
     broker_namespace: str = "dearmp"

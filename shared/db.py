@@ -43,6 +43,7 @@ def import_all_models() -> None:
     import services.intake.ratelimit  # noqa: F401
     import services.mailer.models  # noqa: F401
     import services.resolver.models  # noqa: F401
+    import services.resolver.remote  # noqa: F401
     import services.updates.models  # noqa: F401
     import shared.inbox  # noqa: F401
     import shared.outbox  # noqa: F401

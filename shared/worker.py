@@ -70,8 +70,10 @@ def run_worker(
     engine: Engine,
     make_handle: Callable[[], Callable[[Envelope], None]],
     threads: int = 1,
+    periodic: list[tuple[float, Callable[[], object]]] | None = None,
 ) -> None:
-    """Block until SIGTERM/SIGINT, then let in-flight messages finish and exit cleanly."""
+    """Block until SIGTERM/SIGINT, then let in-flight messages finish and exit cleanly.
+    ``periodic``: (interval seconds, task) pairs run in a background thread until stopped."""
     consumers = make_consumers(service, settings, make_handle, threads)
     server = serve_health(
         settings.metrics_port,
@@ -90,9 +92,30 @@ def run_worker(
 
     stopped = install_stop_signals(stop_all)
     workers = run_consumers(consumers)
+    stopping = threading.Event()
+    for interval, task in periodic or []:
+        t = threading.Thread(
+            target=_every, args=(interval, task, stopping), daemon=True, name=f"{service}-periodic"
+        )
+        t.start()
+        workers.append(t)
     while not stopped.wait(1.0):
         pass
+    stopping.set()
     for t in workers:
         t.join(timeout=30)
     server.shutdown()
     log.info("worker stopped")
+
+
+def _every(interval: float, task: Callable[[], object], stopping: threading.Event) -> None:
+    while not stopping.wait(interval):
+        try:
+            task()
+        except Exception as exc:  # a periodic task reports and tries again next time
+            log.warning(
+                "periodic task failed",
+                task=getattr(task, "__name__", "task"),
+                error=type(exc).__name__,
+                detail=str(exc)[:200],
+            )

@@ -3,6 +3,10 @@
 Messages follow the GOV.UK Design System: say what to do, in plain words. Anything that could
 become a header, a link in an MP's inbox or a formula in a staff spreadsheet is refused (names,
 addresses) or neutralised (the comment).
+
+Error messages are English literals marked with ``N_`` (no f-strings): the pages translate them
+when they render them, so every message must be in the catalogue word for word. If you change a
+limit, change the messages that state it (tests/integration/test_i18n.py checks they agree).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from typing import Any
 from email_validator import EmailNotValidError, validate_email
 
 from shared import postcodes
+from shared.i18n_markers import N_
 from shared.messages import Supporter
 
 NAME_MAX = 100
@@ -38,6 +43,86 @@ FIELDS = (
 )
 
 
+@dataclass(frozen=True)
+class LineMessages:
+    """What to say about one single-line field (``required`` is None for optional fields)."""
+
+    required: str | None
+    one_line: str
+    too_long: str
+    formula: str
+    web_address: str
+
+
+LINE_MESSAGES = {
+    "first_name": LineMessages(
+        required=N_("Enter your first name"),
+        one_line=N_("Your first name must be on one line"),
+        too_long=N_("Your first name must be 100 characters or fewer"),  # NAME_MAX
+        formula=N_("Your first name cannot start with = + - or @"),
+        web_address=N_("Your first name cannot contain a web address"),
+    ),
+    "last_name": LineMessages(
+        required=N_("Enter your last name"),
+        one_line=N_("Your last name must be on one line"),
+        too_long=N_("Your last name must be 100 characters or fewer"),  # NAME_MAX
+        formula=N_("Your last name cannot start with = + - or @"),
+        web_address=N_("Your last name cannot contain a web address"),
+    ),
+    "address_line1": LineMessages(
+        required=N_("Enter your first address line"),
+        one_line=N_("Your first address line must be on one line"),
+        too_long=N_("Your first address line must be 200 characters or fewer"),  # ADDRESS_MAX
+        formula=N_("Your first address line cannot start with = + - or @"),
+        web_address=N_("Your first address line cannot contain a web address"),
+    ),
+    "address_line2": LineMessages(
+        required=None,
+        one_line=N_("Your second address line must be on one line"),
+        too_long=N_("Your second address line must be 200 characters or fewer"),  # ADDRESS_MAX
+        formula=N_("Your second address line cannot start with = + - or @"),
+        web_address=N_("Your second address line cannot contain a web address"),
+    ),
+    "town": LineMessages(
+        required=N_("Enter your town or city"),
+        one_line=N_("Your town or city must be on one line"),
+        too_long=N_("Your town or city must be 200 characters or fewer"),  # ADDRESS_MAX
+        formula=N_("Your town or city cannot start with = + - or @"),
+        web_address=N_("Your town or city cannot contain a web address"),
+    ),
+}
+EMAIL_REQUIRED = N_("Enter your email address")
+EMAIL_FORMAT = N_("Enter an email address in the correct format, like name@example.com")
+POSTCODE_REQUIRED = N_("Enter your postcode")
+POSTCODE_FORMAT = N_("Enter a real postcode, like SW1A 1AA")
+# Valid postcodes with no MP at Westminster, keyed by BFPO or by postcode area (see
+# shared.postcodes.no_westminster_mp, whose reason each message begins with).
+POSTCODE_NO_MP = {
+    "BFPO": N_(
+        "British Forces Post Office addresses have no constituency, so there is no MP for us to "
+        "write to. This campaign can only send letters to MPs at Westminster"
+    ),
+    "JE": N_(
+        "Jersey has no MP at Westminster, so there is no MP for us to write to. "
+        "This campaign can only send letters to MPs at Westminster"
+    ),
+    "GY": N_(
+        "Guernsey has no MP at Westminster, so there is no MP for us to write to. "
+        "This campaign can only send letters to MPs at Westminster"
+    ),
+    "IM": N_(
+        "the Isle of Man has no MP at Westminster, so there is no MP for us to write to. "
+        "This campaign can only send letters to MPs at Westminster"
+    ),
+}
+POSTCODE_NO_MP_OTHER = N_(
+    "There is no MP at Westminster for that postcode. "
+    "This campaign can only send letters to MPs at Westminster"
+)
+COMMENT_TOO_LONG = N_("Your message must be 1500 characters or fewer")  # COMMENT_MAX
+CONSENT_REQUIRED = N_("Tick the box to agree to the terms and privacy notice")
+
+
 @dataclass
 class Checked:
     supporter: Supporter | None
@@ -56,25 +141,34 @@ def _single_line(
     errors: dict[str, str],
     name: str,
     value: str,
-    label: str,
     *,
-    required: bool,
     limit: int,
     allow_urls: bool = True,
 ) -> str:
+    """Check one single-line field; required when its messages say what to enter."""
+    says = LINE_MESSAGES[name]
     if not value:
-        if required:
-            errors[name] = f"Enter your {label}"
+        if says.required:
+            errors[name] = says.required
         return ""
     if LINE_BREAK_RE.search(value):
-        errors[name] = f"Your {label} must be on one line"
+        errors[name] = says.one_line
     elif len(value) > limit:
-        errors[name] = f"Your {label} must be {limit} characters or fewer"
+        errors[name] = says.too_long
     elif value.startswith(FORMULA_PREFIXES):
-        errors[name] = f"Your {label} cannot start with = + - or @"
+        errors[name] = says.formula
     elif not allow_urls and URL_RE.search(value):
-        errors[name] = f"Your {label} cannot contain a web address"
+        errors[name] = says.web_address
     return value
+
+
+def postcode_without_mp(postcode: str) -> str | None:
+    """The message for a valid postcode with no Westminster MP, else None."""
+    if not postcodes.no_westminster_mp(postcode):
+        return None
+    area = re.match(r"^[A-Z]+", postcode)
+    key = "BFPO" if postcodes.BFPO_RE.match(postcode) else area.group(0) if area else ""
+    return POSTCODE_NO_MP.get(key, POSTCODE_NO_MP_OTHER)
 
 
 def neutralise_comment(comment: str) -> str:
@@ -97,8 +191,6 @@ def check_signature(data: dict[str, Any], *, needs_mp: bool) -> Checked:
         errors,
         "first_name",
         _text(data.get("first_name")),
-        "first name",
-        required=True,
         limit=NAME_MAX,
         allow_urls=False,
     )
@@ -106,25 +198,21 @@ def check_signature(data: dict[str, Any], *, needs_mp: bool) -> Checked:
         errors,
         "last_name",
         _text(data.get("last_name")),
-        "last name",
-        required=True,
         limit=NAME_MAX,
         allow_urls=False,
     )
     email = _text(data.get("email"))
     if not email:
-        errors["email"] = "Enter your email address"
+        errors["email"] = EMAIL_REQUIRED
     else:
         try:
             email = validate_email(email, check_deliverability=False).normalized
         except EmailNotValidError:
-            errors["email"] = "Enter an email address in the correct format, like name@example.com"
+            errors["email"] = EMAIL_FORMAT
     line1 = _single_line(
         errors,
         "address_line1",
         _text(data.get("address_line1")),
-        "first address line",
-        required=True,
         limit=ADDRESS_MAX,
         allow_urls=False,
     )
@@ -132,8 +220,6 @@ def check_signature(data: dict[str, Any], *, needs_mp: bool) -> Checked:
         errors,
         "address_line2",
         _text(data.get("address_line2")),
-        "second address line",
-        required=False,
         limit=ADDRESS_MAX,
         allow_urls=False,
     )
@@ -141,27 +227,22 @@ def check_signature(data: dict[str, Any], *, needs_mp: bool) -> Checked:
         errors,
         "town",
         _text(data.get("town")),
-        "town or city",
-        required=True,
         limit=ADDRESS_MAX,
         allow_urls=False,
     )
     raw_postcode = _text(data.get("postcode"))
     postcode = postcodes.normalise(raw_postcode)
     if not raw_postcode:
-        errors["postcode"] = "Enter your postcode"
+        errors["postcode"] = POSTCODE_REQUIRED
     elif not postcodes.is_valid(postcode):
-        errors["postcode"] = "Enter a real postcode, like SW1A 1AA"
-    elif needs_mp and (why := postcodes.no_westminster_mp(postcode)):
-        errors["postcode"] = (
-            f"{why}, so there is no MP for us to write to. "
-            "This campaign can only send letters to MPs at Westminster"
-        )
+        errors["postcode"] = POSTCODE_FORMAT
+    elif needs_mp and (no_mp := postcode_without_mp(postcode)):
+        errors["postcode"] = no_mp
     comment = neutralise_comment(str(data.get("comment") or ""))
     if len(comment) > COMMENT_MAX:
-        errors["comment"] = f"Your message must be {COMMENT_MAX} characters or fewer"
+        errors["comment"] = COMMENT_TOO_LONG
     if not _truthy(data.get("consent")):
-        errors["consent"] = "Tick the box to agree to the terms and privacy notice"
+        errors["consent"] = CONSENT_REQUIRED
     if errors:
         return Checked(None, {k: errors[k] for k in FIELDS if k in errors})
     supporter = Supporter(

@@ -1,4 +1,7 @@
-""" "Can't sign? Tell us": requests stored for staff."""
+""" "Can't sign? Tell us": requests stored for staff.
+
+Error messages are English literals marked with ``N_``; the help page translates them.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +12,15 @@ from email_validator import EmailNotValidError, validate_email
 from sqlalchemy.engine import Engine
 
 from services.intake import ratelimit
-from services.intake.forms import neutralise_comment
+from services.intake.forms import EMAIL_FORMAT, EMAIL_REQUIRED, neutralise_comment
 from services.intake.models import help_requests
 from shared.config import Settings
+from shared.i18n_markers import N_
+
+MESSAGE_MAX = 3000
+MESSAGE_REQUIRED = N_("Tell us what went wrong")
+MESSAGE_TOO_LONG = N_("Your message must be 3000 characters or fewer")  # MESSAGE_MAX
+NAME_FORMULA = N_("Your name cannot start with = + - or @")
 
 
 def submit_help_request(
@@ -25,17 +34,13 @@ def submit_help_request(
     try:
         email = validate_email(email, check_deliverability=False).normalized
     except EmailNotValidError:
-        errors["email"] = (
-            "Enter your email address"
-            if not email
-            else "Enter an email address in the correct format, like name@example.com"
-        )
+        errors["email"] = EMAIL_FORMAT if email else EMAIL_REQUIRED
     if not message:
-        errors["message"] = "Tell us what went wrong"
-    elif len(message) > 3000:
-        errors["message"] = "Your message must be 3000 characters or fewer"
+        errors["message"] = MESSAGE_REQUIRED
+    elif len(message) > MESSAGE_MAX:
+        errors["message"] = MESSAGE_TOO_LONG
     if name.startswith(("=", "+", "-", "@")):
-        errors["name"] = "Your name cannot start with = + - or @"
+        errors["name"] = NAME_FORMULA
     with engine.begin() as conn:
         if not ratelimit.hit(
             conn,

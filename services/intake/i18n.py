@@ -1,8 +1,28 @@
-"""Languages for the public pages: English, Welsh and French (Babel).
+r"""Languages for the public pages: English, Welsh and French (Babel).
 
-The language comes from ``?lang=`` (remembered in a cookie) or the browser's Accept-Language.
-Catalogues live in ``locales/<lang>/LC_MESSAGES/messages.po`` and are compiled in memory when
-first used. Letters are never translated: they stay in the campaign's language.
+The language comes from ``?lang=`` (remembered in a cookie), then the cookie, then the browser's
+Accept-Language. Catalogues live in ``locales/<lang>/LC_MESSAGES/messages.po`` and are compiled in
+memory when first used (never commit ``.mo`` files). Letters are never translated: they stay in
+the campaign's language.
+
+Templates use ``_()`` and ``ngettext()`` (newstyle gettext: ``_("Up to %(limit)s", limit=3)``).
+Messages kept in English in Python (form errors, unresolvable reasons) are marked with
+``shared.i18n_markers.N_`` and translated when rendered, so they must be literals.
+
+After changing any text, from the repository root::
+
+    .venv/bin/pybabel extract -F babel.cfg -k N_ -c TRANSLATORS: --add-location=file \
+        --sort-output --project=dearmp --copyright-holder="Dear MP" \
+        -o services/intake/locales/messages.pot .
+    .venv/bin/pybabel update -i services/intake/locales/messages.pot \
+        -d services/intake/locales --no-fuzzy-matching --ignore-obsolete
+    # translate every new or changed entry in cy/ and fr/ (no empty msgstr, no fuzzy), then:
+    .venv/bin/pybabel compile -d services/intake/locales --statistics \
+        && find services/intake/locales -name '*.mo' -delete
+    .venv/bin/pytest -q tests/integration/test_i18n.py
+
+A new language: ``.venv/bin/pybabel init -i services/intake/locales/messages.pot
+-d services/intake/locales -l <lang>``, translate it, then add it to ``LOCALES`` and ``NAMES``.
 """
 
 from __future__ import annotations
@@ -30,17 +50,31 @@ TEMPLATE_DIR = Path(__file__).parent / "templates"
 
 
 def pick_locale(request: Request) -> str:
-    asked = request.query_params.get("lang") or request.cookies.get(COOKIE)
-    if asked in LOCALES:
-        return str(asked)
-    header = request.headers.get("accept-language", "")
-    preferred = []
-    for part in header.split(","):
-        tag = part.split(";")[0].strip().replace("-", "_")
-        if tag:
-            preferred.append(tag)
+    for asked in (request.query_params.get("lang"), request.cookies.get(COOKIE)):
+        if asked in LOCALES:
+            return str(asked)
+    preferred = accepted_languages(request.headers.get("accept-language", ""))
     chosen = Locale.negotiate(preferred, list(LOCALES), sep="_") if preferred else None
     return str(chosen.language) if chosen else DEFAULT
+
+
+def accepted_languages(header: str) -> list[str]:
+    """Language tags from an Accept-Language header, most wanted first (``q=0``: not wanted)."""
+    weighted: list[tuple[float, int, str]] = []
+    for index, part in enumerate(header.split(",")[:32]):
+        tag, *params = part.split(";")
+        tag = tag.strip().replace("-", "_")
+        quality = 1.0
+        for param in params:
+            name, sep, value = param.partition("=")
+            if sep and name.strip().lower() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        if tag and tag != "*" and quality > 0:
+            weighted.append((-quality, index, tag))
+    return [tag for _quality, _index, tag in sorted(weighted)]
 
 
 @lru_cache(maxsize=len(LOCALES))
@@ -57,9 +91,14 @@ def translations(locale: str) -> NullTranslations:
 
 
 def relative_date(value: datetime, locale: str, now: datetime | None = None) -> str:
-    """ "4 years ago", "il y a 4 ans"…"""
-    delta = value - (now or datetime.now(UTC))
+    """ "4 years ago", "il y a 4 ans", "4 o flynyddoedd yn ôl". Naive datetimes are taken as UTC."""
+    now = now or datetime.now(UTC)
+    delta = _aware(value) - _aware(now)
     return format_timedelta(delta, add_direction=True, locale=locale, threshold=1.0)
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 @lru_cache(maxsize=len(LOCALES))
@@ -70,7 +109,19 @@ def environment(locale: str) -> jinja2.Environment:
         extensions=["jinja2.ext.i18n"],
         undefined=jinja2.ChainableUndefined,
     )
-    env.install_gettext_translations(translations(locale), newstyle=True)  # type: ignore[attr-defined]
+    catalogue = translations(locale)
+
+    def gettext(message: str) -> str:
+        # gettext("") is the catalogue's header: an empty message stays empty.
+        return catalogue.gettext(message) if message else ""
+
+    env.install_gettext_callables(  # type: ignore[attr-defined]
+        gettext,
+        catalogue.ngettext,
+        newstyle=True,
+        pgettext=catalogue.pgettext,
+        npgettext=catalogue.npgettext,
+    )
     env.filters["reldate"] = lambda value: relative_date(value, locale)
     env.filters["longdate"] = lambda value: format_date(value, format="long", locale=locale)
     env.filters["number"] = lambda value: format_decimal(value, locale=locale)

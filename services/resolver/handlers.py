@@ -1,30 +1,54 @@
-"""Resolver handlers."""
+"""Resolver handlers: a confirmed signature becomes ``signature.resolved`` or
+``signature.unresolvable``; a vacant seat holds it until there is an MP.
+
+Look-ups (which may call remote APIs) happen outside any transaction; the effect (a
+``resolutions`` row or a held signature, and the emitted event) commits in one transaction with
+the inbox claim, so a redelivered event changes nothing twice.
+"""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
-from services.resolver.lookup import LocalBackend, resolve
-from services.resolver.models import resolutions
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.engine import Connection, Engine
+
+from services.resolver.lookup import Backend, Resolution, Unavailable, make_backends, resolve
+from services.resolver.models import held_signatures, resolutions
+from shared import inbox, outbox
 from shared.broker.consumer import TransientFailure
 from shared.campaigns import get_campaign
-from shared.handling import TransactionalHandler, UnitOfWork
-from shared.messages import Event, SignatureConfirmed, SignatureResolved, SignatureUnresolvable
+from shared.config import Settings
+from shared.logging import get_logger
+from shared.messages import (
+    Envelope,
+    Event,
+    SignatureConfirmed,
+    SignatureResolved,
+    SignatureUnresolvable,
+)
+
+log = get_logger(__name__)
+CONSUMER = "resolver"
 
 
-def resolve_signature(event: SignatureConfirmed, uow: UnitOfWork) -> None:
-    """Consumes signature.confirmed; emits signature.resolved or signature.unresolvable.
+@dataclass
+class ResolverDeps:
+    engine: Engine
+    backends: list[Backend]
+    hold_for: timedelta
 
-    Idempotent: the inbox claim and the ``resolutions`` row (keyed by signature) commit with the
-    emitted event, so a redelivery finds the claim and does nothing. A vacant seat raises
-    TransientFailure: the signature waits in the retry queues, never dropped.
-    """
-    campaign = get_campaign(uow.conn, event.campaign)
-    answer = resolve(event.supporter.postcode, campaign, [LocalBackend(uow.conn)])
-    if answer.status == "retry":
-        raise TransientFailure(f"cannot resolve yet: {answer.reason}")
-    uow.conn.execute(
-        resolutions.insert().values(
+
+def record_answer(
+    conn: Connection, event: SignatureConfirmed, answer: Resolution, correlation_id: str | None
+) -> None:
+    """Store the answer and emit its event, in the caller's transaction."""
+    conn.execute(
+        insert(resolutions)
+        .values(
             signature_id=event.signature_id,
             campaign=event.campaign,
             status=answer.status,
@@ -33,27 +57,136 @@ def resolve_signature(event: SignatureConfirmed, uow: UnitOfWork) -> None:
             target_name=answer.target.name if answer.target else None,
             resolved_at=datetime.now(UTC),
         )
+        .on_conflict_do_nothing(index_elements=[resolutions.c.signature_id])
     )
+    emitted: Event
     if answer.status == "resolved" and answer.target is not None:
-        uow.emit(
-            SignatureResolved(
-                signature_id=event.signature_id,
-                campaign=event.campaign,
-                supporter=event.supporter,
-                constituency=answer.constituency,
-                target=answer.target,
-            )
+        emitted = SignatureResolved(
+            signature_id=event.signature_id,
+            campaign=event.campaign,
+            supporter=event.supporter,
+            constituency=answer.constituency,
+            target=answer.target,
         )
     else:
-        uow.emit(
-            SignatureUnresolvable(
-                signature_id=event.signature_id,
-                campaign=event.campaign,
-                supporter=event.supporter,
-                reason=answer.reason or "unknown",
-                message=answer.message,
-            )
+        emitted = SignatureUnresolvable(
+            signature_id=event.signature_id,
+            campaign=event.campaign,
+            supporter=event.supporter,
+            reason=answer.reason or "unknown",
+            message=answer.message,
         )
+    outbox.add(conn, emitted, correlation_id=correlation_id)
 
 
-HANDLERS: dict[type[Event], TransactionalHandler] = {SignatureConfirmed: resolve_signature}
+def answer_for(event: SignatureConfirmed, deps: ResolverDeps) -> Resolution:
+    with deps.engine.connect() as conn:
+        campaign = get_campaign(conn, event.campaign)
+    try:
+        return resolve(event.supporter.postcode, campaign, deps.backends)
+    except Unavailable as exc:
+        # Every backend that could answer is down: wait and retry, without using up attempts.
+        raise TransientFailure(
+            f"resolver backends unavailable: {exc}", retry_after=exc.retry_after
+        ) from None
+
+
+def resolve_signature(event: SignatureConfirmed, envelope: Envelope, deps: ResolverDeps) -> None:
+    """Consumes signature.confirmed; emits signature.resolved or signature.unresolvable, or holds
+    the signature while the seat is vacant. Idempotent: inbox claim in the effect's transaction."""
+    with deps.engine.connect() as conn:
+        if inbox.already_processed(conn, CONSUMER, envelope.id):
+            log.info("duplicate event ignored", consumer=CONSUMER)
+            return
+    answer = answer_for(event, deps)
+    with deps.engine.begin() as conn:
+        if not inbox.claim(conn, CONSUMER, envelope.id):
+            log.info("duplicate event ignored", consumer=CONSUMER)
+            return
+        if answer.status == "retry":
+            now = datetime.now(UTC)
+            conn.execute(
+                insert(held_signatures)
+                .values(
+                    signature_id=event.signature_id,
+                    envelope=envelope.model_dump(mode="json"),
+                    reason=answer.reason or "retry",
+                    constituency_code=answer.constituency.code if answer.constituency else None,
+                    held_at=now,
+                    next_attempt_at=now + deps.hold_for,
+                )
+                .on_conflict_do_nothing(index_elements=[held_signatures.c.signature_id])
+            )
+            log.info("signature held", reason=answer.reason)
+            return
+        record_answer(conn, event, answer, envelope.correlation_id)
+
+
+def retry_held(deps: ResolverDeps, batch: int = 50) -> int:
+    """Try the held signatures that are due again; returns how many were released."""
+    now = datetime.now(UTC)
+    released = 0
+    with deps.engine.begin() as conn:
+        rows = conn.execute(
+            sa.select(held_signatures)
+            .where(held_signatures.c.next_attempt_at <= now)
+            .order_by(held_signatures.c.next_attempt_at)
+            .limit(batch)
+            .with_for_update(skip_locked=True)
+        ).all()
+        for row in rows:
+            envelope = Envelope.model_validate(row.envelope)
+            event = envelope.event()
+            assert isinstance(event, SignatureConfirmed)
+            try:
+                answer = answer_for(event, deps)
+            except TransientFailure:
+                answer = Resolution("retry", event.supporter.postcode, reason="unavailable")
+            if answer.status == "retry":
+                conn.execute(
+                    held_signatures.update()
+                    .where(held_signatures.c.signature_id == row.signature_id)
+                    .values(
+                        attempts=held_signatures.c.attempts + 1, next_attempt_at=now + deps.hold_for
+                    )
+                )
+                continue
+            record_answer(conn, event, answer, envelope.correlation_id)
+            conn.execute(
+                held_signatures.delete().where(held_signatures.c.signature_id == row.signature_id)
+            )
+            released += 1
+    if released:
+        log.info("held signatures released", count=released)
+    return released
+
+
+HANDLERS: dict[type[Event], Callable[[SignatureConfirmed, Envelope, ResolverDeps], None]] = {
+    SignatureConfirmed: resolve_signature,
+}
+
+
+def make_deps(settings: Settings, engine: Engine) -> ResolverDeps:
+    return ResolverDeps(
+        engine=engine,
+        backends=make_backends(
+            settings.resolver_backends,
+            engine,
+            postcodes_io_url=settings.postcodes_io_url,
+            members_api_url=settings.members_api_url,
+        ),
+        hold_for=timedelta(seconds=settings.vacant_retry_seconds),
+    )
+
+
+def bootstrap(settings: Settings, engine: Engine) -> Callable[[Envelope], None]:
+    """Wire real backends into the handlers; one call per consumer thread (own HTTP session)."""
+    deps = make_deps(settings, engine)
+
+    def handle(envelope: Envelope) -> None:
+        event = envelope.event()
+        handler = HANDLERS.get(type(event))
+        if handler is not None:
+            handler(event, envelope, deps)  # type: ignore[arg-type]
+
+    return handle

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Engine
 
 from shared import postcodes
 from shared.campaigns import Campaign
@@ -45,27 +45,29 @@ class Backend(Protocol):
 class LocalBackend:
     """The tables loaded by ``dearmp data import-*``."""
 
-    def __init__(self, conn: Connection):
-        self.conn = conn
+    def __init__(self, engine: Engine):
+        self.engine = engine
 
     def lookup(self, postcode: str) -> Resolution | None:
-        row = self.conn.execute(
-            sa.select(
-                postcode_table.c.constituency_code,
-                postcode_table.c.terminated,
-                constituencies.c.name.label("constituency_name"),
-                mps.c.name,
-                mps.c.party,
-                mps.c.email,
-                mps.c.member_id,
-            )
-            .select_from(
-                postcode_table.outerjoin(
-                    constituencies, constituencies.c.code == postcode_table.c.constituency_code
-                ).outerjoin(mps, mps.c.constituency_code == postcode_table.c.constituency_code)
-            )
-            .where(postcode_table.c.postcode == postcode)
-        ).first()
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(
+                    postcode_table.c.constituency_code,
+                    postcode_table.c.terminated,
+                    constituencies.c.name.label("constituency_name"),
+                    mps.c.constituency_code.label("mp_row"),
+                    mps.c.name,
+                    mps.c.party,
+                    mps.c.email,
+                    mps.c.member_id,
+                )
+                .select_from(
+                    postcode_table.outerjoin(
+                        constituencies, constituencies.c.code == postcode_table.c.constituency_code
+                    ).outerjoin(mps, mps.c.constituency_code == postcode_table.c.constituency_code)
+                )
+                .where(postcode_table.c.postcode == postcode)
+            ).first()
         if row is None:
             return None
         if row.terminated:
@@ -73,8 +75,10 @@ class LocalBackend:
         if row.constituency_name is None:  # pseudo codes for the Crown dependencies
             return Resolution("unresolvable", postcode, reason="no_westminster_mp")
         constituency = Constituency(code=row.constituency_code, name=row.constituency_name)
+        if row.mp_row is None:
+            return None  # no MP data loaded for this seat: let another backend find the member
         if row.member_id is None and row.name is None:
-            # No member known: a vacant seat. Hold the letter until there is one.
+            # The seat has no member: vacant until a by-election. Hold the letter.
             return Resolution("retry", postcode, reason="vacant_seat", constituency=constituency)
         if not row.email:
             return Resolution(
@@ -88,7 +92,24 @@ class LocalBackend:
         )
 
 
+class BackendUnavailable(Exception):
+    """A remote service timed out, failed (5xx) or asked us to slow down (429)."""
+
+    def __init__(self, message: str, retry_after: float | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class Unavailable(Exception):
+    """Every backend that could answer is down; try again later (``retry_after`` seconds if known)."""
+
+    def __init__(self, message: str, retry_after: float | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 def resolve(postcode_raw: str, campaign: Campaign | None, backends: list[Backend]) -> Resolution:
+    """Ask each backend in turn. Raises ``Unavailable`` when none answered and one was down."""
     postcode = postcodes.normalise(postcode_raw)
     if campaign is not None and campaign.target.kind == "fixed":
         return Resolution(
@@ -102,8 +123,41 @@ def resolve(postcode_raw: str, campaign: Campaign | None, backends: list[Backend
         return Resolution("unresolvable", postcode, reason="invalid_postcode")
     if postcodes.no_westminster_mp(postcode):
         return Resolution("unresolvable", postcode, reason="no_westminster_mp")
+    down: list[BackendUnavailable] = []
     for backend in backends:
-        answer = backend.lookup(postcode)
+        try:
+            answer = backend.lookup(postcode)
+        except BackendUnavailable as exc:  # one backend down must not stop the others
+            down.append(exc)
+            continue
         if answer is not None:
             return answer
+    if down:
+        waits = [e.retry_after for e in down if e.retry_after is not None]
+        raise Unavailable("; ".join(str(e) for e in down), max(waits) if waits else None)
     return Resolution("unresolvable", postcode, reason="unknown_postcode")
+
+
+def make_backends(
+    names: str,
+    engine: Engine,
+    *,
+    postcodes_io_url: str,
+    members_api_url: str,
+    http: object | None = None,
+) -> list[Backend]:
+    """The backends named in DEARMP_RESOLVER_BACKENDS, in order."""
+    from services.resolver.remote import CachedHttp, MembersApi, PostcodesIoBackend
+
+    out: list[Backend] = []
+    for name in [n.strip() for n in names.split(",") if n.strip()]:
+        if name == "local":
+            out.append(LocalBackend(engine))
+        elif name == "postcodes_io":
+            client = http if isinstance(http, CachedHttp) else CachedHttp(engine)
+            out.append(
+                PostcodesIoBackend(client, postcodes_io_url, MembersApi(client, members_api_url))
+            )
+        else:
+            raise ValueError(f"unknown resolver backend {name!r} (use local, postcodes_io)")
+    return out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
 
 from shared.db import metadata
 
@@ -16,4 +17,19 @@ resolutions = sa.Table(
     sa.Column("constituency_code", sa.String(9)),
     sa.Column("target_name", sa.Text),
     sa.Column("resolved_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+# Signatures waiting for a seat to be filled (vacant until a by-election): kept, retried daily,
+# delivered to the new MP. Never dropped.
+held_signatures = sa.Table(
+    "held_signatures",
+    metadata,
+    sa.Column("signature_id", sa.Uuid, primary_key=True),
+    sa.Column("envelope", JSONB, nullable=False),
+    sa.Column("reason", sa.String(40), nullable=False),
+    sa.Column("constituency_code", sa.String(9)),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="1"),
+    sa.Column("held_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_held_signatures_next_attempt_at", "next_attempt_at"),
 )

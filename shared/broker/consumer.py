@@ -45,7 +45,12 @@ class PermanentFailure(Exception):
 
 
 class TransientFailure(Exception):
-    """A dependency is away (SMTP 4xx, remote API down): retry later without using up attempts."""
+    """A dependency is away (SMTP 4xx, remote API down): retry later without using up attempts.
+    ``retry_after`` (seconds), when the dependency said, picks the first delay tier that long."""
+
+    def __init__(self, message: str, retry_after: float | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 Handler = Callable[[Envelope], None]
@@ -149,7 +154,17 @@ class Consumer:
         except (TransientFailure, OperationalError, InterfaceError) as exc:
             outcome = "retried"
             headers[TRANSIENT_HEADER] = transient + 1
-            self._retry(publish, props, body, headers, tier=attempt - 1 + transient, exc=exc)
+            tier = attempt - 1 + transient
+            wait = getattr(exc, "retry_after", None)
+            if wait:  # honour the dependency's Retry-After: the first tier at least that long
+                tier = max(
+                    tier,
+                    next(
+                        (i for i, d in enumerate(self._retry_delays) if d >= wait * 1000),
+                        len(self._retry_delays) - 1,
+                    ),
+                )
+            self._retry(publish, props, body, headers, tier=tier, exc=exc)
         except Exception as exc:
             if attempt >= self._max_attempts:
                 outcome = "dead_lettered"
