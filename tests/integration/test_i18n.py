@@ -1,0 +1,489 @@
+"""The public pages in English, Welsh and French; the letter itself is never translated.
+
+The catalogue tests fail when a message can reach a page without a Welsh and a French
+translation: a template or Python string not yet extracted into messages.pot, an entry left
+empty or fuzzy, or an error message built at run time (which no catalogue can hold).
+"""
+
+from __future__ import annotations
+
+import ast
+import html
+import re
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from babel.messages.catalog import Catalog, Message
+from babel.messages.pofile import read_po
+from fastapi.testclient import TestClient
+from starlette.requests import Request
+
+from services.intake import forms, helprequests, i18n
+from services.intake.app import create_app
+from shared import postcodes
+from shared.config import Settings
+from shared.reasons import REASONS
+from shared.tokens import make_token
+from tests.support import ROOT, csrf_token_in, make_signature
+
+SLUG = "guardians-for-children"
+PAGE = f"/c/{SLUG}"
+LOCALES = ROOT / "services" / "intake" / "locales"
+POT = LOCALES / "messages.pot"
+TRANSLATED = ("cy", "fr")
+# Where error messages are made; they are stored in English and translated when shown.
+MESSAGE_SOURCES = (
+    ROOT / "services" / "intake" / "forms.py",
+    ROOT / "services" / "intake" / "helprequests.py",
+    ROOT / "shared" / "reasons.py",
+)
+PLACEHOLDER_RE = re.compile(r"%\((\w+)\)s")
+NBSP = "\u00a0"
+
+
+# --- the catalogues -------------------------------------------------------------------------
+
+
+def read_catalogue(path: Path, locale: str | None = None) -> Catalog:
+    with path.open("rb") as f:
+        return read_po(f, locale=locale)
+
+
+def message_ids(catalogue: Catalog) -> set[str | tuple[str, ...]]:
+    return {m.id if isinstance(m.id, str) else tuple(m.id) for m in catalogue if m.id}
+
+
+@pytest.fixture(scope="module")
+def catalogues() -> dict[str, Catalog]:
+    return {
+        lang: read_catalogue(LOCALES / lang / "LC_MESSAGES" / "messages.po", lang)
+        for lang in TRANSLATED
+    }
+
+
+def translated(message: Message | None) -> bool:
+    if message is None or message.fuzzy:
+        return False
+    strings = message.string if isinstance(message.string, tuple | list) else (message.string,)
+    return bool(strings) and all(s.strip() for s in strings)
+
+
+def test_the_template_is_up_to_date_with_the_code(tmp_path: Path) -> None:
+    """Extracting again finds nothing that messages.pot lacks (run the commands in i18n.py)."""
+    fresh = tmp_path / "messages.pot"
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from babel.messages.frontend import main; sys.exit(main())",
+            "--quiet",
+            "extract",
+            "-F",
+            str(ROOT / "babel.cfg"),
+            "-k",
+            "N_",
+            "-o",
+            str(fresh),
+            ".",
+        ],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    )
+    missing = message_ids(read_catalogue(fresh)) - message_ids(read_catalogue(POT))
+    assert not missing, f"not in messages.pot (extract and update, see i18n.py): {missing}"
+
+
+@pytest.mark.parametrize("lang", TRANSLATED)
+def test_every_message_is_translated(lang: str, catalogues: dict[str, Catalog]) -> None:
+    catalogue = catalogues[lang]
+    template = read_catalogue(POT)
+    assert len(template) > 50
+    assert catalogue.num_plurals == (5 if lang == "cy" else 2)
+    problems = []
+    for entry in template:
+        if not entry.id:
+            continue
+        message = catalogue.get(entry.id)
+        if not translated(message):
+            problems.append(f"untranslated or fuzzy: {entry.id!r}")
+            continue
+        assert message is not None
+        if entry.pluralizable:
+            if len(message.string) != catalogue.num_plurals:
+                problems.append(f"needs {catalogue.num_plurals} plural forms: {entry.id!r}")
+            wanted = set(PLACEHOLDER_RE.findall(entry.id[0]))
+            found = [set(PLACEHOLDER_RE.findall(s)) for s in message.string]
+        else:
+            wanted = set(PLACEHOLDER_RE.findall(entry.id))
+            found = [set(PLACEHOLDER_RE.findall(message.string))]
+        if any(f != wanted for f in found):
+            problems.append(f"placeholders differ: {entry.id!r}")
+        if entry.id.count("<a ") != str(message.string).count("<a "):
+            problems.append(f"links differ: {entry.id!r}")
+    obsolete = message_ids(catalogue) - message_ids(template)
+    assert not problems, problems
+    assert not obsolete, f"in {lang} but no longer in messages.pot: {obsolete}"
+
+
+def test_no_compiled_catalogues_are_kept() -> None:
+    assert not list(LOCALES.rglob("*.mo")), (
+        "catalogues are compiled in memory; delete the .mo files"
+    )
+
+
+def _n_calls(tree: ast.AST) -> list[ast.Call]:
+    return [
+        node
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "N_"
+    ]
+
+
+@pytest.mark.parametrize("path", MESSAGE_SOURCES, ids=lambda p: p.name)
+def test_error_messages_are_marked_literals(path: Path) -> None:
+    """No message is built at run time (an f-string, a variable, ``+``): only literals can be
+    translated. Every ``errors[...] =`` takes a marked constant, never text written in place."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    for call in _n_calls(tree):
+        assert len(call.args) == 1 and isinstance(call.args[0], ast.Constant), (
+            f"{path.name}:{call.lineno}: N_() needs one string literal"
+        )
+        assert isinstance(call.args[0].value, str)
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Assign):
+            continue
+        for target in node.targets:
+            if isinstance(target, ast.Subscript) and getattr(target.value, "id", "") == "errors":
+                texts = [
+                    n for n in ast.walk(node.value) if isinstance(n, ast.JoinedStr | ast.BinOp)
+                ] + [
+                    n
+                    for n in ast.walk(node.value)
+                    if isinstance(n, ast.Constant) and isinstance(n.value, str)
+                ]
+                assert not texts, f"{path.name}:{node.lineno}: use a constant marked with N_()"
+
+
+def _marked_literals() -> set[str]:
+    found: set[str] = set()
+    for path in MESSAGE_SOURCES:
+        for call in _n_calls(ast.parse(path.read_text(encoding="utf-8"))):
+            found.add(call.args[0].value)  # type: ignore[attr-defined]
+    return found
+
+
+def _every_signature_error() -> dict[str, set[str]]:
+    """Run the checks over input that trips every rule; the messages each field produced."""
+    produced: dict[str, set[str]] = {}
+
+    def check(needs_mp: bool = True, **changes: Any) -> None:
+        result = forms.check_signature({**make_signature(), **changes}, needs_mp=needs_mp)
+        for name, message in result.errors.items():
+            produced.setdefault(name, set()).add(message)
+
+    for name in forms.LINE_MESSAGES:
+        limit = forms.NAME_MAX if name.endswith("_name") else forms.ADDRESS_MAX
+        for value in ("", "one\ntwo", "x" * (limit + 1), "=SUM(A1)", "see www.example.com"):
+            check(**{name: value})
+    for email in ("", "not-an-email"):
+        check(email=email)
+    for postcode in ("", "NOT A POSTCODE", "BFPO 57", "JE2 3AB", "GY1 1AA", "IM1 1AA"):
+        check(postcode=postcode)
+    check(comment="x" * (forms.COMMENT_MAX + 1))
+    check(consent=False)
+    return produced
+
+
+def test_every_message_the_code_can_produce_is_translated(catalogues: dict[str, Catalog]) -> None:
+    produced = _every_signature_error()
+    messages = set().union(*produced.values())
+    messages |= set(REASONS.values())
+    messages |= {
+        helprequests.MESSAGE_REQUIRED,
+        helprequests.MESSAGE_TOO_LONG,
+        helprequests.NAME_FORMULA,
+        forms.POSTCODE_NO_MP_OTHER,
+    }
+    messages |= _marked_literals()
+    # Every rule was tripped: each field's messages are all the ones it has.
+    for name, says in forms.LINE_MESSAGES.items():
+        expected = {says.one_line, says.too_long, says.formula, says.web_address}
+        assert produced[name] == expected | ({says.required} if says.required else set())
+    assert set(forms.POSTCODE_NO_MP.values()) <= produced["postcode"]
+    for lang, catalogue in catalogues.items():
+        missing = sorted(m for m in messages if not translated(catalogue.get(m)))
+        assert not missing, f"{lang}: {missing}"
+
+
+def test_messages_keep_their_english_wording() -> None:
+    """The messages read as they did when they were built from a label and a limit."""
+    labels = {
+        "first_name": ("first name", forms.NAME_MAX),
+        "last_name": ("last name", forms.NAME_MAX),
+        "address_line1": ("first address line", forms.ADDRESS_MAX),
+        "address_line2": ("second address line", forms.ADDRESS_MAX),
+        "town": ("town or city", forms.ADDRESS_MAX),
+    }
+    assert set(labels) == set(forms.LINE_MESSAGES)
+    for name, (label, limit) in labels.items():
+        says = forms.LINE_MESSAGES[name]
+        assert says.required == (None if name == "address_line2" else f"Enter your {label}")
+        assert says.one_line == f"Your {label} must be on one line"
+        assert says.too_long == f"Your {label} must be {limit} characters or fewer"
+        assert says.formula == f"Your {label} cannot start with = + - or @"
+        assert says.web_address == f"Your {label} cannot contain a web address"
+    assert f"Your message must be {forms.COMMENT_MAX} characters or fewer" == forms.COMMENT_TOO_LONG
+    assert (
+        f"Your message must be {helprequests.MESSAGE_MAX} characters or fewer"
+    ) == helprequests.MESSAGE_TOO_LONG
+    samples = {"BFPO": "BFPO 57"} | {area: f"{area}1 1AA" for area in postcodes.CROWN_DEPENDENCIES}
+    assert set(samples) == set(forms.POSTCODE_NO_MP)
+    for key, postcode in samples.items():
+        why = postcodes.no_westminster_mp(postcode)
+        assert (
+            forms.postcode_without_mp(postcode)
+            == forms.POSTCODE_NO_MP[key]
+            == (
+                f"{why}, so there is no MP for us to write to. "
+                "This campaign can only send letters to MPs at Westminster"
+            )
+        )
+    assert forms.postcode_without_mp("SW1A 1AA") is None
+
+
+# --- dates and languages --------------------------------------------------------------------
+
+
+def test_relative_dates_are_localised() -> None:
+    now = datetime(2025, 6, 1, 12, tzinfo=UTC)
+    four_years_ago = now - timedelta(days=4 * 365 + 1)
+    assert i18n.relative_date(four_years_ago, "en", now=now) == "4 years ago"
+    assert i18n.relative_date(four_years_ago, "fr", now=now) == "il y a 4 ans"
+    assert i18n.relative_date(four_years_ago, "cy", now=now) == "4 o flynyddoedd yn ôl"
+    naive = four_years_ago.replace(tzinfo=None)
+    assert i18n.relative_date(naive, "fr", now=now) == "il y a 4 ans"
+
+
+def _request(query: str = "", **headers: str) -> Request:
+    return Request(
+        {
+            "type": "http",
+            "method": "GET",
+            "path": "/",
+            "query_string": query.encode(),
+            "headers": [(k.replace("_", "-").encode(), v.encode()) for k, v in headers.items()],
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    ("query", "headers", "expected"),
+    [
+        ("", {}, "en"),
+        ("", {"accept_language": "fr-FR,fr;q=0.9"}, "fr"),
+        ("", {"accept_language": "de-DE, cy;q=0.5, fr;q=0.7"}, "fr"),
+        ("", {"accept_language": "fr;q=0.1, cy-GB"}, "cy"),
+        ("", {"accept_language": "fr;q=0, en-GB;q=0.5"}, "en"),
+        ("", {"accept_language": "de, *"}, "en"),
+        ("", {"accept_language": "nonsense;;q=x,,"}, "en"),
+        ("lang=cy", {"accept_language": "fr"}, "cy"),
+        ("lang=de", {"cookie": f"{i18n.COOKIE}=fr"}, "fr"),
+        ("", {"cookie": f"{i18n.COOKIE}=cy", "accept_language": "fr"}, "cy"),
+        ("lang=en", {"cookie": f"{i18n.COOKIE}=cy"}, "en"),
+    ],
+)
+def test_picking_the_language(query: str, headers: dict[str, str], expected: str) -> None:
+    assert i18n.pick_locale(_request(query, **headers)) == expected
+
+
+def test_an_empty_message_stays_empty() -> None:
+    """gettext("") would be the catalogue's header."""
+    template = i18n.environment("fr").from_string("[{{ _(message) }}]")
+    assert template.render(message="") == "[]"
+
+
+# --- the pages ------------------------------------------------------------------------------
+
+
+def client_for(settings: Settings, engine: sa.Engine) -> TestClient:
+    return TestClient(create_app(settings, engine), raise_server_exceptions=False)
+
+
+def add_update(engine: sa.Engine, published_at: datetime) -> None:
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO campaign_updates (campaign, number, title, body, published_at) "
+                "VALUES (:slug, 1, 'We met the minister', 'It went well.', :at)"
+            ),
+            {"slug": SLUG, "at": published_at},
+        )
+
+
+def letter_text(page: str) -> str:
+    match = re.search(
+        r'<div class="govuk-details__text" lang="(\w+)">(.*?)</div>', page, flags=re.S
+    )
+    assert match, "no letter on the page"
+    assert match.group(1) == "en"
+    return html.unescape(match.group(2))
+
+
+def error_summary(page: str) -> list[str]:
+    match = re.search(r'<ul class="govuk-list govuk-error-summary__list">(.*?)</ul>', page, re.S)
+    assert match, "no error summary"
+    return [html.unescape(m) for m in re.findall(r'<a href="#\w+">(.*?)</a>', match.group(1))]
+
+
+def test_the_campaign_page_in_french(settings, engine) -> None:
+    add_update(engine, datetime.now(UTC) - timedelta(days=4 * 365 + 30))
+    client = client_for(settings, engine)
+    response = client.get(PAGE, headers={"Accept-Language": "fr-FR,fr;q=0.9"})
+    assert response.status_code == 200
+    assert response.headers["content-language"] == "fr"
+    page = response.text
+    assert '<html lang="fr">' in page
+    for text in (
+        "Aller au contenu principal",
+        "Lire la lettre",
+        "Signez et envoyez la lettre",
+        "Prénom",
+        "Code postal",
+        "personne a signé",  # 0 and 1 take the singular in French
+        f"Notre objectif{NBSP}: 10\u202f000 signatures",
+        f"Mise à jour n°{NBSP}1",
+        "il y a 4 ans",
+        'J’accepte les <a href="/terms">conditions d’utilisation</a> et la '
+        '<a href="/privacy">politique de confidentialité</a>.',
+        "Vous ne pouvez pas signer",
+    ):
+        assert text in page, text
+    for english in ("Read the letter", "Sign and send", "First name", "years ago", "Our goal"):
+        assert english not in page, english
+    # The campaign's own words and the letter stay as written.
+    assert "Give every trafficked and unaccompanied child a guardian" in page
+    letter = letter_text(page)
+    assert "Please help give every trafficked child a guardian" in letter
+    assert "Dear [your MP's name]," in letter and "Yours sincerely," in letter
+    # Links to the other languages, each named in its own language.
+    assert 'href="?lang=cy" lang="cy" hreflang="cy">Cymraeg</a>' in page
+    assert 'href="?lang=en" lang="en" hreflang="en">English</a>' in page
+
+
+def test_the_campaign_page_in_welsh_is_remembered(settings, engine) -> None:
+    add_update(engine, datetime.now(UTC) - timedelta(days=4 * 365 + 30))
+    client = client_for(settings, engine)
+    response = client.get(f"{PAGE}?lang=cy")
+    assert response.status_code == 200
+    assert response.headers["content-language"] == "cy"
+    assert f"{i18n.COOKIE}=cy" in response.headers["set-cookie"]
+    for text in (
+        '<html lang="cy">',
+        "Darllen y llythyr",
+        "Llofnodwch ac anfonwch y llythyr",
+        "o bobl wedi llofnodi",
+        "Diweddariad #1",
+        "4 o flynyddoedd yn ôl",
+        "Enw cyntaf",
+    ):
+        assert text in response.text, text
+    assert "Please help give every trafficked child a guardian" in letter_text(response.text)
+
+    # The cookie carries the choice to the next page, even against the browser's languages.
+    later = client.get(PAGE, headers={"Accept-Language": "fr"})
+    assert later.headers["content-language"] == "cy" and "Darllen y llythyr" in later.text
+    assert i18n.COOKIE not in later.headers.get("set-cookie", "")
+    help_page = client.get(f"{PAGE}/help")
+    assert "Methu llofnodi? Rhowch wybod i ni" in help_page.text
+
+    back = client.get(f"{PAGE}?lang=en")
+    assert back.headers["content-language"] == "en" and "Read the letter" in back.text
+    assert "Read the letter" in client.get(PAGE).text
+
+
+def test_errors_are_shown_in_french(settings, engine) -> None:
+    client = client_for(settings, engine)
+    french = {"Accept-Language": "fr"}
+    token = csrf_token_in(client.get(PAGE, headers=french).text)
+    bad = make_signature(first_name="", email="not-an-email", postcode="JE2 3AB")
+    form = {**{k: str(v) for k, v in bad.items() if k != "consent"}, "csrf_token": token}
+    response = client.post(f"{PAGE}/sign", data=form, headers=french)
+    assert response.status_code == 400
+    page = response.text
+    assert f"<title>Erreur{NBSP}:" in page
+    assert "Il y a un problème" in page
+    assert error_summary(page) == [
+        "Saisissez votre prénom",
+        "Saisissez une adresse e-mail au bon format, par exemple nom@example.com",
+        f"Jersey n’a pas de député à Westminster{NBSP}: il n’y a donc pas de député à qui "
+        "écrire. Cette campagne ne peut envoyer des lettres qu’aux députés de Westminster",
+        "Cochez la case pour accepter les conditions d’utilisation et la politique de "
+        "confidentialité",
+    ]
+    assert "Enter your first name" not in page and "There is a problem" not in page
+    # The same mistakes in English read as before.
+    token = csrf_token_in(client.get(PAGE).text)
+    english = client.post(f"{PAGE}/sign", data={**form, "csrf_token": token})
+    assert error_summary(english.text)[0] == "Enter your first name"
+
+
+def test_help_errors_in_welsh(settings, engine) -> None:
+    client = client_for(settings, engine)
+    token = csrf_token_in(client.get(f"{PAGE}/help?lang=cy").text)
+    response = client.post(
+        f"{PAGE}/help", data={"csrf_token": token, "email": "", "message": "", "name": "=x"}
+    )
+    assert response.status_code == 400
+    assert error_summary(response.text) == [
+        "Ni all eich enw ddechrau gyda = + - neu @",
+        "Rhowch eich cyfeiriad e-bost",
+        "Dywedwch wrthym beth aeth o’i le",
+    ]
+
+
+def test_the_thank_you_page_translates_why_a_letter_cannot_be_sent(settings, engine) -> None:
+    client = client_for(settings, engine)
+    response = client.post(
+        f"/api/v1/campaigns/{SLUG}/signatures", json=make_signature(postcode="GU11 1AA")
+    )
+    assert response.status_code == 202
+    with engine.begin() as conn:
+        signature_id = conn.execute(sa.text("SELECT id FROM signatures")).scalar_one()
+        conn.execute(
+            sa.text("UPDATE signatures SET status='unresolvable', unresolvable_reason='no_contact'")
+        )
+    token = make_token(settings.secret_key, "confirm", str(signature_id))
+    page = client.get(f"/thanks/{token}", headers={"Accept-Language": "fr"}).text
+    assert "Nous n’avons pas pu envoyer votre lettre." in page
+    assert "Votre député ne publie pas d’adresse e-mail." in page
+    assert "Merci d’avoir signé «" in page
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE signatures SET unresolvable_reason=NULL"))
+    page = client.get(f"/thanks/{token}?lang=cy").text
+    assert "Nid oeddem yn gallu anfon eich llythyr." in page
+    assert "Project-Id-Version" not in page and "Plural-Forms" not in page
+
+
+# --- templates ------------------------------------------------------------------------------
+
+# Names that are the same in every language.
+NOT_TRANSLATED = {"Dear", "MP", "WhatsApp", "Facebook", "Bluesky", "X"}
+TEMPLATES = sorted((ROOT / "services" / "intake" / "templates").glob("*.html"))
+
+
+@pytest.mark.parametrize("path", TEMPLATES, ids=lambda p: p.name)
+def test_templates_have_no_untranslated_text(path: Path) -> None:
+    """Best effort: visible words and labelling attributes only come from translation calls."""
+    source = path.read_text(encoding="utf-8")
+    for attribute in re.findall(r'\b(?:aria-label|title|alt|placeholder)="([^"]*)"', source):
+        assert not attribute.strip() or attribute.startswith("{{"), f"{path.name}: {attribute}"
+    text = re.sub(r"\{#.*?#\}|\{%.*?%\}|\{\{.*?\}\}", " ", source, flags=re.S)
+    text = re.sub(r"<[^>]*>", " ", text)
+    words = set(re.findall(r"[A-Za-z][A-Za-z']*", html.unescape(text)))
+    assert words <= NOT_TRANSLATED, f"{path.name}: {sorted(words - NOT_TRANSLATED)}"
