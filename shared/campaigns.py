@@ -112,6 +112,22 @@ def save_campaign(conn: Connection, campaign: Campaign) -> None:
     conn.execute(stmt)
 
 
+_parsed: dict[tuple[str, datetime], Campaign] = {}
+_BY_SLUG = sa.select(campaigns.c.definition, campaigns.c.updated_at).where(
+    campaigns.c.slug == sa.bindparam("slug")
+)
+
+
 def get_campaign(conn: Connection, slug: str) -> Campaign | None:
-    row = conn.execute(sa.select(campaigns.c.definition).where(campaigns.c.slug == slug)).first()
-    return Campaign.model_validate(row.definition) if row else None
+    """The campaign as stored now. Parsing (which checks every template) happens once per
+    version of the campaign in each process, not on every call."""
+    row = conn.execute(_BY_SLUG, {"slug": slug}).first()
+    if row is None:
+        return None
+    key = (slug, row.updated_at)
+    campaign = _parsed.get(key)
+    if campaign is None:
+        if len(_parsed) > 1000:
+            _parsed.clear()
+        campaign = _parsed[key] = Campaign.model_validate(row.definition)
+    return campaign

@@ -26,7 +26,10 @@ def make_engine(url: str, *, pool_size: int = 5) -> Engine:
         url,
         pool_size=pool_size,
         max_overflow=10,
-        pool_pre_ping=True,
+        # No pre-ping: it costs a round trip on every checkout. A connection that died (Postgres
+        # restarted) fails its first statement; SQLAlchemy then invalidates the pool, the request
+        # answers 503 or the message is retried, and the next checkout gets a fresh connection.
+        pool_pre_ping=False,
         pool_recycle=1800,
         connect_args={"connect_timeout": 5},
     )

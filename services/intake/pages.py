@@ -28,9 +28,12 @@ router = APIRouter(include_in_schema=False)
 def page(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
     locale = i18n.pick_locale(request)
     context.setdefault("errors", {})
+    # Language links must lead to a page that answers GET (not to the form's POST address).
+    context.setdefault("lang_path", request.url.path if request.method == "GET" else "")
     html = i18n.environment(locale).get_template(name).render(request=request, **context)
     response = HTMLResponse(html, status_code=status)
     response.headers["Content-Language"] = locale
+    response.headers["Vary"] = "Accept-Language, Cookie"
     if request.query_params.get("lang") in i18n.LOCALES:
         response.set_cookie(
             i18n.COOKIE, locale, max_age=365 * 24 * 3600, samesite="lax", httponly=True
@@ -100,6 +103,7 @@ def render_campaign(
         values=values or {},
         errors=errors or {},
         comment_max=COMMENT_MAX,
+        lang_path=f"/c/{campaign.slug}",
     )
 
 
@@ -203,8 +207,9 @@ def _help_submit(
             campaign=campaign,
             values=values,
             errors=errors,
+            lang_path=f"/c/{slug}/help",
         )
-    return page(request, "help_done.html", campaign=campaign)
+    return page(request, "help_done.html", campaign=campaign, lang_path=f"/c/{slug}")
 
 
 def _signature_from(token: str, secret: str) -> uuid.UUID | str:

@@ -20,7 +20,7 @@ from services.resolver.lookup import Backend, Resolution, Unavailable, make_back
 from services.resolver.models import held_signatures, resolutions
 from shared import inbox, outbox
 from shared.broker.consumer import TransientFailure
-from shared.campaigns import get_campaign
+from shared.campaigns import Campaign, get_campaign
 from shared.config import Settings
 from shared.logging import get_logger
 from shared.messages import (
@@ -79,9 +79,12 @@ def record_answer(
     outbox.add(conn, emitted, correlation_id=correlation_id)
 
 
-def answer_for(event: SignatureConfirmed, deps: ResolverDeps) -> Resolution:
-    with deps.engine.connect() as conn:
-        campaign = get_campaign(conn, event.campaign)
+def answer_for(
+    event: SignatureConfirmed, deps: ResolverDeps, campaign: Campaign | None = None
+) -> Resolution:
+    if campaign is None:
+        with deps.engine.connect() as conn:
+            campaign = get_campaign(conn, event.campaign)
     try:
         return resolve(event.supporter.postcode, campaign, deps.backends)
     except Unavailable as exc:
@@ -94,11 +97,13 @@ def answer_for(event: SignatureConfirmed, deps: ResolverDeps) -> Resolution:
 def resolve_signature(event: SignatureConfirmed, envelope: Envelope, deps: ResolverDeps) -> None:
     """Consumes signature.confirmed; emits signature.resolved or signature.unresolvable, or holds
     the signature while the seat is vacant. Idempotent: inbox claim in the effect's transaction."""
-    with deps.engine.connect() as conn:
+    # Read-only checks in autocommit: no transaction to open or roll back.
+    with deps.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         if inbox.already_processed(conn, CONSUMER, envelope.id):
             log.info("duplicate event ignored", consumer=CONSUMER)
             return
-    answer = answer_for(event, deps)
+        campaign = get_campaign(conn, event.campaign)
+    answer = answer_for(event, deps, campaign)
     with deps.engine.begin() as conn:
         if not inbox.claim(conn, CONSUMER, envelope.id):
             log.info("duplicate event ignored", consumer=CONSUMER)

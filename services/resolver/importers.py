@@ -83,27 +83,98 @@ def _copy_replace(engine: Engine, table: str, columns: list[str], rows: Iterator
         raw.close()
 
 
+def _postcode_rows(path: Path, columns: tuple[int, int, int | None], bar: tqdm) -> Iterator[bytes]:
+    """Tab-separated COPY lines, in chunks: csv.reader with column indexes is several times
+    faster than DictReader on ONSPD's ~50 columns, and COPY text beats per-row formatting."""
+    pcds, pcon, doterm = columns
+    chunk: list[str] = []
+    with path.open("rb") as binary:
+        reader = csv.reader(io.TextIOWrapper(binary, encoding="utf-8-sig", newline=""))
+        next(reader, None)  # header
+        last = 0
+        for row in reader:
+            raw = row[pcds]
+            # ONSPD already writes "AB1 2CD"; normalise only what is not in that form.
+            code = (
+                raw
+                if (len(raw) > 5 and raw[-4] == " " and raw.isupper())
+                else postcodes.normalise(raw)
+            )
+            if not code or len(code) > 8:
+                continue
+            constituency = row[pcon].strip() or "\\N"
+            terminated = (row[doterm].strip() if doterm is not None else "") or "\\N"
+            chunk.append(f"{code}\t{constituency}\t{terminated}\n")
+            if len(chunk) >= 50_000:
+                yield "".join(chunk).encode()
+                chunk.clear()
+                pos = binary.tell()
+                bar.update(max(0, pos - last))
+                last = pos
+        if chunk:
+            yield "".join(chunk).encode()
+        bar.update(max(0, bar.total - bar.n))
+
+
 def import_onspd(engine: Engine, path: Path, *, quiet: bool = False) -> int:
+    """Load an ONSPD/NSPL release into a new table, then swap it in: lookups keep using the old
+    data until the swap, which takes a moment under a lock. Terminated postcodes are kept."""
     with path.open("r", encoding="utf-8-sig", newline="") as f:
         header = next(csv.reader(f), [])
-    lower = {h.lower(): h for h in header}
+    lower = [h.lower() for h in header]
     if "pcds" not in lower:
         raise ImportError_(f"{path}: no pcds column in the header")
-    pcon = lower[constituency_column(header).lower()]
-    doterm = lower.get("doterm")
-
-    def rows() -> Iterator[tuple[str, str | None, str | None]]:
-        with _progress(path, "postcodes", quiet) as bar:
-            for row in _rows(path, bar):
-                code = postcodes.normalise(row[lower["pcds"]])
-                if not code:
-                    continue
-                terminated = (row.get(doterm) or "").strip() if doterm else ""
-                yield code, (row[pcon] or "").strip() or None, terminated or None
-
-    return _copy_replace(
-        engine, "postcodes", ["postcode", "constituency_code", "terminated"], rows()
+    columns = (
+        lower.index("pcds"),
+        lower.index(constituency_column(header).lower()),
+        lower.index("doterm") if "doterm" in lower else None,
     )
+    raw = engine.raw_connection()
+    try:
+        cur = raw.cursor()
+        cur.execute(
+            "CREATE TEMP TABLE import_postcodes "
+            "(postcode varchar(8), constituency_code varchar(9), terminated varchar(6))"
+        )
+        with (
+            _progress(path, "postcodes", quiet) as bar,
+            cur.copy(
+                "COPY import_postcodes (postcode, constituency_code, terminated) FROM STDIN"
+            ) as copy,
+        ):
+            for block in _postcode_rows(path, columns, bar):
+                copy.write(block)
+        cur.execute("DROP TABLE IF EXISTS postcodes_next")
+        cur.execute(
+            "CREATE TABLE postcodes_next AS SELECT DISTINCT ON (postcode) postcode, "
+            "constituency_code, terminated FROM import_postcodes "
+            "ORDER BY postcode, terminated NULLS FIRST"
+        )
+        cur.execute(
+            "ALTER TABLE postcodes_next ADD CONSTRAINT pk_postcodes_next PRIMARY KEY (postcode)"
+        )
+        cur.execute("SELECT count(*) FROM postcodes_next")
+        count = int(cur.fetchone()[0])  # type: ignore[index]
+        if count == 0:
+            raise ImportError_(f"{path}: no postcodes found; the current data is unchanged")
+        cur.execute("DROP TABLE import_postcodes")
+        raw.commit()
+        # The swap: a short transaction; readers wait a moment, never see an empty table.
+        cur.execute("SET lock_timeout = '30s'")
+        cur.execute("ALTER TABLE postcodes RENAME CONSTRAINT pk_postcodes TO pk_postcodes_old")
+        cur.execute("ALTER TABLE postcodes RENAME TO postcodes_old")
+        cur.execute("ALTER TABLE postcodes_next RENAME TO postcodes")
+        cur.execute("ALTER TABLE postcodes RENAME CONSTRAINT pk_postcodes_next TO pk_postcodes")
+        cur.execute("DROP TABLE postcodes_old")
+        raw.commit()
+        cur.execute("ANALYZE postcodes")
+        raw.commit()
+        return count
+    except BaseException:
+        raw.rollback()
+        raise
+    finally:
+        raw.close()
 
 
 def import_constituencies(engine: Engine, path: Path, *, quiet: bool = False) -> int:

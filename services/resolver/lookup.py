@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -42,32 +42,62 @@ class Backend(Protocol):
     def lookup(self, postcode: str) -> Resolution | None: ...
 
 
+# Built once: composing this select per call costs more than running it.
+LOCAL_LOOKUP = (
+    sa.select(
+        postcode_table.c.constituency_code,
+        postcode_table.c.terminated,
+        constituencies.c.name.label("constituency_name"),
+        mps.c.constituency_code.label("mp_row"),
+        mps.c.name,
+        mps.c.party,
+        mps.c.email,
+        mps.c.member_id,
+    )
+    .select_from(
+        postcode_table.outerjoin(
+            constituencies, constituencies.c.code == postcode_table.c.constituency_code
+        ).outerjoin(mps, mps.c.constituency_code == postcode_table.c.constituency_code)
+    )
+    .where(postcode_table.c.postcode == sa.bindparam("postcode"))
+)
+
+
 class LocalBackend:
     """The tables loaded by ``dearmp data import-*``."""
 
     def __init__(self, engine: Engine):
         self.engine = engine
+        self._sql = str(LOCAL_LOOKUP.compile(dialect=engine.dialect)) if engine else ""
+        self._raw: Any = None
+
+    def _query(self, postcode: str) -> Any:
+        """One prepared statement on a connection this backend keeps (one backend per thread):
+        several times faster than a pooled SQLAlchemy round trip for this hot point look-up."""
+        import psycopg
+
+        for attempt in (1, 2):
+            try:
+                if self._raw is None:
+                    self._raw = self.engine.raw_connection()
+                    self._raw.autocommit = True
+                cur = self._raw.cursor(row_factory=psycopg.rows.namedtuple_row)
+                return cur.execute(self._sql, {"postcode": postcode}, prepare=True).fetchone()
+            except psycopg.OperationalError:
+                self.close()
+                if attempt == 2:
+                    raise
+
+    def close(self) -> None:
+        if self._raw is not None:
+            try:
+                self._raw.invalidate() if hasattr(self._raw, "invalidate") else self._raw.close()
+            except Exception:  # noqa: BLE001 - closing a broken connection
+                pass
+            self._raw = None
 
     def lookup(self, postcode: str) -> Resolution | None:
-        with self.engine.connect() as conn:
-            row = conn.execute(
-                sa.select(
-                    postcode_table.c.constituency_code,
-                    postcode_table.c.terminated,
-                    constituencies.c.name.label("constituency_name"),
-                    mps.c.constituency_code.label("mp_row"),
-                    mps.c.name,
-                    mps.c.party,
-                    mps.c.email,
-                    mps.c.member_id,
-                )
-                .select_from(
-                    postcode_table.outerjoin(
-                        constituencies, constituencies.c.code == postcode_table.c.constituency_code
-                    ).outerjoin(mps, mps.c.constituency_code == postcode_table.c.constituency_code)
-                )
-                .where(postcode_table.c.postcode == postcode)
-            ).first()
+        row = self._query(postcode)
         if row is None:
             return None
         if row.terminated:

@@ -372,8 +372,8 @@ def test_the_campaign_page_in_french(settings, engine) -> None:
     assert "Please help give every trafficked child a guardian" in letter
     assert "Dear [your MP's name]," in letter and "Yours sincerely," in letter
     # Links to the other languages, each named in its own language.
-    assert 'href="?lang=cy" lang="cy" hreflang="cy">Cymraeg</a>' in page
-    assert 'href="?lang=en" lang="en" hreflang="en">English</a>' in page
+    assert 'href="/c/guardians-for-children?lang=cy" lang="cy" hreflang="cy">Cymraeg</a>' in page
+    assert 'href="/c/guardians-for-children?lang=en" lang="en" hreflang="en">English</a>' in page
 
 
 def test_the_campaign_page_in_welsh_is_remembered(settings, engine) -> None:
