@@ -9,6 +9,7 @@ Not thread-safe: one publisher per thread.
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 from enum import Enum
 
@@ -17,6 +18,9 @@ from pika.adapters.select_connection import SelectConnection
 from pika.spec import Basic, BasicProperties
 
 from shared.broker.declare import connection_parameters
+
+# Frames queued for the socket are joined into chunks of about this size before a batch is sent.
+_WRITE_CHUNK = 256 * 1024
 
 
 class PublishError(ConnectionError):
@@ -48,7 +52,14 @@ class ConfirmingPublisher:
         self._channel: pika.channel.Channel | None = None
         self._error: str | None = None
         self._next_tag = 0
-        self._pending: dict[int, int] = {}
+        # The batch in flight holds delivery tags first_tag .. first_tag + len - 1 (one channel,
+        # tags count up from 1), so a tag maps to its message by subtraction. Confirms are
+        # tracked with a flag per message and a floor below which a ``multiple`` ack settled
+        # everything: each confirm costs what it settles, not the size of the batch.
+        self._first_tag = 1
+        self._settled = bytearray()
+        self._floor = 0
+        self._unsettled = 0
         self._outcomes: list[Outcome] = []
         self._index_by_id: dict[str, int] = {}
 
@@ -76,7 +87,9 @@ class ConfirmingPublisher:
     def _on_channel_open(self, channel: pika.channel.Channel) -> None:
         channel.add_on_close_callback(self._on_failure)
         channel.add_on_return_callback(self._on_return)
-        channel.confirm_delivery(self._on_confirm, callback=lambda _frame: self._set_channel(channel))
+        channel.confirm_delivery(
+            self._on_confirm, callback=lambda _frame: self._set_channel(channel)
+        )
 
     def _set_channel(self, channel: pika.channel.Channel) -> None:
         self._next_tag = 0
@@ -106,7 +119,10 @@ class ConfirmingPublisher:
         assert self._channel is not None
         self._outcomes = [Outcome.CONFIRMED] * len(messages)
         self._index_by_id = {}
-        self._pending = {}
+        self._first_tag = self._next_tag + 1
+        self._floor = self._next_tag
+        self._settled = bytearray(len(messages))
+        self._unsettled = len(messages)
         for i, msg in enumerate(messages):
             props = BasicProperties(
                 content_type="application/json",
@@ -120,28 +136,67 @@ class ConfirmingPublisher:
                 self._exchange, msg.routing_key, msg.body, props, mandatory=True
             )
             self._next_tag += 1
-            self._pending[self._next_tag] = i
             self._index_by_id[msg.message_id] = i
-        self._run_until(lambda: not self._pending or self._error is not None)
-        if self._pending:
+        self._coalesce_writes()
+        self._run_until(lambda: not self._unsettled or self._error is not None)
+        if self._unsettled:
             reason = self._error or "timed out waiting for publisher confirms"
             self.close()
             raise PublishError(reason)
         return self._outcomes
 
+    def _coalesce_writes(self) -> None:
+        """Join the frames pika queued for the socket into a few large chunks.
+
+        pika buffers every frame (three per message: method, header, body) as its own chunk and
+        its I/O loop sends each with its own ``send()``: a batch of 500 cost 1,500 system calls,
+        the largest single cost of the relay when profiled. Nothing has been sent yet when this
+        runs (pika writes only from the I/O loop), so the bytes and their order are unchanged.
+        This reaches into pika's transport; if its internals differ, it does nothing and pika
+        sends frame by frame as before.
+        """
+        transport = getattr(self._conn, "_transport", None)
+        buffers = getattr(transport, "_tx_buffers", None)
+        if not isinstance(buffers, deque) or len(buffers) < 2:
+            return
+        chunks: list[bytes] = []
+        current: list[bytes] = []
+        size = 0
+        for data in buffers:
+            current.append(data)
+            size += len(data)
+            if size >= _WRITE_CHUNK:
+                chunks.append(b"".join(current))
+                current, size = [], 0
+        if current:
+            chunks.append(b"".join(current))
+        buffers.clear()
+        buffers.extend(chunks)
+
     def _on_confirm(self, frame: pika.frame.Method) -> None:
         method = frame.method
         tag = method.delivery_tag
-        tags = [t for t in self._pending if t <= tag] if method.multiple else [tag]
         nack = isinstance(method, Basic.Nack)
-        for t in tags:
-            index = self._pending.pop(t, None)
-            if index is not None and nack:
-                self._outcomes[index] = Outcome.NACKED
-        if not self._pending and self._conn is not None:
+        first, size = self._first_tag, len(self._settled)
+        if method.multiple:
+            for t in range(max(self._floor + 1, first), min(tag, first + size - 1) + 1):
+                self._settle(t - first, nack)
+            self._floor = max(self._floor, tag)
+        elif first <= tag < first + size:
+            self._settle(tag - first, nack)
+        if not self._unsettled and self._conn is not None:
             self._conn.ioloop.stop()
 
-    def _on_return(self, _ch: object, _method: object, props: BasicProperties, _body: bytes) -> None:
+    def _settle(self, index: int, nack: bool) -> None:
+        if not self._settled[index]:
+            self._settled[index] = 1
+            self._unsettled -= 1
+            if nack:
+                self._outcomes[index] = Outcome.NACKED
+
+    def _on_return(
+        self, _ch: object, _method: object, props: BasicProperties, _body: bytes
+    ) -> None:
         index = self._index_by_id.get(props.message_id or "")
         if index is not None:
             self._outcomes[index] = Outcome.RETURNED
