@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
@@ -15,6 +16,8 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Connection
 
 from shared.reference import campaigns
+
+SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,98}$")
 
 
 class CampaignError(ValueError):
@@ -121,6 +124,8 @@ _BY_SLUG = sa.select(campaigns.c.definition, campaigns.c.updated_at).where(
 def get_campaign(conn: Connection, slug: str) -> Campaign | None:
     """The campaign as stored now. Parsing (which checks every template) happens once per
     version of the campaign in each process, not on every call."""
+    if not SLUG_RE.match(slug):
+        return None  # not a slug we could have stored: no need to ask the database
     row = conn.execute(_BY_SLUG, {"slug": slug}).first()
     if row is None:
         return None

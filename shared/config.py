@@ -34,6 +34,7 @@ class Settings(BaseSettings):
     members_api_url: str = "https://members-api.parliament.uk"
     http_port: int = 8000
     http_host: str = "127.0.0.1"
+    http_workers: int = 1  # intake web processes on this host
 
     # Abuse controls (intake): "count/seconds", counted in Postgres so they hold across replicas.
     rate_limit_ip: str = "60/600"

@@ -45,6 +45,8 @@ def upgrade() -> None:
     sa.Column('window_start', sa.DateTime(timezone=True), nullable=False),
     sa.Column('hits', sa.Integer(), nullable=False),
     sa.PrimaryKeyConstraint('key', 'window_start', name=op.f('pk_rate_limits'))
+    ,
+    prefixes=['UNLOGGED'],
     )
     # ### end Alembic commands ###
 

@@ -83,6 +83,7 @@ class HelpIn(BaseModel):
 
 
 ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": Problem},
     404: {"model": Problem},
     409: {"model": Problem},
     422: {"model": Problem},

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.intake import api, pages
@@ -67,8 +67,9 @@ def create_app(settings: Settings, engine: Engine, ready_checks: dict | None = N
             {"detail": "Please correct the highlighted fields", "errors": errors}, status_code=422
         )
 
+    # Only a database that cannot be reached is "unavailable"; anything else is a bug to see.
     @app.exception_handler(OperationalError)
-    @app.exception_handler(DBAPIError)
+    @app.exception_handler(InterfaceError)
     async def database_unavailable(request: Request, exc: Exception) -> Response:
         log.error("database unavailable", error=type(exc).__name__)
         headers = {"Retry-After": "30"}

@@ -172,7 +172,9 @@ def postcode_without_mp(postcode: str) -> str | None:
 
 
 def neutralise_comment(comment: str) -> str:
-    """Keep the supporter's words; drop what a spreadsheet would run as a formula."""
+    """Keep the supporter's words; drop control characters (NUL and the like, which nothing can
+    store or show) and what a spreadsheet would run as a formula."""
+    comment = CONTROL_RE.sub("", comment)
     lines = [
         line.rstrip() for line in comment.replace("\r\n", "\n").replace("\r", "\n").split("\n")
     ]

@@ -12,7 +12,7 @@ from email_validator import EmailNotValidError, validate_email
 from sqlalchemy.engine import Engine
 
 from services.intake import ratelimit
-from services.intake.forms import EMAIL_FORMAT, EMAIL_REQUIRED, neutralise_comment
+from services.intake.forms import CONTROL_RE, EMAIL_FORMAT, EMAIL_REQUIRED, neutralise_comment
 from services.intake.models import help_requests
 from shared.config import Settings
 from shared.i18n_markers import N_
@@ -28,7 +28,7 @@ def submit_help_request(
 ) -> dict[str, str] | None:
     """Store a help request. Returns field errors ({} when stored), or None when rate-limited."""
     errors: dict[str, str] = {}
-    name = " ".join(str(data.get("name") or "").split())[:200]
+    name = " ".join(CONTROL_RE.sub("", str(data.get("name") or "")).split())[:200]
     email = str(data.get("email") or "").strip()
     message = neutralise_comment(str(data.get("message") or ""))
     try:

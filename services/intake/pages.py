@@ -162,6 +162,12 @@ def _sign(
     return check_email
 
 
+@router.get("/c/{slug}/sign", include_in_schema=False)
+def sign_get(slug: str) -> RedirectResponse:
+    """Someone reloaded or bookmarked the form's address: take them to the form."""
+    return RedirectResponse(f"/c/{slug}", status_code=303)
+
+
 @router.get("/c/{slug}/check-email", response_class=HTMLResponse)
 def check_email(slug: str, request: Request, engine: Engine) -> HTMLResponse:
     campaign = _campaign(engine, slug)

@@ -1,25 +1,28 @@
-"""``dearmp serve intake``: the web app, plus a consumer thread following signatures' journeys."""
+"""``dearmp serve intake``: the web app (``DEARMP_HTTP_WORKERS`` processes), plus a consumer thread
+that follows each signature's journey for the thank-you page."""
 
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 import uvicorn
+from fastapi import FastAPI
 
 from services.intake.app import create_app
 from services.intake.handlers import HANDLERS
-from shared.config import Settings
+from shared.config import Settings, get_settings
 from shared.db import check_database, make_engine
 from shared.handling import transactional
-from shared.logging import get_logger
+from shared.logging import configure_logging, get_logger
 from shared.worker import broker_check, make_consumers
 
 log = get_logger(__name__)
 
 
-def serve(settings: Settings, *, workers_threads: int = 1) -> None:
+def build_app(settings: Settings) -> FastAPI:
     engine = make_engine(settings.database_url, pool_size=20)
-    app = create_app(
+    return create_app(
         settings,
         engine,
         ready_checks={
@@ -27,6 +30,17 @@ def serve(settings: Settings, *, workers_threads: int = 1) -> None:
             "broker": broker_check(settings.amqp_url),
         },
     )
+
+
+def app_factory() -> FastAPI:
+    """For uvicorn's worker processes (``factory=True``): settings from the environment."""
+    settings = get_settings()
+    configure_logging("intake", settings.log_level)
+    return build_app(settings)
+
+
+def serve(settings: Settings) -> None:
+    engine = make_engine(settings.database_url, pool_size=2)
     consumers = make_consumers(
         "intake", settings, lambda: transactional("intake", engine, HANDLERS)
     )
@@ -35,17 +49,30 @@ def serve(settings: Settings, *, workers_threads: int = 1) -> None:
     ]
     for t in threads:
         t.start()
-    config = uvicorn.Config(
-        app,
+    options: dict[str, Any] = dict(
         host=settings.http_host,
         port=settings.http_port,
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=10,
+        proxy_headers=True,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
     )
-    server = uvicorn.Server(config)
-    log.info("intake listening", url=f"http://{settings.http_host}:{settings.http_port}")
-    server.run()  # handles SIGTERM/SIGINT: stops accepting, finishes requests
+    log.info(
+        "intake listening",
+        url=f"http://{settings.http_host}:{settings.http_port}",
+        workers=settings.http_workers,
+    )
+    if settings.http_workers > 1:
+        # Several processes share the port; uvicorn's supervisor handles SIGTERM/SIGINT.
+        uvicorn.run(
+            "services.intake.serve:app_factory",
+            factory=True,
+            workers=settings.http_workers,
+            **options,
+        )  # type: ignore[arg-type]
+    else:
+        uvicorn.Server(uvicorn.Config(build_app(settings), **options)).run()
     for c in consumers:
         c.stop()
     for t in threads:

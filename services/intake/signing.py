@@ -125,24 +125,26 @@ def submit_signature(
     engine: Engine, settings: Settings, campaign: Campaign, data: dict[str, Any], client_ip: str
 ) -> Submission:
     """Everything a signing request does, for the form and the API alike: limit the caller,
-    check the fields, limit the email address, store the pending signature with its event."""
-    with engine.begin() as conn:
-        if not ratelimit.hit(
+    check the fields, limit the email address, store the pending signature with its event.
+
+    The per-IP hit is its own statement (autocommit, unlogged table), so many supporters behind
+    one address never queue behind each other's transactions; the signature, its event and the
+    per-email hit commit together: one disk flush per signature."""
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        allowed = ratelimit.hit(
             conn,
             ratelimit.limit_key(settings.secret_key, "ip", client_ip),
             ratelimit.Limit.parse(settings.rate_limit_ip),
-        ):
-            return Submission(Outcome.RATE_LIMITED, {})
+        )
+    if not allowed:
+        return Submission(Outcome.RATE_LIMITED, {})
     checked = check_signature(data, needs_mp=campaign.target.kind == "mp")
     if checked.supporter is None:
         return Submission(Outcome.INVALID, checked.errors)
     supporter = checked.supporter
+    email_key = ratelimit.limit_key(settings.secret_key, "email", normalise_email(supporter.email))
     with engine.begin() as conn:
-        email_key = ratelimit.limit_key(
-            settings.secret_key, "email", normalise_email(supporter.email)
-        )
-        if not ratelimit.hit(conn, email_key, ratelimit.Limit.parse(settings.rate_limit_email)):
-            return Submission(Outcome.RATE_LIMITED, {})
-        if record_signature(conn, campaign.slug, supporter) is not None:
+        allowed = ratelimit.hit(conn, email_key, ratelimit.Limit.parse(settings.rate_limit_email))
+        if allowed and record_signature(conn, campaign.slug, supporter) is not None:
             SIGNATURES.labels(campaign.slug).inc()
-    return Submission(Outcome.ACCEPTED, {})
+    return Submission(Outcome.ACCEPTED if allowed else Outcome.RATE_LIMITED, {})

@@ -1,0 +1,101 @@
+"""A real browser for the tests: headless Debian Chromium driven by Selenium.
+
+``chromium()`` starts a fresh browser (its own temporary profile, no background network chatter)
+and quits it afterwards. When Chromium, its driver or Selenium is missing the test is skipped with
+the reason, or failed under CI=true, like the other unavailable services in tests/conftest.py.
+``screenshot()`` saves a full-page PNG under tests/artifacts/ (gitignored).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support import ROOT
+
+CHROMIUM = Path(os.environ.get("DEARMP_TEST_CHROMIUM", "/usr/bin/chromium"))
+CHROMEDRIVER = Path(os.environ.get("DEARMP_TEST_CHROMEDRIVER", "/usr/bin/chromedriver"))
+ARTIFACTS = ROOT / "tests" / "artifacts"
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+WIDTH, HEIGHT = 1280, 900
+
+
+def _unavailable(why: str) -> None:
+    message = f"headless Chromium unavailable: {why}"
+    if IN_CI:
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message)
+
+
+@contextmanager
+def chromium(*, javascript: bool = True) -> Iterator[Any]:
+    """A headless Chromium WebDriver; ``javascript=False`` turns page scripts off."""
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError as exc:
+        _unavailable(f"selenium is not installed ({exc})")
+        raise
+    for path in (CHROMIUM, CHROMEDRIVER):
+        if not (path.is_file() and os.access(path, os.X_OK)):
+            _unavailable(f"{path} is missing or not executable")
+    profile = tempfile.mkdtemp(prefix="dearmp-chromium-")
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--disable-quic",
+        f"--window-size={WIDTH},{HEIGHT}",
+        "--lang=en-GB",
+        f"--user-data-dir={profile}",
+    ):
+        options.add_argument(arg)
+    if not javascript:
+        options.add_experimental_option(
+            "prefs", {"profile.managed_default_content_settings.javascript": 2}
+        )
+    try:
+        driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+    except Exception as exc:
+        shutil.rmtree(profile, ignore_errors=True)
+        _unavailable(f"could not start {CHROMIUM} via {CHROMEDRIVER}: {type(exc).__name__}: {exc}")
+        raise
+    try:
+        driver.set_page_load_timeout(30)
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def screenshot(driver: Any, name: str, *, width: int = WIDTH) -> Path:
+    """Save the whole page (not only the viewport) as tests/artifacts/NAME.png, at ``width``."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    metrics = {"width": width, "height": HEIGHT, "deviceScaleFactor": 1, "mobile": width < 600}
+    # Lay the page out at the chosen width first, then grow the viewport to the content height.
+    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", metrics)
+    layout = driver.execute_cdp_cmd("Page.getLayoutMetrics", {})
+    height = int(layout.get("cssContentSize", layout.get("contentSize", {})).get("height", HEIGHT))
+    driver.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride", {**metrics, "height": max(height, 200)}
+    )
+    try:
+        assert driver.save_screenshot(str(path)), f"could not save {path}"
+    finally:
+        driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+    return path
