@@ -47,19 +47,25 @@ def add(
     conn: Connection, event: Event, *, correlation_id: str | uuid.UUID | None = None
 ) -> uuid.UUID:
     """Stage ``event`` for publishing, in the caller's transaction. Returns the envelope id."""
+    row = row_for(event, correlation_id=correlation_id)
+    conn.execute(outbox.insert().values(**row))
+    event_id = row["event_id"]
+    assert isinstance(event_id, uuid.UUID)
+    return event_id
+
+
+def row_for(event: Event, *, correlation_id: str | uuid.UUID | None = None) -> dict[str, object]:
+    """The outbox row that stages ``event`` (for callers that insert it in their own statement)."""
     envelope = Envelope.wrap(event, correlation_id=correlation_id)
     now = datetime.now(UTC)
-    conn.execute(
-        outbox.insert().values(
-            event_id=envelope.id,
-            routing_key=envelope.type,
-            correlation_id=envelope.correlation_id,
-            body=envelope.to_json(),
-            created_at=now,
-            available_at=now,
-        )
+    return dict(
+        event_id=envelope.id,
+        routing_key=envelope.type,
+        correlation_id=envelope.correlation_id,
+        body=envelope.to_json(),
+        created_at=now,
+        available_at=now,
     )
-    return envelope.id
 
 
 def add_many(conn: Connection, events: list[tuple[Event, str | None]]) -> None:

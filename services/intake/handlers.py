@@ -6,15 +6,23 @@ twice; the updates are also plain overwrites of the same values, harmless if rep
 
 from __future__ import annotations
 
-from services.intake.models import signatures
+import sqlalchemy as sa
+
+from services.intake.models import help_requests, signatures
 from shared.handling import TransactionalHandler, UnitOfWork
+from shared.logging import get_logger
 from shared.messages import (
     Event,
     LetterFailed,
     LetterSent,
     SignatureResolved,
     SignatureUnresolvable,
+    SupporterErased,
+    SupporterErasureRequested,
 )
+from shared.supporters import normalise_email, same_domain
+
+log = get_logger(__name__)
 
 
 def note_resolved(event: SignatureResolved, uow: UnitOfWork) -> None:
@@ -56,9 +64,58 @@ def note_letter_failed(event: LetterFailed, uow: UnitOfWork) -> None:
         )
 
 
+def forget_supporter(event: SupporterErasureRequested, uow: UnitOfWork) -> None:
+    """Consumes supporter.erasure_requested; replaces the supporter's names, email, address and
+    comment on their signatures with placeholders (the signature still counts; a pending one can
+    no longer be confirmed) and deletes their help requests; emits supporter.erased with the
+    counts. Idempotent: the inbox claim, and a second run finds no row with that email."""
+    placeholder = sa.literal("erased-") + sa.cast(signatures.c.id, sa.Text) + "@erased.invalid"
+    scrubbed = uow.conn.execute(
+        signatures.update()
+        .where(signatures.c.email_normalised == event.email)
+        .values(
+            first_name="[erased]",
+            last_name="",
+            email=placeholder,
+            email_normalised=placeholder,
+            postcode="",
+            address_lines=[],
+            comment="",
+            opt_in=False,
+            status=sa.case((signatures.c.status == "pending", "erased"), else_=signatures.c.status),
+        )
+    ).rowcount
+    candidates = uow.conn.execute(
+        sa.select(help_requests.c.id, help_requests.c.email).where(
+            same_domain(help_requests.c.email, event.email)
+        )
+    ).all()
+    ids = [row.id for row in candidates if normalise_email(row.email) == event.email]
+    if ids:
+        uow.conn.execute(help_requests.delete().where(help_requests.c.id.in_(ids)))
+    uow.emit(
+        SupporterErased(
+            service="intake", removed={"signatures": scrubbed, "help_requests": len(ids)}
+        )
+    )
+
+
+def note_erasure(event: SupporterErased, uow: UnitOfWork) -> None:
+    """Consumes supporter.erased: the audit trail of an erasure request, one line per service
+    (its counts and the request id, never the address). Idempotent: the inbox claim."""
+    log.info(
+        "erasure done by a service",
+        service=event.service,
+        removed=event.removed,
+        request_id=uow.envelope.correlation_id,
+    )
+
+
 HANDLERS: dict[type[Event], TransactionalHandler] = {
     SignatureResolved: note_resolved,
     SignatureUnresolvable: note_unresolvable,
     LetterSent: note_letter_sent,
     LetterFailed: note_letter_failed,
+    SupporterErasureRequested: forget_supporter,
+    SupporterErased: note_erasure,
 }

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Connection
 
 from shared.db import metadata
@@ -47,19 +46,23 @@ def limit_key(secret: str, kind: str, value: str) -> str:
     return f"{kind}:{digest[:40]}"
 
 
+# Built once: this runs on every request.
+HIT = sa.text(
+    "INSERT INTO rate_limits (key, window_start, hits) VALUES (:key, :window, 1) "
+    "ON CONFLICT (key, window_start) DO UPDATE SET hits = rate_limits.hits + 1 RETURNING hits"
+)
+SWEEP = sa.text("DELETE FROM rate_limits WHERE window_start < :before")
+
+
+def window_start(limit: Limit, now: datetime | None = None) -> datetime:
+    epoch = int((now or datetime.now(UTC)).timestamp())
+    return datetime.fromtimestamp(epoch - epoch % limit.seconds, UTC)
+
+
 def hit(conn: Connection, key: str, limit: Limit, now: datetime | None = None) -> bool:
     """Count one hit; False when the key is over its limit for the current window."""
     now = now or datetime.now(UTC)
-    epoch = int(now.timestamp())
-    window = datetime.fromtimestamp(epoch - epoch % limit.seconds, UTC)
-    upsert = insert(rate_limits).values(key=key, window_start=window, hits=1)
-    upsert = upsert.on_conflict_do_update(
-        index_elements=[rate_limits.c.key, rate_limits.c.window_start],
-        set_={"hits": rate_limits.c.hits + 1},
-    )
-    hits = conn.execute(upsert.returning(rate_limits.c.hits)).scalar_one()
+    hits = conn.execute(HIT, {"key": key, "window": window_start(limit, now)}).scalar_one()
     if random.random() < 0.002:
-        conn.execute(
-            rate_limits.delete().where(rate_limits.c.window_start < now - timedelta(days=1))
-        )
+        conn.execute(SWEEP, {"before": now - timedelta(days=1)})
     return int(hits) <= limit.count
