@@ -57,8 +57,8 @@ request = function()
   local body = '{"first_name":"Jo","last_name":"Bloggs","email":"b' .. n .. '@example.org",' ..
     '"postcode":"GU11 1AA","address_line1":"1 Test Street","town":"Aldershot",' ..
     '"comment":"Please act.","opt_in":true,"consent":true}'
-  local headers = {["Content-Type"] = "application/json",
-                   ["X-Forwarded-For"] = string.format("10.%d.%d.%d", tid % 250, math.floor(counter / 250) % 250, counter % 250)}
+  local ip = string.format("10.%d.%d.%d", tid % 250, math.floor(counter / 250) % 250, counter % 250)
+  local headers = {["Content-Type"] = "application/json", ["X-Forwarded-For"] = ip}
   return wrk.format("POST", "/api/v1/campaigns/guardians-for-children/signatures", headers, body)
 end
 """
@@ -73,18 +73,28 @@ def free_port() -> int:
 def wrk(url: str, connections: int, script: Path) -> dict[str, float]:
     out = subprocess.run(
         ["wrk", "-t2", f"-c{connections}", f"-d{SECONDS}s", "--latency", "-s", str(script), url],
-        capture_output=True, text=True, timeout=SECONDS + 60, check=True,
+        capture_output=True,
+        text=True,
+        timeout=SECONDS + 60,
+        check=True,
     ).stdout
+
     def latency(label: str) -> float:
         m = re.search(rf"^\s+{label}%\s+([\d.]+)(us|ms|s)", out, re.M)
         if not m:
             return float("nan")
         return float(m.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[m.group(2)]
+
     requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     errors = re.search(r"Socket errors: (.*)", out)
-    return {"rps": requests / SECONDS, "p50": latency("50"), "p99": latency("99"),
-            "non2xx": int(non2xx.group(1)) if non2xx else 0, "errors": bool(errors)}
+    return {
+        "rps": requests / SECONDS,
+        "p50": latency("50"),
+        "p99": latency("99"),
+        "non2xx": int(non2xx.group(1)) if non2xx else 0,
+        "errors": bool(errors),
+    }
 
 
 def raw_insert_rate(threads: int) -> float:
@@ -92,17 +102,25 @@ def raw_insert_rate(threads: int) -> float:
     url = DB_URL.replace("+psycopg", "")
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("DROP TABLE IF EXISTS raw_signatures")
-        conn.execute("CREATE TABLE raw_signatures (id uuid PRIMARY KEY, campaign text, email text, "
-                     "body text, created_at timestamptz DEFAULT now())")
+        conn.execute(
+            "CREATE TABLE raw_signatures (id uuid PRIMARY KEY, campaign text, email text, "
+            "body text, created_at timestamptz DEFAULT now())"
+        )
     count = [0] * threads
     stop = time.monotonic() + min(SECONDS, 5)
 
     def work(i: int) -> None:
         with psycopg.connect(url) as conn:
             while time.monotonic() < stop:
-                conn.execute("INSERT INTO raw_signatures (id, campaign, email, body) VALUES (%s, %s, %s, %s)",
-                             (uuid.uuid4(), "guardians-for-children", f"{uuid.uuid4().hex}@example.org",
-                              "x" * 400))
+                conn.execute(
+                    "INSERT INTO raw_signatures (id, campaign, email, body) VALUES (%s, %s, %s, %s)",
+                    (
+                        uuid.uuid4(),
+                        "guardians-for-children",
+                        f"{uuid.uuid4().hex}@example.org",
+                        "x" * 400,
+                    ),
+                )
                 conn.commit()
                 count[i] += 1
 
@@ -118,10 +136,13 @@ def raw_insert_rate(threads: int) -> float:
 def main() -> None:
     if shutil.which("wrk") is None:
         raise SystemExit("bench/intake.py needs wrk: apt-get install wrk")
-    print(f"Intake benchmark ({os.cpu_count()} cores), {time.strftime('%Y-%m-%d %H:%M')}, "
-          f"{WORKERS} intake processes, {SECONDS} s per level")
-    admin = sa.create_engine("postgresql+psycopg://postgres@127.0.0.1:5432/postgres",
-                             isolation_level="AUTOCOMMIT")
+    print(
+        f"Intake benchmark ({os.cpu_count()} cores), {time.strftime('%Y-%m-%d %H:%M')}, "
+        f"{WORKERS} intake processes, {SECONDS} s per level"
+    )
+    admin = sa.create_engine(
+        "postgresql+psycopg://postgres@127.0.0.1:5432/postgres", isolation_level="AUTOCOMMIT"
+    )
     with admin.connect() as conn:
         conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
     ensure_database(DB_URL)
@@ -131,15 +152,26 @@ def main() -> None:
         for path in campaign_files(ROOT / "campaigns"):
             save_campaign(conn, read_campaign_file(path))
     port = free_port()
-    env = {**os.environ, "DEARMP_DATABASE_URL": DB_URL, "DEARMP_HTTP_PORT": str(port),
-           "DEARMP_HTTP_WORKERS": str(WORKERS), "DEARMP_RATE_LIMIT_IP": "1000000/60",
-           "DEARMP_RATE_LIMIT_EMAIL": "1000000/60", "DEARMP_LOG_LEVEL": "warning",
-           "DEARMP_AMQP_URL": "amqp://guest:guest@127.0.0.1:5672/%2F",
-           "DEARMP_BROKER_NAMESPACE": f"benchintake{uuid.uuid4().hex[:6]}"}
+    env = {
+        **os.environ,
+        "DEARMP_DATABASE_URL": DB_URL,
+        "DEARMP_HTTP_PORT": str(port),
+        "DEARMP_HTTP_WORKERS": str(WORKERS),
+        "DEARMP_RATE_LIMIT_IP": "1000000/60",
+        "DEARMP_RATE_LIMIT_EMAIL": "1000000/60",
+        "DEARMP_LOG_LEVEL": "warning",
+        "DEARMP_AMQP_URL": "amqp://guest:guest@127.0.0.1:5672/%2F",
+        "DEARMP_BROKER_NAMESPACE": f"benchintake{uuid.uuid4().hex[:6]}",
+    }
     log_path = ROOT / "var" / "bench" / "intake-server.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    server = subprocess.Popen([sys.executable, "-m", "services.cli", "serve", "intake"], env=env,
-                              cwd=ROOT, stdout=log_path.open("w"), stderr=subprocess.STDOUT)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "services.cli", "serve", "intake"],
+        env=env,
+        cwd=ROOT,
+        stdout=log_path.open("w"),
+        stderr=subprocess.STDOUT,
+    )
     rows = []
     try:
         import httpx
@@ -164,11 +196,15 @@ def main() -> None:
         engine.dispose()
         with admin.connect() as conn:
             conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
-    print(f"{'conns':>6} {'req/s':>8} {'stored/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'non-2xx':>8} "
-          f"{'raw INSERT+COMMIT/s':>20} {'ratio':>6}")
+    print(
+        f"{'conns':>6} {'req/s':>8} {'stored/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'non-2xx':>8} "
+        f"{'raw INSERT+COMMIT/s':>20} {'ratio':>6}"
+    )
     for level, r, stored, raw in rows:
-        print(f"{level:>6} {r['rps']:>8,.0f} {stored:>9,.0f} {r['p50']:>7.1f} {r['p99']:>7.1f} "
-              f"{int(r['non2xx']):>8} {raw:>20,.0f} {stored / raw:>6.0%}")
+        print(
+            f"{level:>6} {r['rps']:>8,.0f} {stored:>9,.0f} {r['p50']:>7.1f} {r['p99']:>7.1f} "
+            f"{int(r['non2xx']):>8} {raw:>20,.0f} {stored / raw:>6.0%}"
+        )
 
 
 def _script() -> Path:
