@@ -182,6 +182,9 @@ def service_env(database_url: str, amqp_url: str, namespace: str, mail: object) 
         "DEARMP_SANDBOX_TO": "sandbox@example.org",
         "DEARMP_METRICS_PORT": "0",
         "DEARMP_LOG_LEVEL": "info",
+        # Many test signatures come from 127.0.0.1; rate limits have their own tests.
+        "DEARMP_RATE_LIMIT_IP": "100000/60",
+        "DEARMP_RATE_LIMIT_EMAIL": "100000/60",
     }
 
 

@@ -101,3 +101,49 @@ def test_campaign_page_and_health(settings, engine) -> None:
     assert client.get("/c/no-such-campaign").status_code == 404
     assert client.get("/metrics").status_code == 200
     assert client.get("/openapi.json").json()["paths"]
+
+
+def test_rate_limits_hold_in_postgres_and_answer_429(settings, engine) -> None:
+    limited = settings.model_copy(update={"rate_limit_ip": "3/600", "rate_limit_email": "2/3600"})
+    # Two app instances: the limit is shared through Postgres, as between two intake replicas.
+    first, second = client_for(limited, engine), client_for(limited, engine)
+    assert first.post(URL, json=make_signature()).status_code == 202
+    assert second.post(URL, json=make_signature()).status_code == 202
+    assert first.post(URL, json=make_signature()).status_code == 202
+    over = second.post(URL, json=make_signature())
+    assert over.status_code == 429 and "wait a few minutes" in over.json()["detail"]
+    page = second.get("/c/guardians-for-children")
+    form = {"csrf_token": csrf_token_in(page.text), **make_signature(), "consent": "yes"}
+    html = second.post("/c/guardians-for-children/sign", data=form)
+    assert html.status_code == 429 and "Too many attempts" in html.text
+    assert count(engine, "SELECT count(*) FROM signatures") == 3
+
+    per_email = settings.model_copy(update={"rate_limit_email": "2/3600"})
+    client = client_for(per_email, engine)
+    same = make_signature(email="same.person@example.org")
+    assert (
+        client.post(
+            "/api/v1/campaigns/specialist-support-for-child-victims/signatures", json=same
+        ).status_code
+        == 202
+    )
+    assert client.post(URL, json=same).status_code == 202
+    assert client.post(URL, json=same).status_code == 429  # third go within the hour
+
+
+def test_honeypot_and_csrf_on_the_form(settings, engine) -> None:
+    client = client_for(settings, engine)
+    page = client.get("/c/guardians-for-children")
+    token = csrf_token_in(page.text)
+    form = {**make_signature(), "consent": "yes", "csrf_token": token}
+    bot = client.post(
+        "/c/guardians-for-children/sign",
+        data={**form, "website": "http://spam"},
+        follow_redirects=False,
+    )
+    assert bot.status_code == 303 and bot.headers["location"].endswith("/check-email")
+    assert count(engine, "SELECT count(*) FROM signatures") == 0
+    forged = client_for(settings, engine).post("/c/guardians-for-children/sign", data=form)
+    assert forged.status_code == 400 and count(engine, "SELECT count(*) FROM signatures") == 0
+    done = client.post("/c/guardians-for-children/sign", data=form, follow_redirects=False)
+    assert done.status_code == 303 and count(engine, "SELECT count(*) FROM signatures") == 1
