@@ -98,6 +98,9 @@ def configure_logging(service: str, level: str = "info", *, json: bool | None = 
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.WARNING)
+    # pika logs every failed reconnect attempt at ERROR; our consumer and relay already log one
+    # clear warning per attempt, so only pika's critical messages are kept.
+    logging.getLogger("pika").setLevel(logging.CRITICAL)
 
 
 def get_logger(name: str | None = None) -> Any:

@@ -119,6 +119,7 @@ def template_database(pg_server_url: str) -> Iterator[str]:
         for path in campaign_files(ROOT / "campaigns"):
             save_campaign(conn, read_campaign_file(path))
     engine.dispose()
+    admin.dispose()
     yield name
     with admin.connect() as conn:
         conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -132,6 +133,7 @@ def database_url(pg_server_url: str, template_database: str) -> Iterator[str]:
     with admin.connect() as conn:
         conn.exec_driver_sql(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
     yield sa.make_url(pg_server_url).set(database=name).render_as_string(hide_password=False)
+    admin.dispose()  # a fault test may have restarted Postgres: connect afresh
     with admin.connect() as conn:
         conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     admin.dispose()

@@ -48,13 +48,20 @@ def test_signature_becomes_one_letter_to_the_demo_mp(system, mail, engine) -> No
     assert "My niece was one of these children." in body
     assert "1 Test Street\nAldershot\nGU11 1AA" in body
 
+    # Then the supporter gets a copy of what was sent in their name.
+    copy = mail.handler.wait_for(3, timeout=30)[2]
+    assert copy.message["Message-ID"] == letter["Message-ID"].replace("<letter.", "<copy.")
+    assert copy.message["X-DearMP-Intended-Recipient"] == signature["email"]
+    assert "Alex Demo" in copy.message["Subject"]
+    assert body in copy.message.get_body(("plain",)).get_content().replace("\r\n", "\n")
+
     # The journey is recorded, and confirming again sends nothing more.
     assert confirm(client, link).status_code == 200
     wait_until(lambda: _status(engine) == "sent", 20, message="intake to hear letter.sent")
     with engine.connect() as conn:
         rows = conn.execute(sa.select(letters.c.purpose, letters.c.state, letters.c.sends)).all()
-    assert sorted(rows) == [("confirmation", "sent", 1), ("letter", "sent", 1)]
-    assert len(mail.messages) == 2
+    assert sorted(rows) == [("confirmation", "sent", 1), ("copy", "sent", 1), ("letter", "sent", 1)]
+    assert len(mail.messages) == 3
     thanks = client.get(str(thanks.url))
     assert "Your letter is going to Alex Demo, MP for Aldershot." in thanks.text
 

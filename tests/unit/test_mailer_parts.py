@@ -1,0 +1,101 @@
+"""The mailer's small parts: the shared rate limit, supporter identity and masking."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from services.intake.signing import normalise_email as intake_normalise
+from services.mailer.reports import render_failed
+from services.mailer.throttle import TokenBucket
+from shared.supporters import mask_addresses, mask_email, normalise_email, supporter_key
+
+
+class FakeClock:
+    """Time that moves only when the test moves it; sleeps are recorded, not slept."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.slept: list[float] = []
+        self._lock = threading.Lock()
+
+    def time(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        with self._lock:
+            self.slept.append(seconds)
+
+
+def test_token_bucket_spaces_messages_at_the_rate() -> None:
+    clock = FakeClock()
+    bucket = TokenBucket(10, clock=clock.time, sleep=clock.sleep)
+    waits = [bucket.acquire() for _ in range(5)]
+    # One token saved up, then each caller waits one more slot (0.1 s) than the one before.
+    assert waits == pytest.approx([0.0, 0.1, 0.2, 0.3, 0.4])
+    clock.now = 10.0  # a long quiet spell refills only up to the burst
+    assert bucket.acquire() == 0.0
+    assert bucket.acquire() == pytest.approx(0.1)
+
+
+def test_token_bucket_is_shared_fairly_by_threads() -> None:
+    clock = FakeClock()
+    bucket = TokenBucket(100, clock=clock.time, sleep=clock.sleep)
+    threads = [
+        threading.Thread(target=lambda: [bucket.acquire() for _ in range(25)]) for _ in range(8)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    # 200 acquisitions at 100/s with the clock standing still: reservations 0.01 s apart, no
+    # two threads given the same slot.
+    assert sorted(round(s, 6) for s in clock.slept) == [round(i / 100, 6) for i in range(1, 200)]
+
+
+def test_token_bucket_zero_is_unlimited() -> None:
+    bucket = TokenBucket(0, sleep=lambda s: pytest.fail("must not sleep"))
+    assert all(bucket.acquire() == 0.0 for _ in range(1000))
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "Jo.Bloggs+campaign@GMail.com",
+        "jobloggs@googlemail.com",
+        "Jo+x@outlook.com",
+        "  Jo.Bloggs@Example.ORG ",
+        "jo+tag@example.org",
+        "王@例え.jp",
+    ],
+)
+def test_shared_normalise_email_is_intakes(address: str) -> None:
+    assert normalise_email(address) == intake_normalise(address)
+
+
+def test_supporter_key_is_per_person_not_per_spelling() -> None:
+    assert supporter_key("s", "Jo.Bloggs+x@gmail.com") == supporter_key("s", "jobloggs@gmail.com")
+    assert supporter_key("s", "jo@example.org") != supporter_key("t", "jo@example.org")
+    assert "jo" not in supporter_key("s", "jo@example.org")
+
+
+def test_masking_hides_the_address() -> None:
+    assert mask_email("jo.bloggs@example.org") == "j***@example.org"
+    assert mask_email("") == "***"
+    reason = "550 5.1.1 <jo.bloggs@example.org>: Recipient address rejected"
+    assert mask_addresses(reason) == "550 5.1.1 <j***@example.org>: Recipient address rejected"
+    table = render_failed(
+        [
+            {
+                "failed_at": "2026-01-02T03:04:05+00:00",
+                "campaign": "camp",
+                "purpose": "letter",
+                "signature_id": "sid",
+                "recipient": mask_email("mp@parliament.uk"),
+                "reason": "550 refused",
+            }
+        ]
+    )
+    assert "m***@parliament.uk" in table and "mp@parliament.uk" not in table
+    assert table.splitlines()[-1] == "1 failed"
