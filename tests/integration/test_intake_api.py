@@ -147,3 +147,30 @@ def test_honeypot_and_csrf_on_the_form(settings, engine) -> None:
     assert forged.status_code == 400 and count(engine, "SELECT count(*) FROM signatures") == 0
     done = client.post("/c/guardians-for-children/sign", data=form, follow_redirects=False)
     assert done.status_code == 303 and count(engine, "SELECT count(*) FROM signatures") == 1
+
+
+def test_counts_json_totals_and_per_constituency(settings, engine) -> None:
+    from services.intake import counts
+
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO signatures (id, campaign, first_name, last_name, email, email_normalised,"
+                " postcode, address_lines, status, constituency_code, constituency_name, created_at,"
+                " confirmed_at) SELECT gen_random_uuid(), 'guardians-for-children', 'A', 'B',"
+                " 'e' || i || '@example.org', 'e' || i || '@example.org', 'GU11 1AA', '[]', s, c, n,"
+                " now(), CASE WHEN s = 'pending' THEN NULL ELSE now() END FROM (VALUES"
+                " (1, 'sent', 'E14001063', 'Aldershot'), (2, 'sent', 'E14001063', 'Aldershot'),"
+                " (3, 'resolved', 'E14001465', 'Sevenoaks'), (4, 'confirmed', NULL, NULL),"
+                " (5, 'pending', NULL, NULL)) AS v(i, s, c, n)"
+            )
+        )
+    counts._cache.clear()
+    body = client_for(settings, engine).get("/c/guardians-for-children.json").json()
+    assert body["total"] == 4  # confirmed signatures only
+    assert body["goal"] == 10000
+    assert body["by_constituency"] == [
+        {"code": "E14001063", "name": "Aldershot", "count": 2},
+        {"code": "E14001465", "name": "Sevenoaks", "count": 1},
+    ]
+    assert client_for(settings, engine).get("/c/nope.json").status_code == 404

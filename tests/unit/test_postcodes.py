@@ -30,3 +30,19 @@ def test_invalid(raw: str) -> None:
 def test_no_westminster_mp(code: str) -> None:
     assert postcodes.no_westminster_mp(code)
     assert postcodes.no_westminster_mp("SW1A 1AA") is None
+
+
+def test_tokens_are_single_purpose_and_expire() -> None:
+    import time
+
+    from shared.tokens import InvalidToken, make_token, read_token
+
+    token = make_token("secret-key-for-tests", "confirm", "abc")
+    assert read_token("secret-key-for-tests", "confirm", token) == "abc"
+    with pytest.raises(InvalidToken) as wrong:
+        read_token("secret-key-for-tests", "unsubscribe", token)
+    assert wrong.value.reason == "invalid"
+    time.sleep(1.1)
+    with pytest.raises(InvalidToken) as old:
+        read_token("secret-key-for-tests", "confirm", token, max_age=0)
+    assert old.value.reason == "expired"
