@@ -225,3 +225,17 @@ def letters_by_purpose(caught: list[Any]) -> dict[str, list[str]]:
         mid = str(c.message["Message-ID"]).strip("<>")
         out.setdefault(mid.split(".", 1)[0], []).append(mid)
     return out
+
+
+def wait_for_purpose(mail: Any, purpose: str, count: int, timeout: float = 60) -> list[str]:
+    """Wait until ``count`` emails of one purpose (confirmation, letter, copy…) have arrived."""
+    return wait_until(
+        lambda: (
+            (ids := letters_by_purpose(list(mail.messages)).get(purpose, []))
+            and len(ids) >= count
+            and ids
+        ),
+        timeout,
+        0.2,
+        f"{count} {purpose} emails",
+    )

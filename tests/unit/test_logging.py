@@ -21,7 +21,7 @@ bind_context(event_id="e-1", correlation_id="c-1")
 log.info("signature received", supporter=s.model_dump(), email=s.email, campaign="guardians")
 log.info("nested", payload={"supporter": {"email": "x@example.org"}, "first_name": "Siân"})
 log.warning("free text mentions sian.zoe@example.org in passing")
-logging.getLogger("pika").warning("library says %s", "sian.zoe@example.org")
+logging.getLogger("uvicorn.error").warning("library says %s", "sian.zoe@example.org")
 """
 
 
