@@ -32,6 +32,10 @@ app.add_typer(serve_app, name="serve")
 app.add_typer(db_app, name="db")
 app.add_typer(campaigns_app, name="campaigns")
 app.add_typer(data_app, name="data")
+letters_app = typer.Typer(help="Emails the mailer sent, or could not send.", no_args_is_help=True)
+supporters_app = typer.Typer(help="Supporters' personal data.", no_args_is_help=True)
+app.add_typer(letters_app, name="letters")
+app.add_typer(supporters_app, name="supporters")
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -116,8 +120,24 @@ def _serve(name: Service, threads: int) -> None:
     engine = make_engine(settings.database_url, pool_size=max(5, threads * 2))
     if name is Service.mailer:
         from services.mailer.handlers import bootstrap
+        from services.mailer.handlers import make_deps as mailer_deps
+        from services.mailer.reminders import send_due_reminders
+        from services.mailer.retention import scrub_expired
+        from services.mailer.throttle import TokenBucket
 
-        run_worker("mailer", settings, engine, lambda: bootstrap(settings, engine), threads)
+        limiter = TokenBucket(settings.smtp_rate)  # one per process, shared by every sender
+        reminder_deps = mailer_deps(settings, engine, limiter)  # its own SMTP connection
+        run_worker(
+            "mailer",
+            settings,
+            engine,
+            lambda: bootstrap(settings, engine, limiter),
+            threads,
+            periodic=[
+                (settings.reminder_sweep_seconds, lambda: send_due_reminders(reminder_deps)),
+                (settings.retention_sweep_seconds, lambda: scrub_expired(engine, settings)),
+            ],
+        )
     elif name is Service.resolver:
         from services.resolver.handlers import bootstrap as resolver
         from services.resolver.handlers import make_deps, retry_held
@@ -132,10 +152,20 @@ def _serve(name: Service, threads: int) -> None:
             periodic=[(settings.held_sweep_seconds, lambda: retry_held(sweeper))],
         )
     else:
+        from services.updates.fanout import Fanout
         from services.updates.handlers import HANDLERS as UPDATES
+        from services.updates.sender import UpdateSender
 
+        # One fan-out thread per process, with its own SMTP connection and its own DB connection
+        # (replicas share the jobs: each job is worked by one of them at a time).
+        fanout = Fanout(engine, settings, UpdateSender(settings.smtp_url))
         run_worker(
-            "updates", settings, engine, lambda: transactional("updates", engine, UPDATES), threads
+            "updates",
+            settings,
+            engine,
+            lambda: transactional("updates", engine, UPDATES),
+            threads,
+            periodic=[(settings.fanout_sweep_seconds, fanout)],
         )
 
 
@@ -299,7 +329,233 @@ def status_cmd(as_json: Annotated[bool, typer.Option("--json")] = False) -> None
 
     settings = settings_or_exit()
     report = collect_status(settings)
-    typer.echo(json.dumps(report, indent=2) if as_json else render_status(report))
+    if as_json:
+        typer.echo(json.dumps(report, indent=2))
+    else:
+        typer.echo(render_status(report, color=sys.stdout.isatty()))
+
+
+@letters_app.command("failed")
+@friendly_errors
+def letters_failed(
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON array")] = False,
+    campaign: Annotated[str | None, typer.Option(help="Only this campaign")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many, newest first")] = 100,
+) -> None:
+    """Emails the SMTP server refused for good (5xx), with the reason; addresses masked."""
+    from services.mailer.reports import failed_letters, render_failed
+    from shared.db import make_engine
+
+    settings = settings_or_exit()
+    rows = failed_letters(make_engine(settings.database_url), campaign=campaign, limit=limit)
+    typer.echo(json.dumps(rows, indent=2) if as_json else render_failed(rows))
+
+
+@supporters_app.command("erase")
+@friendly_errors
+def supporters_erase(
+    email: str,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="Wait for every service to say what it removed")
+    ] = False,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait with --wait")] = 60.0,
+) -> None:
+    """Remove a supporter's personal data from every service (through an event)."""
+    from shared.db import make_engine
+    from shared.erasure import request_erasure, services_that_erase, wait_for_answers
+    from shared.supporters import mask_email
+
+    if "@" not in email.strip(" @"):
+        fail(f"{email!r} is not an email address")
+    settings = settings_or_exit()
+    engine = make_engine(settings.database_url)
+    request_id = request_erasure(engine, email)
+    services = services_that_erase()
+    typer.echo(
+        f"requested erasure of {mask_email(email)} (request {request_id}) from "
+        f"{', '.join(services)}"
+    )
+    if not wait:
+        typer.echo("each service removes the supporter's data when it handles the request")
+        return
+    got = wait_for_answers(engine, request_id, timeout)
+    for service in services:
+        if service in got:
+            removed = ", ".join(f"{table} {n}" for table, n in sorted(got[service].items()))
+            typer.echo(f"{service}: removed {removed}")
+        else:
+            typer.echo(f"{service}: no answer yet")
+    missing = [s for s in services if s not in got]
+    if missing:
+        fail(f"no answer after {timeout:g}s from {', '.join(missing)} (are they and the relay "
+             "running?); the request stays queued and will be handled")
+
+
+# --- staff accounts and dead letters -------------------------------------------------------
+staff_app = typer.Typer(help="Staff accounts for the /admin pages.", no_args_is_help=True)
+dlq_app = typer.Typer(help="Dead-letter queues: list and replay.", no_args_is_help=True)
+app.add_typer(staff_app, name="staff")
+app.add_typer(dlq_app, name="dlq")
+
+
+@staff_app.command("add")
+@friendly_errors
+def staff_add(
+    email: str,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from standard input")
+    ] = False,
+    update: Annotated[
+        bool, typer.Option("--update", help="Set a new password for an existing account")
+    ] = False,
+) -> None:
+    """Add a staff account (asks for the password twice)."""
+    from services.staff import StaffError, add_staff, checked_email
+    from shared.db import make_engine
+
+    try:
+        checked_email(email)
+    except StaffError as exc:
+        fail(str(exc))
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    settings = settings_or_exit()
+    try:
+        typer.echo(add_staff(make_engine(settings.database_url), email, password, update=update))
+    except StaffError as exc:
+        fail(str(exc))
+
+
+def _dlq_service(queue: str) -> tuple[Settings, Any, str]:
+    from services.dlq import UnknownQueue, service_for
+    from shared.topology import Topology
+
+    settings = settings_or_exit()
+    topology = Topology(settings.broker_namespace)
+    try:
+        return settings, topology, service_for(queue, topology)
+    except UnknownQueue as exc:
+        fail(str(exc), 2)
+        raise
+
+
+def _dlq_errors(func: F) -> F:
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        import pika.exceptions
+
+        from services.dlq import BrokerUnavailable, QueueMissing, ReplayStopped
+
+        try:
+            return func(*args, **kwargs)
+        except (BrokerUnavailable, QueueMissing, ReplayStopped) as exc:
+            fail(
+                f"{exc} (DEARMP_AMQP_URL, DEARMP_BROKER_NAMESPACE)"
+                if isinstance(exc, BrokerUnavailable)
+                else str(exc)
+            )
+        except (pika.exceptions.AMQPError, OSError) as exc:
+            fail(f"RabbitMQ failed: {type(exc).__name__}; nothing was lost")
+
+    return wrapper  # type: ignore[return-value]
+
+
+@dlq_app.command("list")
+@_dlq_errors
+def dlq_list(
+    queue: Annotated[str, typer.Argument(help="A service (mailer) or its queue name")],
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON array")] = False,
+    limit: Annotated[int | None, typer.Option(help="At most this many, oldest first")] = None,
+) -> None:
+    """One line per dead-lettered message: event id, type, attempts, error."""
+    from services.dlq import list_dead_letters
+    from shared.supporters import mask_addresses
+
+    settings, topology, service = _dlq_service(queue)
+    _depth, letters = list_dead_letters(settings.amqp_url, topology, service, limit=limit)
+    rows = [{**m.as_json(), "error": mask_addresses(m.error)} for m in letters]
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        typer.echo(f"no dead letters in {topology.dead_letter_queue(service)}")
+    for r in rows:
+        typer.echo(
+            f"{r['event_id']}  {r['type']}  attempts={r['attempts']}  "
+            f"{(r['dead_lettered_at'] or '')[:19]}  {r['error'][:200]}"
+        )
+
+
+@dlq_app.command("replay")
+@_dlq_errors
+def dlq_replay(
+    queue: Annotated[str, typer.Argument(help="A service (mailer) or its queue name")],
+) -> None:
+    """Move every dead-lettered message back to the service's queue, to be tried afresh."""
+    from services.dlq import replay
+
+    settings, topology, service = _dlq_service(queue)
+    moved = replay(settings.amqp_url, topology, service)
+    typer.echo(
+        f"moved {moved} messages from {topology.dead_letter_queue(service)} "
+        f"to {topology.queue(service)}"
+    )
+
+
+# --- campaign updates ---------------------------------------------------------------------
+updates_app = typer.Typer(help="Campaign updates for subscribers.", no_args_is_help=True)
+app.add_typer(updates_app, name="updates")
+
+
+@updates_app.command("publish")
+@friendly_errors
+def updates_publish(
+    slug: Annotated[str, typer.Argument(help="The campaign")],
+    title: Annotated[str, typer.Option("--title", help="The update's title")],
+    body_file: Annotated[
+        Path, typer.Option("--body-file", help="The update's text, in markdown", dir_okay=False)
+    ],
+    email: Annotated[
+        bool, typer.Option("--email/--no-email", help="Also email the campaign's subscribers")
+    ] = True,
+    wait: Annotated[
+        bool, typer.Option("--wait/--no-wait", help="Show the emails' progress until done")
+    ] = True,
+) -> None:
+    """Publish "Update #N" on the campaign page and email it to subscribers (with a progress bar)."""
+    from services.intake.admin.publishing import PublishError, publish_update
+    from services.updates.progress import NotStarted, follow
+    from shared.db import make_engine
+
+    body = body_file.read_text(encoding="utf-8")
+    settings = settings_or_exit()
+    engine = make_engine(settings.database_url)
+    try:
+        with engine.begin() as conn:
+            number = publish_update(conn, slug, title, body, email_subscribers=email)
+    except PublishError as exc:
+        fail(str(exc))
+    typer.echo(f"published update #{number} of {slug}")
+    if not email:
+        typer.echo("not emailed (--no-email)")
+        return
+    if not wait:
+        typer.echo("the updates service emails it to the campaign's subscribers")
+        return
+    try:
+        done = follow(engine, slug, number)
+    except NotStarted as exc:
+        fail(str(exc))
+    summary = f"emailed {done.sent} subscribers"
+    if done.skipped:
+        summary += f", skipped {done.skipped} who had unsubscribed"
+    if done.failed:
+        summary += f", {done.failed} refused by the mail server"
+    if done.possible_duplicates:
+        summary += f" ({done.possible_duplicates} may have got it twice after a crash)"
+    typer.echo(summary)
 
 
 def main() -> None:

@@ -1,4 +1,10 @@
-"""``dearmp status``: what an operator checks first."""
+"""``dearmp status``: what an operator checks first.
+
+One line per service: messages waiting in its queue, consumers attached (none means the service
+is not running), messages waiting out a retry delay, and dead letters (flagged, with the command
+that lists them). Then the outbox backlog (events not yet published) and letters by state.
+``--json`` gives the same figures, plus the raw depth of every queue, for scripts.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,7 @@ from typing import Any
 import pika
 import pika.exceptions
 import sqlalchemy as sa
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from services.mailer.models import letters
 from shared.broker.declare import connection_parameters
@@ -16,55 +23,131 @@ from shared.outbox import backlog
 from shared.topology import SERVICES, Topology
 
 
+def _depth(conn: pika.BlockingConnection, name: str) -> dict[str, Any]:
+    channel = conn.channel()
+    try:
+        ok = channel.queue_declare(name, passive=True).method
+    except pika.exceptions.ChannelClosedByBroker:
+        return {"messages": None, "consumers": None, "missing": True}
+    channel.close()
+    return {"messages": ok.message_count, "consumers": ok.consumer_count}
+
+
 def queue_depths(settings: Settings) -> dict[str, Any]:
+    """Every queue of every service: {name: {messages, consumers}} (``missing`` if undeclared)."""
     topology = Topology(settings.broker_namespace)
     out: dict[str, Any] = {}
     try:
         conn = pika.BlockingConnection(
             connection_parameters(settings.amqp_url, name="dearmp-status")
         )
-    except pika.exceptions.AMQPError:
+    except (pika.exceptions.AMQPError, OSError):
         return {"error": "cannot reach RabbitMQ (DEARMP_AMQP_URL)"}
     try:
         for service in SERVICES:
-            for name in (topology.queue(service), topology.dead_letter_queue(service)):
-                channel = conn.channel()
-                try:
-                    ok = channel.queue_declare(name, passive=True).method
-                    out[name] = {"messages": ok.message_count, "consumers": ok.consumer_count}
-                    channel.close()
-                except pika.exceptions.ChannelClosedByBroker:
-                    out[name] = {"messages": None, "consumers": None, "missing": True}
+            names = [topology.queue(service), topology.dead_letter_queue(service)]
+            names += [topology.retry_queue(service, d) for d in settings.retry_delays]
+            for name in names:
+                out[name] = _depth(conn, name)
     finally:
         conn.close()
     return out
 
 
+def service_summary(settings: Settings, queues: dict[str, Any]) -> dict[str, Any]:
+    topology = Topology(settings.broker_namespace)
+    out: dict[str, Any] = {}
+    for service in SERVICES:
+        main = queues.get(topology.queue(service), {})
+        dead = queues.get(topology.dead_letter_queue(service), {})
+        retry_names = [topology.retry_queue(service, d) for d in settings.retry_delays]
+        out[service] = {
+            "queue": topology.queue(service),
+            "declared": not main.get("missing", False),
+            "messages": main.get("messages"),
+            "consumers": main.get("consumers"),
+            "retrying": sum(queues.get(n, {}).get("messages") or 0 for n in retry_names),
+            "dead_letters": dead.get("messages"),
+        }
+    return out
+
+
 def collect_status(settings: Settings) -> dict[str, Any]:
+    queues = queue_depths(settings)
+    report: dict[str, Any] = {
+        "namespace": settings.broker_namespace,
+        "services": {} if "error" in queues else service_summary(settings, queues),
+        "queues": queues,
+    }
+    report["dead_letters_total"] = sum(s["dead_letters"] or 0 for s in report["services"].values())
     engine = make_engine(settings.database_url)
-    with engine.connect() as conn:
-        outbox_backlog = backlog(conn)
-        by_state: dict[str, int] = dict(
-            conn.execute(
-                sa.select(letters.c.state, sa.func.count()).group_by(letters.c.state)
-            ).all()
-        )
-    return {"queues": queue_depths(settings), "outbox_backlog": outbox_backlog, "letters": by_state}
+    try:
+        with engine.connect() as conn:
+            report["outbox_backlog"] = backlog(conn)
+            report["letters"] = dict(
+                conn.execute(
+                    sa.select(letters.c.state, sa.func.count()).group_by(letters.c.state)
+                ).all()
+            )
+    except (OperationalError, InterfaceError) as exc:
+        reason = str(exc.orig).strip().splitlines()[0][:120] if exc.orig else "unreachable"
+        report["database_error"] = f"cannot reach the database (DEARMP_DATABASE_URL): {reason}"
+        report["outbox_backlog"] = None
+        report["letters"] = {}
+    finally:
+        engine.dispose()
+    return report
 
 
-def render_status(report: dict[str, Any]) -> str:
-    lines = ["Queues                               messages  consumers"]
+def _paint(text: str, colour: str | None, color: bool) -> str:
+    codes = {"red": "31;1", "yellow": "33", "green": "32"}
+    return f"\x1b[{codes[colour]}m{text}\x1b[0m" if color and colour else text
+
+
+def render_status(report: dict[str, Any], *, color: bool = False) -> str:
+    lines = [f"Dear MP status (broker namespace {report.get('namespace', 'dearmp')})", ""]
     queues = report["queues"]
     if "error" in queues:
-        lines.append(f"  {queues['error']}")
+        lines.append(_paint(f"RabbitMQ: {queues['error']}", "red", color))
     else:
-        for name, q in queues.items():
-            if q.get("missing"):
-                lines.append(f"  {name:<34} (not declared yet)")
-            else:
-                flag = "  ← dead letters" if name.endswith(".dlq") and q["messages"] else ""
-                lines.append(f"  {name:<34} {q['messages']:>8}  {q['consumers']:>9}{flag}")
-    lines.append(f"Outbox backlog: {report['outbox_backlog']}")
-    states = ", ".join(f"{k} {v}" for k, v in sorted(report["letters"].items())) or "none yet"
-    lines.append(f"Letters: {states}")
+        lines.append(
+            f"{'service':<10} {'waiting':>8} {'consumers':>10} {'retrying':>9} {'dead':>6}"
+        )
+        for service, s in report["services"].items():
+            if not s["declared"]:
+                lines.append(f"{service:<10} (queue not declared yet: has it ever started?)")
+                continue
+            consumers = f"{s['consumers']:>10}"
+            if not s["consumers"]:
+                consumers = _paint(f"{'none':>10}", "yellow", color)
+            dead = s["dead_letters"] or 0
+            dead_cell = _paint(f"{dead:>6}", "red" if dead else None, color)
+            hint = f"  ! dead letters: dearmp dlq list {service}" if dead else ""
+            lines.append(
+                f"{service:<10} {s['messages']:>8} {consumers} {s['retrying']:>9} {dead_cell}"
+                + _paint(hint, "red", color)
+            )
+        total = report.get("dead_letters_total", 0)
+        lines.append(
+            _paint(f"{total} dead letters in all", "red", color)
+            if total
+            else _paint("no dead letters", "green", color)
+        )
+    lines.append("")
+    if report.get("database_error"):
+        lines.append(_paint(report["database_error"], "red", color))
+        return "\n".join(lines)
+    backlog_n = report["outbox_backlog"]
+    lines.append(
+        f"Outbox backlog: {backlog_n} events waiting to be published"
+        + (" (is the relay running?)" if backlog_n else "")
+    )
+    by_state = report["letters"]
+    order = ["created", "sending", "sent", "failed"]
+    states = [s for s in order if s in by_state] + sorted(set(by_state) - set(order))
+    parts = [f"{s} {by_state[s]}" for s in states]
+    text = " · ".join(parts) or "none yet"
+    if by_state.get("failed"):
+        text += "  (dearmp letters failed)"
+    lines.append(f"Letters: {text}")
     return "\n".join(lines)

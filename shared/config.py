@@ -35,6 +35,7 @@ class Settings(BaseSettings):
     http_port: int = 8000
     http_host: str = "127.0.0.1"
     http_workers: int = 1  # intake web processes on this host
+    http_threads: int = 8  # threads per intake process for blocking (database) work
 
     # Abuse controls (intake): "count/seconds", counted in Postgres so they hold across replicas.
     rate_limit_ip: str = "60/600"
@@ -46,6 +47,27 @@ class Settings(BaseSettings):
     # often the resolver looks for held signatures that are due.
     vacant_retry_seconds: int = 86400
     held_sweep_seconds: float = 60.0
+
+    # Mailer: outgoing messages per second per process, shared by its sender threads (0 = no
+    # limit; with N replicas the provider sees up to N times this). One confirmation reminder
+    # this long after signing if still unconfirmed; letter bodies and other personal data in the
+    # mailer's tables scrubbed this many days after sending. The sweeps run every *_sweep_seconds.
+    smtp_rate: float = 0.0
+    reminder_after_seconds: float = 86400.0
+    reminder_sweep_seconds: float = 60.0
+    retention_days: float = 28.0
+    retention_sweep_seconds: float = 3600.0
+
+    # Updates fan-out: how often the updates worker looks for work, subscribers recorded per keyset
+    # page, emails per batch (job counts are written once per batch), how long one sweep works
+    # before letting go of its job, and the first pause after an SMTP 4xx or connection failure
+    # (doubling up to fanout_pause_max_seconds).
+    fanout_sweep_seconds: float = 1.0
+    fanout_page: int = 1000
+    fanout_batch: int = 200
+    fanout_slice_seconds: float = 10.0
+    fanout_pause_seconds: float = 30.0
+    fanout_pause_max_seconds: float = 900.0
 
     # Broker behaviour. The namespace prefixes every exchange and queue name, so tests (and
     # several deployments on one broker) never meet each other's messages.

@@ -42,6 +42,7 @@ def engine_for(url: str) -> Engine:
 
 def import_all_models() -> None:
     """Import every module that defines tables, so ``metadata`` knows them all."""
+    import services.intake.admin.models  # noqa: F401
     import services.intake.models  # noqa: F401
     import services.intake.ratelimit  # noqa: F401
     import services.mailer.models  # noqa: F401

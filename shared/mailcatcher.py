@@ -1,8 +1,9 @@
 """A local SMTP server that catches mail (aiosmtpd), for ``make run`` and the tests.
 
 Every message is kept in memory and, when a directory is given, written there as an ``.eml`` file.
-For fault tests it can answer slowly (``delay``) or refuse recipients with a given code.
-Run it alone with ``python -m shared.mailcatcher --port 1025 --dir var/mail``.
+For fault tests it can answer slowly (``delay``), refuse recipients with a given code, and be
+stopped (dropping every open connection, as a crashed server would) and started again on the same
+port, keeping what it caught. Run it alone with ``python -m shared.mailcatcher --port 1025 --dir var/mail``.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import email.policy
 import signal
 import threading
 import time
+import weakref
 from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
@@ -83,6 +85,24 @@ class CatchingHandler:
             return list(self.messages)
 
 
+class _TrackingController(Controller):
+    """A controller that knows its open connections, so stopping can drop them."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.sessions: weakref.WeakSet[SMTP] = weakref.WeakSet()
+
+    def factory(self) -> SMTP:
+        smtp = super().factory()
+        self.sessions.add(smtp)
+        return smtp
+
+    def drop_connections(self) -> None:
+        for smtp in list(self.sessions):
+            if smtp.transport is not None:
+                smtp.transport.close()
+
+
 class MailCatcher:
     def __init__(
         self,
@@ -99,9 +119,7 @@ class MailCatcher:
                 s.bind((host, 0))
                 port = s.getsockname()[1]
         self.host, self.port = host, port
-        self.controller = Controller(
-            self.handler, hostname=host, port=port, data_size_limit=10 * 1024 * 1024
-        )
+        self.controller: _TrackingController | None = None
 
     @property
     def url(self) -> str:
@@ -111,12 +129,27 @@ class MailCatcher:
     def messages(self) -> list[Caught]:
         return self.handler.messages
 
+    @property
+    def running(self) -> bool:
+        return self.controller is not None
+
     def start(self) -> MailCatcher:
-        self.controller.start()
+        """Listen (again) on the same port; messages caught before are kept."""
+        if self.controller is None:
+            controller = _TrackingController(
+                self.handler, hostname=self.host, port=self.port, data_size_limit=10 * 1024 * 1024
+            )
+            controller.start()
+            self.controller = controller
         return self
 
     def stop(self) -> None:
-        self.controller.stop()
+        """Close every open connection and stop listening (a no-op when stopped)."""
+        controller, self.controller = self.controller, None
+        if controller is None:
+            return
+        controller.loop.call_soon_threadsafe(controller.drop_connections)
+        controller.stop()
 
 
 def main() -> None:

@@ -107,6 +107,46 @@ class LetterFailed(Event):
     reason: str
 
 
+class SupporterErasureRequested(Event):
+    """Staff asked (``dearmp supporters erase EMAIL``) to remove a supporter's personal data.
+    ``email`` is normalised (``shared.supporters.normalise_email``); the envelope's correlation id
+    names the request, and each service answers with ``supporter.erased`` under the same id."""
+
+    TYPE = "supporter.erasure_requested"
+    email: str
+
+
+class SupporterErased(Event):
+    """One service removed what it held for an erasure request: ``removed`` counts rows by table."""
+
+    TYPE = "supporter.erased"
+    service: str
+    removed: dict[str, int]
+
+
+class UpdatePublished(Event):
+    """Staff published campaign update number ``update_number`` and asked for it to be emailed:
+    the updates service fans it out to the campaign's subscribers."""
+
+    TYPE = "update.published"
+    campaign: str
+    update_number: int
+    title: str
+
+
+class SubscriptionChanged(Event):
+    """A subscriber chose, from the link in an update email, to leave this campaign's updates
+    (``scope="campaign"``), every campaign's (``"all"``), or to come back (``subscribed=True``).
+    Staged by intake; the updates service, which owns the subscriber list, applies it. The
+    envelope's ``occurred_at`` orders changes: an older change never overrides a newer one."""
+
+    TYPE = "subscription.changed"
+    signature_id: uuid.UUID
+    campaign: str
+    scope: Literal["campaign", "all"]
+    subscribed: bool
+
+
 EVENT_TYPES: dict[tuple[str, int], type[Event]] = {
     (cls.TYPE, cls.VERSION): cls
     for cls in (
@@ -116,6 +156,10 @@ EVENT_TYPES: dict[tuple[str, int], type[Event]] = {
         SignatureUnresolvable,
         LetterSent,
         LetterFailed,
+        SupporterErasureRequested,
+        SupporterErased,
+        UpdatePublished,
+        SubscriptionChanged,
     )
 }
 

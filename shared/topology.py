@@ -21,10 +21,23 @@ BINDINGS: dict[str, tuple[str, ...]] = {
         m.SignatureUnresolvable.TYPE,
         m.LetterSent.TYPE,
         m.LetterFailed.TYPE,
+        m.SupporterErasureRequested.TYPE,
+        m.SupporterErased.TYPE,
     ),
-    "resolver": (m.SignatureConfirmed.TYPE,),
-    "mailer": (m.SignatureReceived.TYPE, m.SignatureResolved.TYPE, m.SignatureUnresolvable.TYPE),
-    "updates": (m.SignatureConfirmed.TYPE,),
+    "resolver": (m.SignatureConfirmed.TYPE, m.SupporterErasureRequested.TYPE),
+    "mailer": (
+        m.SignatureReceived.TYPE,
+        m.SignatureConfirmed.TYPE,  # so the reminder is not sent to those who confirmed
+        m.SignatureResolved.TYPE,
+        m.SignatureUnresolvable.TYPE,
+        m.SupporterErasureRequested.TYPE,
+    ),
+    "updates": (
+        m.SignatureConfirmed.TYPE,
+        m.SupporterErasureRequested.TYPE,
+        m.UpdatePublished.TYPE,
+        m.SubscriptionChanged.TYPE,
+    ),
 }
 
 # A message that keeps killing its consumer is dead-lettered by the broker after this many

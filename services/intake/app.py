@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from contextlib import asynccontextmanager
 from pathlib import Path
 
+import anyio
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
@@ -14,7 +16,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from services.intake import api, pages
+from services.intake import admin, api, pages, unsubscribe
 from shared.config import Settings
 from shared.health import run_checks
 from shared.logging import bound_context, get_logger
@@ -48,7 +50,15 @@ class RequestContext:
 
 
 def create_app(settings: Settings, engine: Engine, ready_checks: dict | None = None) -> FastAPI:  # type: ignore[type-arg]
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI):  # type: ignore[no-untyped-def]
+        # Few threads for the blocking database work: dozens of threads fighting over the GIL
+        # and the pool cost more than they give on a small machine.
+        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.http_threads
+        yield
+
     app = FastAPI(
+        lifespan=lifespan,
         title="Dear MP intake",
         version="1",
         openapi_url="/openapi.json",
@@ -59,6 +69,8 @@ def create_app(settings: Settings, engine: Engine, ready_checks: dict | None = N
     app.state.engine = engine
     app.include_router(api.router)
     app.include_router(pages.router)
+    app.include_router(unsubscribe.router)
+    admin.install(app)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
 
     @app.exception_handler(StarletteHTTPException)

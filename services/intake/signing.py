@@ -20,26 +20,7 @@ from shared.campaigns import Campaign
 from shared.config import Settings
 from shared.messages import SignatureConfirmed, SignatureReceived, Supporter
 from shared.metrics import SIGNATURES
-
-
-def normalise_email(email: str) -> str:
-    """Lower-case; for providers that ignore them, drop dots and +tags from the local part."""
-    local, _, domain = email.strip().lower().rpartition("@")
-    if domain in ("gmail.com", "googlemail.com"):
-        local = local.split("+", 1)[0].replace(".", "")
-        domain = "gmail.com"
-    elif domain in (
-        "outlook.com",
-        "hotmail.com",
-        "live.com",
-        "fastmail.com",
-        "proton.me",
-        "protonmail.com",
-        "icloud.com",
-    ):
-        local = local.split("+", 1)[0]
-    return f"{local}@{domain}"
-
+from shared.supporters import normalise_email  # one definition, shared with every service
 
 # The hot path of a viral petition, as one statement: count the email's rate-limit hit, store the
 # pending signature if the email is under its limit and has not signed this campaign, and stage

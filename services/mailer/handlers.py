@@ -1,29 +1,44 @@
-"""Mailer handlers: what to send for each event. Delivery (exactly once) is in delivery.py."""
+"""Mailer handlers: what to send for each event. Delivery (exactly once) is in delivery.py, the
+confirmation reminder in reminders.py, retention and erasure in retention.py."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy.engine import Engine
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.engine import Connection, Engine
 
 from services.mailer import compose
-from services.mailer.delivery import Outgoing, deliver_once
+from services.mailer.delivery import ALL_OUTCOMES, Outcome, Outgoing, Receipt, Then, deliver_once
+from services.mailer.models import pending_confirmations
+from services.mailer.retention import erase_supporter
 from services.mailer.smtp import SmtpSender
+from services.mailer.throttle import TokenBucket
+from shared import inbox, outbox
 from shared.broker.consumer import PermanentFailure
 from shared.campaigns import Campaign, get_campaign
 from shared.config import Settings
+from shared.logging import get_logger
 from shared.messages import (
     Envelope,
     Event,
+    SignatureConfirmed,
     SignatureReceived,
     SignatureResolved,
     SignatureUnresolvable,
+    SupporterErased,
+    SupporterErasureRequested,
 )
+from shared.supporters import supporter_key
 from shared.tokens import make_token
 
+log = get_logger(__name__)
 CONSUMER = "mailer"
+CAMPAIGN_TTL = 5.0
 
 
 @dataclass
@@ -31,57 +46,138 @@ class MailerDeps:
     engine: Engine
     sender: SmtpSender
     settings: Settings
+    _campaigns: dict[str, tuple[float, Campaign]] = field(default_factory=dict)
 
     def campaign(self, slug: str) -> Campaign:
-        with self.engine.connect() as conn:
+        """The campaign, re-read at most every CAMPAIGN_TTL seconds (edits apply that late)."""
+        cached = self._campaigns.get(slug)
+        if cached and time.monotonic() - cached[0] < CAMPAIGN_TTL:
+            return cached[1]
+        with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             campaign = get_campaign(conn, slug)
         if campaign is None:
             raise PermanentFailure(f"unknown campaign {slug!r}")
+        self._campaigns[slug] = (time.monotonic(), campaign)
         return campaign
 
-    def deliver(self, out: Outgoing, envelope: Envelope) -> None:
-        deliver_once(
+    def key(self, email: str) -> str:
+        return supporter_key(self.settings.secret_key, email)
+
+    def confirm_url(self, signature_id: object) -> str:
+        token = make_token(self.settings.secret_key, "confirm", str(signature_id))
+        return f"{self.settings.base_url}/confirm/{token}"
+
+    def deliver(
+        self,
+        out: Outgoing,
+        envelope: Envelope,
+        *,
+        record_on: frozenset[Outcome] = ALL_OUTCOMES,
+        then: Then | None = None,
+    ) -> Outcome:
+        """Deliver for an event: nothing if the event was handled already; the event is recorded
+        as handled with the outcomes in ``record_on``."""
+        return deliver_once(
             out,
-            envelope,
-            consumer=CONSUMER,
             engine=self.engine,
             sender=self.sender,
             settings=self.settings,
+            correlation_id=envelope.correlation_id,
+            receipt=Receipt(CONSUMER, envelope.id, record_on),
+            then=then,
         )
 
 
+def _built(build: Callable[[], Any]) -> Any:
+    """A message that cannot be built (an address that is not one) will never build: dead-letter."""
+    try:
+        return build()
+    except ValueError as exc:
+        raise PermanentFailure(f"cannot build the message: {str(exc)[:200]}") from None
+
+
 def send_confirmation(event: SignatureReceived, envelope: Envelope, deps: MailerDeps) -> None:
-    """Consumes signature.received; sends the confirmation email with a signed, expiring link.
-    Idempotent through the letters row for (signature, "confirmation")."""
+    """Consumes signature.received; sends the confirmation email with a signed, expiring link and
+    remembers the signature for the reminder. Idempotent through the letters row for (signature,
+    "confirmation"); the inbox claim and the pending row commit with the outcome."""
     campaign = deps.campaign(event.campaign)
-    token = make_token(deps.settings.secret_key, "confirm", str(event.signature_id))
-    url = f"{deps.settings.base_url}/confirm/{token}"
-    msg = compose.confirmation(event.signature_id, campaign, event.supporter, url, deps.settings)
-    deps.deliver(
-        Outgoing(event.signature_id, "confirmation", campaign.slug, msg, event.supporter.email),
-        envelope,
+    url = deps.confirm_url(event.signature_id)
+    msg = _built(
+        lambda: compose.confirmation(event.signature_id, campaign, event.supporter, url, deps.settings)
     )
+    key = deps.key(event.supporter.email)
+
+    def then(conn: Connection, outcome: Outcome) -> None:
+        if outcome != "sent":
+            return  # a refused address gets no reminder either
+        due = envelope.occurred_at + timedelta(seconds=deps.settings.reminder_after_seconds)
+        conn.execute(
+            insert(pending_confirmations)
+            .values(
+                signature_id=event.signature_id,
+                campaign=event.campaign,
+                supporter_key=key,
+                email=event.supporter.email,
+                first_name=event.supporter.first_name,
+                last_name=event.supporter.last_name,
+                received_at=envelope.occurred_at,
+                due_at=due,
+            )
+            .on_conflict_do_nothing(index_elements=[pending_confirmations.c.signature_id])
+        )
+
+    deps.deliver(
+        Outgoing(
+            event.signature_id, "confirmation", campaign.slug, msg, event.supporter.email, key
+        ),
+        envelope,
+        then=then,
+    )
+
+
+def note_confirmed(event: SignatureConfirmed, envelope: Envelope, deps: MailerDeps) -> None:
+    """Consumes signature.confirmed; marks the signature confirmed so no reminder goes out, and
+    drops the personal fields the reminder would have needed. If it arrives before
+    signature.received was handled, the confirmed row is written first and wins. Idempotent:
+    inbox claim, and an upsert to the same values."""
+    with deps.engine.begin() as conn:
+        if not inbox.claim(conn, CONSUMER, envelope.id):
+            return
+        blank = {"confirmed": True, "email": "", "first_name": "", "last_name": ""}
+        stmt = insert(pending_confirmations).values(
+            signature_id=event.signature_id,
+            campaign=event.campaign,
+            received_at=envelope.occurred_at,
+            due_at=envelope.occurred_at,
+            **blank,
+        )
+        conn.execute(
+            stmt.on_conflict_do_update(
+                index_elements=[pending_confirmations.c.signature_id], set_=blank
+            )
+        )
 
 
 def send_letter(event: SignatureResolved, envelope: Envelope, deps: MailerDeps) -> None:
-    """Consumes signature.resolved; sends the campaign letter to the target; emits letter.sent or
-    letter.failed. Idempotent through the letters row for (signature, "letter")."""
+    """Consumes signature.resolved; sends the campaign letter to the target, then a copy to the
+    supporter; emits letter.sent or letter.failed for each. Idempotent through the letters rows
+    for (signature, "letter") and (signature, "copy"); the inbox claim commits with the last."""
     campaign = deps.campaign(event.campaign)
     if not event.target.email:
         raise PermanentFailure("resolved target has no email address")
-    msg = compose.letter(event.signature_id, campaign, event.supporter, event.target, deps.settings)
-    body = msg.get_body(("plain",))
-    deps.deliver(
-        Outgoing(
-            event.signature_id,
-            "letter",
-            campaign.slug,
-            msg,
-            event.target.email,
-            body_text=body.get_content() if body else None,
-        ),
+    rendered = compose.render_letter(campaign, event.supporter, event.target)
+    sid, supporter, target = event.signature_id, event.supporter, event.target
+    msg = _built(lambda: compose.letter(sid, campaign, supporter, target, deps.settings, rendered))
+    key = deps.key(supporter.email)
+    outcome = deps.deliver(
+        Outgoing(sid, "letter", campaign.slug, msg, target.email or "", key, rendered.text),
         envelope,
+        record_on=frozenset(("failed", "erased")),  # once sent, the copy finishes the event
     )
+    if outcome != "sent":
+        return
+    copy = _built(lambda: compose.copy(sid, campaign, supporter, target, deps.settings, rendered))
+    deps.deliver(Outgoing(sid, "copy", campaign.slug, copy, supporter.email, key), envelope)
 
 
 def send_unresolvable_notice(
@@ -90,25 +186,66 @@ def send_unresolvable_notice(
     """Consumes signature.unresolvable; tells the supporter what went wrong and how to fix it.
     Idempotent through the letters row for (signature, "unresolvable")."""
     campaign = deps.campaign(event.campaign)
-    msg = compose.unresolvable_notice(
-        event.signature_id, campaign, event.supporter, event.message, deps.settings
+    msg = _built(
+        lambda: compose.unresolvable_notice(
+            event.signature_id, campaign, event.supporter, event.message, deps.settings
+        )
     )
     deps.deliver(
-        Outgoing(event.signature_id, "unresolvable", campaign.slug, msg, event.supporter.email),
+        Outgoing(
+            event.signature_id,
+            "unresolvable",
+            campaign.slug,
+            msg,
+            event.supporter.email,
+            deps.key(event.supporter.email),
+        ),
         envelope,
     )
 
 
+def forget_supporter(
+    event: SupporterErasureRequested, envelope: Envelope, deps: MailerDeps
+) -> None:
+    """Consumes supporter.erasure_requested; scrubs the supporter's letters (bodies, subjects,
+    their address), deletes their pending confirmations, and remembers (by keyed hash) not to
+    send them anything more; emits supporter.erased with the counts. Idempotent: inbox claim,
+    and a second run finds nothing left to remove."""
+    with deps.engine.begin() as conn:
+        if not inbox.claim(conn, CONSUMER, envelope.id):
+            return
+        removed = erase_supporter(conn, deps.key(event.email), datetime.now(UTC))
+        outbox.add(
+            conn,
+            SupporterErased(service=CONSUMER, removed=removed),
+            correlation_id=envelope.correlation_id,
+        )
+    log.info("supporter erased", removed=removed)
+
+
 HANDLERS: dict[type[Event], Callable[[Any, Envelope, MailerDeps], None]] = {
     SignatureReceived: send_confirmation,
+    SignatureConfirmed: note_confirmed,
     SignatureResolved: send_letter,
     SignatureUnresolvable: send_unresolvable_notice,
+    SupporterErasureRequested: forget_supporter,
 }
 
 
-def bootstrap(settings: Settings, engine: Engine):  # type: ignore[no-untyped-def]
+def make_deps(
+    settings: Settings, engine: Engine, limiter: TokenBucket | None = None
+) -> MailerDeps:
+    """One per thread: each has its own SMTP connection; the rate limiter is the process's."""
+    return MailerDeps(
+        engine=engine, sender=SmtpSender(settings.smtp_url, limiter=limiter), settings=settings
+    )
+
+
+def bootstrap(
+    settings: Settings, engine: Engine, limiter: TokenBucket | None = None
+) -> Callable[[Envelope], None]:
     """Wire real adapters into the handlers; one call per consumer thread (own SMTP connection)."""
-    deps = MailerDeps(engine=engine, sender=SmtpSender(settings.smtp_url), settings=settings)
+    deps = make_deps(settings, engine, limiter)
 
     def handle(envelope: Envelope) -> None:
         event: Event = envelope.event()

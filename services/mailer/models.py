@@ -6,9 +6,12 @@ import sqlalchemy as sa
 
 from shared.db import metadata
 
-# One row per (signature, purpose): confirmation, letter, unresolvable notice...
+# One row per (signature, purpose): confirmation, reminder, letter, copy, unresolvable.
 # created → sending → sent | failed. ``sends`` counts SMTP hand-overs; above 1 means a crash
 # between the SMTP server's acceptance and our commit may have caused a duplicate.
+# ``supporter_key`` (a keyed hash of the supporter's normalised email, shared.supporters) finds a
+# supporter's rows for erasure. ``scrubbed_at``: the body, subject, the supporter's address and
+# the key were removed (retention or erasure); the row stays as the record that it was sent.
 letters = sa.Table(
     "letters",
     metadata,
@@ -25,6 +28,45 @@ letters = sa.Table(
     sa.Column("error", sa.Text),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("sent_at", sa.DateTime(timezone=True)),
+    sa.Column("supporter_key", sa.String(64)),
+    sa.Column("scrubbed_at", sa.DateTime(timezone=True)),
     sa.UniqueConstraint("signature_id", "purpose", name="uq_letters_signature_purpose"),
     sa.Index("ix_letters_state", "state"),
+    sa.Index("ix_letters_supporter_key", "supporter_key"),
+    sa.Index("ix_letters_unscrubbed", "created_at", postgresql_where=sa.text("scrubbed_at IS NULL")),
+)
+
+# Signatures that may need a confirmation reminder. The mailer does not own signatures: it learns
+# of them from signature.received and of their confirmation from signature.confirmed (which also
+# blanks the personal fields: a confirmed row only says "no reminder"). ``lease_until`` stops two
+# sweepers (replicas) from sending the same reminder at once; ``reminded_at`` marks it done.
+pending_confirmations = sa.Table(
+    "pending_confirmations",
+    metadata,
+    sa.Column("signature_id", sa.Uuid, primary_key=True),
+    sa.Column("campaign", sa.String(100), nullable=False),
+    sa.Column("supporter_key", sa.String(64)),
+    sa.Column("email", sa.Text, nullable=False),
+    sa.Column("first_name", sa.Text, nullable=False),
+    sa.Column("last_name", sa.Text, nullable=False),
+    sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("due_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("confirmed", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("lease_until", sa.DateTime(timezone=True)),
+    sa.Column("reminded_at", sa.DateTime(timezone=True)),
+    sa.Index(
+        "ix_pending_confirmations_due",
+        "due_at",
+        postgresql_where=sa.text("NOT confirmed AND reminded_at IS NULL"),
+    ),
+    sa.Index("ix_pending_confirmations_supporter_key", "supporter_key"),
+)
+
+# Supporters who asked to be erased (by keyed hash only): nothing more is sent for them, even
+# for events already in flight when the request arrived.
+erased_supporters = sa.Table(
+    "erased_supporters",
+    metadata,
+    sa.Column("supporter_key", sa.String(64), primary_key=True),
+    sa.Column("erased_at", sa.DateTime(timezone=True), nullable=False),
 )

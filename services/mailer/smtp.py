@@ -2,7 +2,8 @@
 
 Errors are classified once, here: a 5xx answer is ``PermanentSmtpError``; 4xx answers and
 connection failures are ``TemporarySmtpError`` (the event is retried with growing delays).
-One sender per thread (smtplib connections are not shared).
+One sender per thread (smtplib connections are not shared); the rate limit (``throttle.py``) is
+shared by every sender in the process.
 """
 
 from __future__ import annotations
@@ -12,9 +13,17 @@ import ssl
 from email.message import EmailMessage
 from urllib.parse import parse_qs, unquote, urlparse
 
+from services.mailer.throttle import TokenBucket
+
 
 class TemporarySmtpError(Exception):
-    pass
+    """Try again later. ``maybe_delivered``: the connection failed while the message was being
+    handed over, so the server may have accepted it; otherwise (a 4xx answer, no connection) it
+    certainly did not."""
+
+    def __init__(self, message: str, *, maybe_delivered: bool = False):
+        super().__init__(message)
+        self.maybe_delivered = maybe_delivered
 
 
 class PermanentSmtpError(Exception):
@@ -22,7 +31,7 @@ class PermanentSmtpError(Exception):
 
 
 class SmtpSender:
-    def __init__(self, url: str, *, timeout: float = 30.0):
+    def __init__(self, url: str, *, timeout: float = 30.0, limiter: TokenBucket | None = None):
         parsed = urlparse(url)
         if parsed.scheme not in ("smtp", "smtps"):
             raise ValueError("DEARMP_SMTP_URL must start with smtp:// or smtps://")
@@ -34,6 +43,7 @@ class SmtpSender:
         self.password = unquote(parsed.password) if parsed.password else None
         self.starttls = options.get("starttls", "false").lower() in ("1", "true", "yes")
         self.timeout = timeout
+        self.limiter = limiter
         self._smtp: smtplib.SMTP | None = None
 
     def _connect(self) -> smtplib.SMTP:
@@ -50,17 +60,23 @@ class SmtpSender:
         return smtp
 
     def send(self, message: EmailMessage, *, to: list[str]) -> None:
+        if self.limiter is not None:
+            self.limiter.acquire()
         for attempt in (1, 2):
+            handing_over = False
             try:
                 if self._smtp is None:
                     self._smtp = self._connect()
+                handing_over = True
                 self._smtp.send_message(message, to_addrs=to)
                 return
             except smtplib.SMTPServerDisconnected:
                 # A reused connection the server closed: reopen once before calling it temporary.
                 self.close()
                 if attempt == 2:
-                    raise TemporarySmtpError("SMTP server disconnected") from None
+                    raise TemporarySmtpError(
+                        "SMTP server disconnected", maybe_delivered=handing_over
+                    ) from None
             except smtplib.SMTPRecipientsRefused as exc:
                 self._reset()
                 codes = [code for code, _ in exc.recipients.values()]
@@ -74,7 +90,9 @@ class SmtpSender:
                 raise _classify(exc.smtp_code, _text(exc.smtp_error)) from None
             except (OSError, smtplib.SMTPException) as exc:
                 self.close()
-                raise TemporarySmtpError(f"SMTP connection failed: {type(exc).__name__}") from None
+                raise TemporarySmtpError(
+                    f"SMTP connection failed: {type(exc).__name__}", maybe_delivered=handing_over
+                ) from None
 
     def _reset(self) -> None:
         try:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
@@ -29,7 +30,10 @@ from shared.messages import (
     SignatureConfirmed,
     SignatureResolved,
     SignatureUnresolvable,
+    SupporterErased,
+    SupporterErasureRequested,
 )
+from shared.supporters import normalise_email, same_domain
 
 log = get_logger(__name__)
 CONSUMER = "resolver"
@@ -166,8 +170,38 @@ def retry_held(deps: ResolverDeps, batch: int = 50) -> int:
     return released
 
 
-HANDLERS: dict[type[Event], Callable[[SignatureConfirmed, Envelope, ResolverDeps], None]] = {
+def forget_supporter(
+    event: SupporterErasureRequested, envelope: Envelope, deps: ResolverDeps
+) -> None:
+    """Consumes supporter.erasure_requested; deletes the supporter's held signatures (their
+    envelopes carry the supporter's details; the letter will not be sent) and emits
+    supporter.erased with the count. ``resolutions`` hold no personal data. Idempotent: the inbox
+    claim, and a second run finds nothing to delete."""
+    email = held_signatures.c.envelope[("payload", "supporter", "email")].astext
+    with deps.engine.begin() as conn:
+        if not inbox.claim(conn, CONSUMER, envelope.id):
+            log.info("duplicate event ignored", consumer=CONSUMER)
+            return
+        candidates = conn.execute(
+            sa.select(held_signatures.c.signature_id, email.label("email")).where(
+                same_domain(email, event.email)
+            )
+        ).all()
+        ids = [row.signature_id for row in candidates if normalise_email(row.email) == event.email]
+        if ids:
+            conn.execute(
+                held_signatures.delete().where(held_signatures.c.signature_id.in_(ids))
+            )
+        outbox.add(
+            conn,
+            SupporterErased(service=CONSUMER, removed={"held_signatures": len(ids)}),
+            correlation_id=envelope.correlation_id,
+        )
+
+
+HANDLERS: dict[type[Event], Callable[[Any, Envelope, ResolverDeps], None]] = {
     SignatureConfirmed: resolve_signature,
+    SupporterErasureRequested: forget_supporter,
 }
 
 
@@ -192,6 +226,6 @@ def bootstrap(settings: Settings, engine: Engine) -> Callable[[Envelope], None]:
         event = envelope.event()
         handler = HANDLERS.get(type(event))
         if handler is not None:
-            handler(event, envelope, deps)  # type: ignore[arg-type]
+            handler(event, envelope, deps)
 
     return handle

@@ -1,14 +1,28 @@
-"""Updates handlers."""
+"""Updates handlers: the subscriber list, built only from events, and the start of each fan-out."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 
+from services.updates.jobs import create_job
 from services.updates.models import subscribers
 from shared.handling import TransactionalHandler, UnitOfWork
-from shared.messages import Event, SignatureConfirmed
+from shared.logging import get_logger
+from shared.messages import (
+    Event,
+    SignatureConfirmed,
+    SubscriptionChanged,
+    SupporterErased,
+    SupporterErasureRequested,
+    UpdatePublished,
+)
+from shared.reference import campaign_updates
+from shared.supporters import normalise_email, same_domain
+
+log = get_logger(__name__)
 
 
 def record_subscriber(event: SignatureConfirmed, uow: UnitOfWork) -> None:
@@ -22,6 +36,7 @@ def record_subscriber(event: SignatureConfirmed, uow: UnitOfWork) -> None:
             campaign=event.campaign,
             signature_id=event.signature_id,
             email=event.supporter.email,
+            email_normalised=normalise_email(event.supporter.email),
             first_name=event.supporter.first_name,
             created_at=datetime.now(UTC),
         )
@@ -29,4 +44,88 @@ def record_subscriber(event: SignatureConfirmed, uow: UnitOfWork) -> None:
     )
 
 
-HANDLERS: dict[type[Event], TransactionalHandler] = {SignatureConfirmed: record_subscriber}
+def change_subscription(event: SubscriptionChanged, uow: UnitOfWork) -> None:
+    """Consumes subscription.changed (from the unsubscribe page or a one-click unsubscribe); sets
+    ``subscribed`` on the subscriber's row for this campaign, or on every row with the same
+    normalised email (``scope="all"``), and records when they left. Emits nothing. Idempotent:
+    the inbox claim, and a row only changes if the event is newer than its last change, so a
+    redelivered or late event never undoes a later choice. Fan-outs read ``subscribed`` just
+    before each copy goes out, so the change holds for copies not yet sent."""
+    at = uow.envelope.occurred_at
+    mine = sa.select(subscribers.c.email_normalised).where(
+        subscribers.c.signature_id == event.signature_id,
+        subscribers.c.campaign == event.campaign,
+    )
+    if event.scope == "all":
+        which = subscribers.c.email_normalised == mine.scalar_subquery()
+    else:
+        which = sa.and_(
+            subscribers.c.signature_id == event.signature_id,
+            subscribers.c.campaign == event.campaign,
+        )
+    changed = uow.conn.execute(
+        subscribers.update()
+        .where(
+            which,
+            sa.or_(
+                subscribers.c.preference_changed_at.is_(None),
+                subscribers.c.preference_changed_at < at,
+            ),
+        )
+        .values(
+            subscribed=event.subscribed,
+            unsubscribed_at=None if event.subscribed else at,
+            preference_changed_at=at,
+        )
+    ).rowcount
+    log.info(
+        "subscription changed",
+        scope=event.scope,
+        subscribed=event.subscribed,
+        rows=changed,
+        campaign=event.campaign,
+    )
+
+
+def start_fanout(event: UpdatePublished, uow: UnitOfWork) -> None:
+    """Consumes update.published; if staff asked for the update to be emailed, records its
+    fan-out job, which the worker's fan-out task then sends (``fanout.py``). Emits nothing.
+    Idempotent: the inbox claim, and one job per (campaign, update number)."""
+    emailed = uow.conn.execute(
+        sa.select(campaign_updates.c.emailed).where(
+            campaign_updates.c.campaign == event.campaign,
+            campaign_updates.c.number == event.update_number,
+        )
+    ).scalar()
+    if not emailed:
+        log.info("update not to be emailed", campaign=event.campaign, update=event.update_number)
+        return
+    created = create_job(uow.conn, event.campaign, event.update_number)
+    log.info(
+        "fan-out recorded" if created else "fan-out already recorded",
+        campaign=event.campaign,
+        update=event.update_number,
+    )
+
+
+def forget_supporter(event: SupporterErasureRequested, uow: UnitOfWork) -> None:
+    """Consumes supporter.erasure_requested; deletes the supporter's subscriptions (every campaign)
+    and emits supporter.erased with the count. Idempotent: the inbox claim, and a second run finds
+    nothing to delete."""
+    candidates = uow.conn.execute(
+        sa.select(subscribers.c.id, subscribers.c.email).where(
+            same_domain(subscribers.c.email, event.email)
+        )
+    ).all()
+    ids = [row.id for row in candidates if normalise_email(row.email) == event.email]
+    if ids:
+        uow.conn.execute(subscribers.delete().where(subscribers.c.id.in_(ids)))
+    uow.emit(SupporterErased(service="updates", removed={"subscribers": len(ids)}))
+
+
+HANDLERS: dict[type[Event], TransactionalHandler] = {
+    SignatureConfirmed: record_subscriber,
+    SubscriptionChanged: change_subscription,
+    UpdatePublished: start_fanout,
+    SupporterErasureRequested: forget_supporter,
+}

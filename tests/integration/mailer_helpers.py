@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import uuid
 from collections import Counter
 from typing import Any
@@ -57,8 +58,16 @@ def stage_letters(engine: sa.Engine, events: list[SignatureResolved]) -> None:
 
 
 def count(engine: sa.Engine, sql: str, **params: Any) -> int:
-    with engine.connect() as conn:
-        return int(conn.execute(sa.text(sql), params).scalar_one() or 0)
+    """A count; rides out a Postgres restart (other fault tests may restart the shared server)."""
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with engine.connect() as conn:
+                return int(conn.execute(sa.text(sql), params).scalar_one() or 0)
+        except sa.exc.OperationalError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
 
 
 def message_ids(caught: list[Any]) -> Counter[str]:

@@ -58,7 +58,7 @@ def test_every_signature_yields_one_letter_across_a_broker_restart(
             if i == N // 2:
                 rabbitmqctl("close_all_connections", "fault test")  # letters are in flight now
 
-    caught = mail.handler.wait_for(2 * N, timeout=240)
+    caught = mail.handler.wait_for(3 * N, timeout=240)  # confirmations, letters and copies
     time.sleep(3)  # give any duplicate time to show up
     by_purpose = letters_by_purpose(mail.messages)
     assert len(by_purpose.get("confirmation", [])) == N

@@ -37,7 +37,7 @@ def test_a_letter_to_parliament_never_reaches_parliament_in_sandbox_mode(
     for c in letters_at_catcher:
         assert c.message["X-DearMP-Intended-Recipient"] == MP.email
         assert c.message["To"].addresses[0].addr_spec == MP.email  # the header, not the envelope
-        assert "Zoë 王 via Dear MP" == c.message["From"].addresses[0].display_name
+        assert c.message["From"].addresses[0].display_name == "Zoë 王 via Dear MP"
     wait_until(
         lambda: count(engine, "SELECT count(*) FROM letters WHERE state = 'sent'") == 6,
         30,

@@ -63,7 +63,7 @@ def test_poison_is_dead_lettered_after_n_attempts_and_others_flow(
     with httpx.Client(timeout=10) as client:
         for caught in confirmations[:N]:
             assert confirm_email(caught.message, client).status_code == 200
-    mail.handler.wait_for(2 * N, timeout=60)
+    mail.handler.wait_for(3 * N, timeout=60)  # confirmations, letters and copies
     with engine.connect() as conn:
         resolved_at = conn.execute(sa.text("SELECT max(resolved_at) FROM resolutions")).scalar_one()
         assert conn.execute(sa.text("SELECT count(*) FROM resolutions")).scalar_one() == N

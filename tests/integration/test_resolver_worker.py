@@ -80,7 +80,7 @@ def test_signatures_wait_while_the_apis_are_down_then_all_resolve(
     assert _count(engine, "SELECT count(*) FROM resolutions") == 0
     assert "letter" not in letters_by_purpose(mail.messages)
     fake.failures_left = 0  # the APIs recover
-    mail.handler.wait_for(10, timeout=60)
+    mail.handler.wait_for(15, timeout=60)  # confirmations, letters and the supporters' copies
     letters = letters_by_purpose(mail.messages)["letter"]
     assert len(letters) == 5 and len(set(letters)) == 5
     assert all(

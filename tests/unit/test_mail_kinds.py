@@ -107,7 +107,7 @@ PART_HEADERS = {"content-type", "content-transfer-encoding", "mime-version"}
 
 def check_structure(parsed: EmailMessage, kind: str, to_addr: str) -> None:
     """No header beyond the expected ones, none twice, exactly one recipient, lines ≤ 998."""
-    names = [k.lower() for k in parsed.keys()]
+    names = [k.lower() for k in parsed]
     assert set(names) <= ALLOWED_HEADERS, f"{kind}: unexpected headers {set(names) - ALLOWED_HEADERS}"
     assert len(names) == len(set(names)), f"{kind}: a header appears twice: {names}"
     for header in ("bcc", "cc", "sender", "resent-to"):
@@ -121,9 +121,14 @@ def check_structure(parsed: EmailMessage, kind: str, to_addr: str) -> None:
         assert parsed["Reply-To"] is None
     for part in parsed.walk():
         if part is not parsed:
-            assert {k.lower() for k in part.keys()} <= PART_HEADERS
+            assert {k.lower() for k in part} <= PART_HEADERS
     raw = parsed.as_bytes(policy=email.policy.SMTP)
     assert max(len(line) for line in raw.split(b"\r\n")) <= 998
+    assert raw.isascii(), "7-bit clean: encoded words in headers, quoted-printable bodies"
+    for part in parsed.walk():
+        if not part.is_multipart():
+            assert part["Content-Transfer-Encoding"] in ("7bit", "quoted-printable")
+            assert part.get_content_charset() == "utf-8"
 
 
 @pytest.mark.parametrize("kind", KINDS)

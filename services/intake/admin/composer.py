@@ -1,0 +1,126 @@
+"""The update composer: preview, "send a test to me", publish.
+
+One form with three buttons (``action``): preview renders the markdown as the campaign page will
+(raw HTML is not rendered, so nothing typed can inject a script); a test goes to the signed-in
+staff member only, by SMTP (sandboxed unless DEARMP_DELIVERY=live); publish calls
+``publish_update`` (the same function as the CLI) and shows the campaign page's new update.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from email.utils import make_msgid
+from html import escape
+
+from fastapi import Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import RedirectResponse, Response
+
+from services.intake.admin.auth import StaffMember
+from services.intake.admin.pages import campaign_view
+from services.intake.admin.publishing import (
+    PublishError,
+    check_update,
+    next_number,
+    publish_update,
+)
+from services.intake.admin.web import Staff, checked_form, form_expired, protected_router
+from services.intake.content import markdown
+from services.intake.deps import Engine, Settings
+from services.mailer.smtp import PermanentSmtpError, SmtpSender, TemporarySmtpError
+from shared.campaigns import get_campaign
+from shared.config import Settings as SettingsModel
+from shared.mail import build_message, delivery_recipients
+
+router = protected_router()
+DOUBLE_CLICK = timedelta(minutes=2)
+
+
+@router.post("/admin/c/{slug}/updates")
+async def compose(
+    slug: str, request: Request, engine: Engine, settings: Settings, member: Staff
+) -> Response:
+    form = await checked_form(request, settings)
+    if form is None:
+        return form_expired(request, settings)
+    return await run_in_threadpool(_compose, slug, request, engine, settings, member, form)
+
+
+def _compose(
+    slug: str,
+    request: Request,
+    engine: Engine,
+    settings: SettingsModel,
+    member: StaffMember,
+    form: dict[str, str],
+) -> Response:
+    draft = {
+        "title": form.get("title", "").strip(),
+        "body": form.get("body", "").replace("\r\n", "\n").strip(),
+        "email_subscribers": form.get("email_subscribers") == "yes",
+    }
+    action = form.get("action", "preview")
+    errors = check_update(draft["title"], draft["body"])  # type: ignore[arg-type]
+    if errors:
+        return campaign_view(request, engine, settings, slug, 400, draft=draft, errors=errors)
+    title, body = str(draft["title"]), str(draft["body"])
+    if action == "publish":
+        try:
+            with engine.begin() as conn:
+                number = publish_update(
+                    conn,
+                    slug,
+                    title,
+                    body,
+                    bool(draft["email_subscribers"]),
+                    dedupe_window=DOUBLE_CLICK,
+                )
+        except PublishError as exc:
+            return campaign_view(
+                request, engine, settings, slug, 400, draft=draft, errors={"title": str(exc)}
+            )
+        return RedirectResponse(f"/admin/c/{slug}?published={number}#updates", status_code=303)
+    preview = markdown(body)
+    notice = None
+    if action == "test":
+        notice = send_test(engine, settings, slug, member, title, body)
+    return campaign_view(
+        request, engine, settings, slug, draft=draft, preview_html=preview, notice=notice
+    )
+
+
+def send_test(
+    engine: Engine, settings: SettingsModel, slug: str, member: StaffMember, title: str, body: str
+) -> str:
+    """Email the draft to the signed-in staff member; a sentence saying what happened."""
+    with engine.connect() as conn:
+        campaign = get_campaign(conn, slug)
+        number = next_number(conn, slug)
+    name = campaign.title if campaign else slug
+    heading = f"Update #{number}: {title}"
+    intro = f"A test of an update for “{name}”, sent only to you. It is not published."
+    message = build_message(
+        from_name=name,
+        from_addr=f"updates@{settings.mail_domain}",
+        to_name="",
+        to_addr=member.email,
+        subject=f"[Test] {heading}",
+        text=f"{intro}\n\n{heading}\n\n{body}\n",
+        html=f"<p><em>{escape(intro)}</em></p>\n<h1>{escape(heading)}</h1>\n{markdown(body)}",
+        message_id=make_msgid("update-test", domain=settings.mail_domain),
+    )
+    to = delivery_recipients(
+        message, member.email, live=settings.delivery == "live", sandbox_to=settings.sandbox_to
+    )
+    try:
+        sender = SmtpSender(settings.smtp_url, timeout=20)
+    except ValueError as exc:
+        return f"The test could not be sent: {exc}"
+    try:
+        sender.send(message, to=to)
+    except (TemporarySmtpError, PermanentSmtpError) as exc:
+        return f"The test could not be sent: {exc}"
+    finally:
+        sender.close()
+    where = member.email if settings.delivery == "live" else f"the sandbox ({settings.sandbox_to})"
+    return f"A test was sent to {where}."

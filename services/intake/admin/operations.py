@@ -1,0 +1,95 @@
+"""Staff pages for what went wrong: failed letters, and the dead-letter queues with replay.
+
+Neither shows personal data: addresses are masked (``j***@example.org``) and a dead letter is
+shown by its event id, type, attempts and error, never its payload.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pika.exceptions
+from fastapi import Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from services import dlq
+from services.intake.admin.web import checked_form, form_expired, protected_router, render
+from services.intake.deps import Engine, Settings
+from services.mailer.reports import failed_letters
+from shared.config import Settings as SettingsModel
+from shared.supporters import mask_addresses
+from shared.topology import SERVICES, Topology
+
+router = protected_router()
+SHOWN = 100  # dead letters listed per service
+
+
+@router.get("/admin/letters/failed", response_class=HTMLResponse)
+def failed(request: Request, engine: Engine, settings: Settings) -> HTMLResponse:
+    campaign = request.query_params.get("campaign") or None
+    rows = failed_letters(engine, campaign=campaign, limit=200)
+    return render(request, settings, "failed.html", rows=rows, campaign=campaign)
+
+
+def _queues(settings: SettingsModel) -> tuple[list[dict[str, Any]], str | None]:
+    topology = Topology(settings.broker_namespace)
+    out: list[dict[str, Any]] = []
+    try:
+        for service in SERVICES:
+            entry: dict[str, Any] = {
+                "service": service,
+                "queue": topology.dead_letter_queue(service),
+                "depth": None,
+                "messages": [],
+            }
+            try:
+                entry["depth"], letters = dlq.list_dead_letters(
+                    settings.amqp_url, topology, service, limit=SHOWN
+                )
+                entry["messages"] = [
+                    {**m.as_json(), "error": mask_addresses(m.error)} for m in letters
+                ]
+            except dlq.QueueMissing:
+                pass
+            out.append(entry)
+    except (dlq.BrokerUnavailable, pika.exceptions.AMQPError, OSError) as exc:
+        return out, f"RabbitMQ cannot be reached ({type(exc).__name__}); try again shortly."
+    return out, None
+
+
+@router.get("/admin/dlq", response_class=HTMLResponse)
+def dead_letters(request: Request, settings: Settings) -> HTMLResponse:
+    queues, problem = _queues(settings)
+    notice = None
+    moved, service = request.query_params.get("replayed", ""), request.query_params.get("service")
+    if moved.isdigit() and service in SERVICES:
+        notice = (
+            f"{int(moved)} messages moved from the {service} dead-letter queue back to its queue."
+        )
+    return render(
+        request, settings, "dlq.html", queues=queues, problem=problem, notice=notice, shown=SHOWN
+    )
+
+
+@router.post("/admin/dlq/{service}/replay")
+async def replay(service: str, request: Request, settings: Settings) -> Response:
+    if await checked_form(request, settings) is None:
+        return form_expired(request, settings)
+    if service not in SERVICES:
+        return render(request, settings, "not_found.html", 404)
+    topology = Topology(settings.broker_namespace)
+    try:
+        moved = await run_in_threadpool(dlq.replay, settings.amqp_url, topology, service)
+    except dlq.ReplayStopped as exc:
+        return _problem(request, settings, str(exc))
+    except (dlq.BrokerUnavailable, dlq.QueueMissing, pika.exceptions.AMQPError, OSError) as exc:
+        return _problem(request, settings, f"Nothing was replayed: {exc or type(exc).__name__}")
+    return RedirectResponse(f"/admin/dlq?replayed={moved}&service={service}", status_code=303)
+
+
+def _problem(request: Request, settings: SettingsModel, message: str) -> HTMLResponse:
+    queues, problem = _queues(settings)
+    return render(
+        request, settings, "dlq.html", 502, queues=queues, problem=problem or message, shown=SHOWN
+    )

@@ -1,0 +1,145 @@
+"""Staff pages: the campaigns, one campaign's figures and charts, and its help requests."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from fastapi import Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from services.intake.admin import charts, queries
+from services.intake.admin.publishing import next_number
+from services.intake.admin.web import checked_form, form_expired, protected_router, render
+from services.intake.deps import Engine, Settings
+from shared.campaigns import get_campaign
+
+router = protected_router()
+UK = ZoneInfo("Europe/London")
+BLUE, GREEN, ORANGE, RED, GREY = "#1d70b8", "#00703c", "#f47738", "#d4351c", "#505a5f"
+STATE_COLOURS = {"created": GREY, "sending": ORANGE, "sent": GREEN, "failed": RED}
+
+
+@router.get("/admin", response_class=HTMLResponse)
+def dashboard(request: Request, engine: Engine, settings: Settings) -> HTMLResponse:
+    with engine.connect() as conn:
+        summaries = queries.campaign_summaries(conn)
+    return render(request, settings, "index.html", campaigns=summaries, statuses=queries.STATUSES)
+
+
+def signatures_chart(hours: list[queries.Hour]) -> tuple[Any, list[dict[str, Any]]]:
+    """The chart and its table rows (UK time)."""
+    slots: list[str] = []
+    axis: list[str] = []
+    rows: list[dict[str, Any]] = []
+    for hour in hours:
+        local = hour.start.astimezone(UK)
+        name = f"{local:%a} {local.day} {local:%b}, {local:%H}:00"
+        slots.append(name)
+        label = f"{local:%H}:00" if local.hour % 6 == 0 else ""
+        if local.hour == 0:
+            label += f"\n{local:%a} {local.day} {local:%b}"
+        axis.append(label)
+        rows.append({"hour": name, "signed": hour.signed, "confirmed": hour.confirmed})
+    signed = sum(h.signed for h in hours)
+    confirmed = sum(h.confirmed for h in hours)
+    busiest = max(rows, key=lambda r: r["signed"]) if signed else None
+    desc = (
+        f"Signatures received and confirmed in each hour of the last {len(hours)} hours, UK time: "
+        f"{signed:,} received and {confirmed:,} confirmed in all."
+        + (
+            f" The busiest hour was {busiest['hour']}, with {busiest['signed']:,} received."
+            if busiest
+            else ""
+        )
+    )
+    chart = charts.column_chart(
+        chart_id="signatures-chart",
+        title=f"Signatures per hour, last {len(hours)} hours",
+        desc=desc,
+        slots=slots,
+        axis_labels=axis,
+        series=[
+            charts.Series("Received", BLUE, [h.signed for h in hours]),
+            charts.Series("Confirmed", GREEN, [h.confirmed for h in hours]),
+        ],
+    )
+    return chart, rows
+
+
+def letters_chart(by_state: dict[str, int]) -> Any:
+    parts = ", ".join(f"{n:,} {state}" for state, n in by_state.items())
+    return charts.bar_chart(
+        chart_id="letters-chart",
+        title="Letters and emails by state",
+        desc=f"Letters and emails for this campaign by state: {parts}.",
+        bars=[(state, n, STATE_COLOURS.get(state, GREY)) for state, n in by_state.items()],
+    )
+
+
+def campaign_view(
+    request: Request, engine: Engine, settings: Settings, slug: str, status: int = 200, **extra: Any
+) -> HTMLResponse:
+    """The campaign's staff page; ``extra`` carries the composer's draft, preview or notice."""
+    with engine.connect() as conn:
+        campaign = get_campaign(conn, slug)
+        if campaign is None:
+            return render(request, settings, "not_found.html", 404)
+        hours = queries.signatures_per_hour(conn, slug, now=datetime.now(UTC))
+        by_state = queries.letters_by_state(conn, slug)
+        constituencies, unplaced = queries.constituency_counts(conn, slug)
+        help_requests = queries.open_help_requests(conn, slug)
+        handled = queries.handled_help_count(conn, slug)
+        updates = queries.published_updates(conn, slug)
+        upcoming = next_number(conn, slug)
+        summary = next((s for s in queries.campaign_summaries(conn) if s.slug == slug), None)
+    chart, hour_rows = signatures_chart(hours)
+    extra.setdefault("draft", {})
+    return render(
+        request,
+        settings,
+        "campaign.html",
+        status,
+        campaign=campaign,
+        summary=summary,
+        statuses=queries.STATUSES,
+        signatures_chart=chart,
+        hour_rows=hour_rows,
+        letters_chart=letters_chart(by_state),
+        letters=by_state,
+        constituencies=constituencies,
+        unplaced=unplaced,
+        help_requests=help_requests,
+        handled=handled,
+        updates=updates,
+        next_number=upcoming,
+        **extra,
+    )
+
+
+@router.get("/admin/c/{slug}", response_class=HTMLResponse)
+def campaign_page(slug: str, request: Request, engine: Engine, settings: Settings) -> HTMLResponse:
+    notice = None
+    published = request.query_params.get("published", "")
+    if published.isdigit():
+        notice = f"Update #{int(published)} is published."
+    elif request.query_params.get("handled") == "1":
+        notice = "The help request is marked as handled."
+    return campaign_view(request, engine, settings, slug, notice=notice)
+
+
+@router.post("/admin/c/{slug}/help/{request_id}/handled")
+async def help_handled(
+    slug: str, request_id: int, request: Request, engine: Engine, settings: Settings
+) -> Response:
+    if await checked_form(request, settings) is None:
+        return form_expired(request, settings)
+    await run_in_threadpool(_mark_handled, engine, slug, request_id)
+    return RedirectResponse(f"/admin/c/{slug}?handled=1#help", status_code=303)
+
+
+def _mark_handled(engine: Engine, slug: str, request_id: int) -> None:
+    with engine.begin() as conn:
+        queries.mark_help_handled(conn, slug, request_id)

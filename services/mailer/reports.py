@@ -1,0 +1,72 @@
+"""``dearmp letters failed``: the emails the SMTP server refused for good, with the reason.
+
+Addresses are masked (``j***@example.org``), in the recipient column and inside the reason, so
+the listing can be pasted into a ticket.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from services.mailer.models import letters
+from shared.supporters import mask_addresses, mask_email
+
+
+def failed_letters(
+    engine: Engine, *, campaign: str | None = None, limit: int = 100
+) -> list[dict[str, Any]]:
+    query = (
+        sa.select(
+            letters.c.sent_at,
+            letters.c.campaign,
+            letters.c.purpose,
+            letters.c.signature_id,
+            letters.c.recipient,
+            letters.c.error,
+        )
+        .where(letters.c.state == "failed")
+        .order_by(letters.c.sent_at.desc(), letters.c.id.desc())
+        .limit(limit)
+    )
+    if campaign:
+        query = query.where(letters.c.campaign == campaign)
+    with engine.connect() as conn:
+        rows = conn.execute(query).all()
+    return [
+        {
+            "failed_at": row.sent_at.isoformat() if row.sent_at else None,
+            "campaign": row.campaign,
+            "purpose": row.purpose,
+            "signature_id": str(row.signature_id),
+            "recipient": mask_email(row.recipient) if row.recipient else "",
+            "reason": mask_addresses(row.error or ""),
+        }
+        for row in rows
+    ]
+
+
+def render_failed(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return "no failed letters"
+    header = ("failed at (UTC)", "campaign", "purpose", "signature", "recipient", "reason")
+    table = [
+        (
+            (r["failed_at"] or "")[:19].replace("T", " "),
+            r["campaign"],
+            r["purpose"],
+            r["signature_id"],
+            r["recipient"],
+            r["reason"][:120],
+        )
+        for r in rows
+    ]
+    widths = [max(len(str(line[i])) for line in [header, *table]) for i in range(len(header) - 1)]
+    lines = []
+    for line in [header, *table]:
+        cells = [str(c).ljust(w) for c, w in zip(line[:-1], widths, strict=True)]
+        lines.append("  ".join([*cells, str(line[-1])]).rstrip())
+    lines.append(f"{len(rows)} failed")
+    return "\n".join(lines)

@@ -1,0 +1,97 @@
+"""Keeping personal data no longer than needed: retention and erasure in the mailer's tables.
+
+- Retention (``scrub_expired``, a periodic task of ``dearmp serve mailer``): letters sent more
+  than ``DEARMP_RETENTION_DAYS`` ago lose their body, subject, the supporter's address and the
+  supporter key; pending confirmations that are settled and that old are deleted.
+- Erasure (``erase_supporter``, on supporter.erasure_requested): the same scrub for every letter
+  of that supporter whatever its age, their pending confirmations deleted, and their keyed hash
+  remembered so nothing more is sent to them.
+A scrubbed letter row stays: it records that a message was sent (state, purpose, campaign,
+Message-ID, sends, the error with any address in it removed), which ``dearmp letters failed``
+and the duplicate counts rely on.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.engine import Connection, Engine
+
+from services.mailer.models import erased_supporters, letters, pending_confirmations
+from shared.config import Settings
+from shared.logging import get_logger
+
+log = get_logger(__name__)
+
+BATCH = 1000
+_ADDRESS_RE = r"[^[:space:]<>@\"',;:]+@[^[:space:]<>\"',;:]+"
+
+
+def _scrubbed(now: datetime) -> dict[str, object]:
+    return {
+        "body": None,
+        "subject": "",
+        # The target's address (a public office) stays; the supporter's own address goes.
+        "recipient": sa.case((letters.c.purpose == "letter", letters.c.recipient), else_=""),
+        "error": sa.func.regexp_replace(letters.c.error, _ADDRESS_RE, "[address removed]", "g"),
+        "supporter_key": None,
+        "scrubbed_at": now,
+    }
+
+
+def erase_supporter(conn: Connection, key: str, now: datetime) -> dict[str, int]:
+    """Remove what the mailer holds for the supporter with this key; returns counts by table."""
+    scrubbed = conn.execute(
+        letters.update().where(letters.c.supporter_key == key).values(**_scrubbed(now))
+    ).rowcount
+    deleted = conn.execute(
+        pending_confirmations.delete().where(pending_confirmations.c.supporter_key == key)
+    ).rowcount
+    conn.execute(
+        insert(erased_supporters)
+        .values(supporter_key=key, erased_at=now)
+        .on_conflict_do_nothing(index_elements=[erased_supporters.c.supporter_key])
+    )
+    return {"letters": scrubbed, "pending_confirmations": deleted}
+
+
+def scrub_expired(engine: Engine, settings: Settings, now: datetime | None = None) -> dict[str, int]:
+    """Scrub what is older than the retention period, in batches; returns counts by table."""
+    now = now or datetime.now(UTC)
+    cutoff = now - timedelta(days=settings.retention_days)
+    total = {"letters": 0, "pending_confirmations": 0}
+    due = (
+        sa.select(letters.c.id)
+        .where(
+            letters.c.scrubbed_at.is_(None),
+            letters.c.created_at < cutoff,
+            sa.or_(letters.c.sent_at.is_(None), letters.c.sent_at < cutoff),
+        )
+        .limit(BATCH)
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    while True:
+        with engine.begin() as conn:
+            n = conn.execute(
+                letters.update().where(letters.c.id.in_(due)).values(**_scrubbed(now))
+            ).rowcount
+        total["letters"] += n
+        if n < BATCH:
+            break
+    settled = sa.or_(
+        pending_confirmations.c.confirmed,
+        pending_confirmations.c.reminded_at.is_not(None),
+        pending_confirmations.c.due_at < cutoff,
+    )
+    with engine.begin() as conn:
+        total["pending_confirmations"] = conn.execute(
+            pending_confirmations.delete().where(
+                pending_confirmations.c.received_at < cutoff, settled
+            )
+        ).rowcount
+    if any(total.values()):
+        log.info("retention: personal data scrubbed", **total)
+    return total
