@@ -247,11 +247,15 @@ def verify(
     if len(got) != len(set(got)):
         problems.append(f"{len(got) - len(set(got))} duplicate messages")
     if set(got) != expected:
-        problems.append(f"{len(expected - set(got))} missing, {len(set(got) - expected)} unexpected")
+        problems.append(
+            f"{len(expected - set(got))} missing, {len(set(got) - expected)} unexpected"
+        )
     ids = [e.signature_id for e in events]
     with engine.connect() as conn:
         not_sent = conn.execute(
-            sa.text("SELECT count(*) FROM letters WHERE signature_id = ANY(:ids) AND state <> 'sent'"),
+            sa.text(
+                "SELECT count(*) FROM letters WHERE signature_id = ANY(:ids) AND state <> 'sent'"
+            ),
             {"ids": ids},
         ).scalar_one()
     if not_sent:
@@ -271,15 +275,19 @@ def spread(runs: list[Result]) -> str:
 
 def print_table(by_mode: dict[str, list[Result]], raw: float) -> None:
     print()
-    print("| mode | runs | letters | messages | letters/s (median) | messages/s (median) "
-          "| spread (messages/s) | vs raw |")
+    print(
+        "| mode | runs | letters | messages | letters/s (median) | messages/s (median) "
+        "| spread (messages/s) | vs raw |"
+    )
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for mode, runs in by_mode.items():
         letters = runs[0].letters or "–"
         letter_rate = f"{median(runs, 'letter_rate'):,.0f}" if runs[0].letters else "–"
         share = f"{median(runs) / raw:.0%}" if not mode.startswith("50 ms") else "–"
-        print(f"| {mode} | {len(runs)} | {letters} | {runs[0].messages} | {letter_rate} "
-              f"| {median(runs):,.0f} | {spread(runs)} | {share} |")
+        print(
+            f"| {mode} | {len(runs)} | {letters} | {runs[0].messages} | {letter_rate} "
+            f"| {median(runs):,.0f} | {spread(runs)} | {share} |"
+        )
     print()
 
 
@@ -288,12 +296,16 @@ def main() -> int:
     db_name = f"dearmp_bench_{uuid.uuid4().hex[:8]}"
     db_url = sa.make_url(PG_SERVER_URL).set(database=db_name).render_as_string(hide_password=False)
     settings = Settings(mail_domain=MAIL_DOMAIN, sandbox_to="sandbox@bench.invalid")
-    print(f"Mailer benchmark {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {platform.node()} "
-          f"({os.cpu_count()} cores, Python {platform.python_version()}), load average "
-          f"{os.getloadavg()[0]:.2f}")
-    print(f"namespace {topology.namespace}, database {db_name}; {N} letters per fast run "
-          f"(threads {THREADS}), raw {RAW_N} messages, 50 ms runs {SCALE_N1} letters × 1 thread "
-          f"and {SCALE_N8} × 8 threads; {ROUNDS} rounds")
+    print(
+        f"Mailer benchmark {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {platform.node()} "
+        f"({os.cpu_count()} cores, Python {platform.python_version()}), load average "
+        f"{os.getloadavg()[0]:.2f}"
+    )
+    print(
+        f"namespace {topology.namespace}, database {db_name}; {N} letters per fast run "
+        f"(threads {THREADS}), raw {RAW_N} messages, 50 ms runs {SCALE_N1} letters × 1 thread "
+        f"and {SCALE_N8} × 8 threads; {ROUNDS} rounds"
+    )
     fast = MailCatcher().start()
     slow = MailCatcher(delay=0.05).start()
     env = {
@@ -329,8 +341,11 @@ def main() -> int:
             result, found = bench_mailer(engine, services, sink, threads, letters, mode, replicas)
             results.append(result)
             problems.extend(f"{mode}: {p}" for p in found)
-            print(f"    {mode}: {result.letter_rate:,.1f} letters/s, {result.rate:,.1f} messages/s"
-                  f", verified {'OK' if not found else '; '.join(found)}", flush=True)
+            print(
+                f"    {mode}: {result.letter_rate:,.1f} letters/s, {result.rate:,.1f} messages/s"
+                f", verified {'OK' if not found else '; '.join(found)}",
+                flush=True,
+            )
 
         for round_no in range(1, ROUNDS + 1):
             print(f"round {round_no}/{ROUNDS}", flush=True)
@@ -362,30 +377,38 @@ def main() -> int:
     for r in results:
         by_mode.setdefault(r.mode, []).append(r)
     raw = median(by_mode["raw smtplib, 1 connection"])
-    print(f"finished in {time.monotonic() - started:.0f}s, load average {os.getloadavg()[0]:.2f} "
-          "(other work on the machine slows every mode: compare modes within one run)")
+    print(
+        f"finished in {time.monotonic() - started:.0f}s, load average {os.getloadavg()[0]:.2f} "
+        "(other work on the machine slows every mode: compare modes within one run)"
+    )
     print_table(by_mode, raw)
     best = max(
         (mode for mode in by_mode if mode.startswith("mailer")), key=lambda m: median(by_mode[m])
     )
     share = median(by_mode[best]) / raw
-    print(f"throughput: {best}: {median(by_mode[best]):,.0f} messages/s "
-          f"({median(by_mode[best], 'letter_rate'):,.0f} letters/s, each a letter and a copy) = "
-          f"{share:.0%} of raw smtplib ({raw:,.0f}/s); "
-          f"{'meets' if share >= TARGET_SHARE else 'BELOW'} the {TARGET_SHARE:.0%} target")
+    print(
+        f"throughput: {best}: {median(by_mode[best]):,.0f} messages/s "
+        f"({median(by_mode[best], 'letter_rate'):,.0f} letters/s, each a letter and a copy) = "
+        f"{share:.0%} of raw smtplib ({raw:,.0f}/s); "
+        f"{'meets' if share >= TARGET_SHARE else 'BELOW'} the {TARGET_SHARE:.0%} target"
+    )
     one = median(by_mode["50 ms sink, mailer 1 thread"])
     eight = median(by_mode["50 ms sink, mailer 8 threads"])
     two = median(by_mode["50 ms sink, 2 mailers × 4 threads"])
     for label, rate in (("8 threads in one process", eight), ("2 processes × 4 threads", two)):
-        print(f"scaling at 50 ms per message, {label}: {rate:,.1f} messages/s against "
-              f"{one:,.1f} for 1 thread = {rate / one:.2f}×; "
-              f"{'meets' if rate / one >= TARGET_SCALING else 'BELOW'} the "
-              f"{TARGET_SCALING:.0f}× target")
+        print(
+            f"scaling at 50 ms per message, {label}: {rate:,.1f} messages/s against "
+            f"{one:,.1f} for 1 thread = {rate / one:.2f}×; "
+            f"{'meets' if rate / one >= TARGET_SCALING else 'BELOW'} the "
+            f"{TARGET_SCALING:.0f}× target"
+        )
     if problems:
         print("CORRECTNESS FAILED:\n  " + "\n  ".join(problems))
         return 1
-    print("correctness: after every mailer run the sink held every expected Message-ID exactly "
-          "once and every letters row was 'sent'")
+    print(
+        "correctness: after every mailer run the sink held every expected Message-ID exactly "
+        "once and every letters row was 'sent'"
+    )
     return 0
 
 
