@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import threading
+import time
+from datetime import timedelta
 
 from shared.broker.declare import declare_all
 from shared.broker.publisher import ConfirmingPublisher
@@ -10,7 +12,7 @@ from shared.config import Settings
 from shared.db import check_database, make_engine
 from shared.health import serve_health
 from shared.logging import get_logger
-from shared.outbox import Relay
+from shared.outbox import Relay, prune
 from shared.topology import Topology
 from shared.worker import broker_check, install_stop_signals
 
@@ -53,8 +55,18 @@ def run_relay(settings: Settings, threads: int = 1) -> None:
     for w in workers:
         w.start()
     log.info("relay started", threads=threads, metrics_port=server.server_address[1])
+    # Sent events carry supporters' details: keep them only as long as an operator may need them.
+    retention = timedelta(days=settings.outbox_retention_days)
+    next_prune = 0.0
     while not stopping.wait(1.0):
-        pass
+        if time.monotonic() >= next_prune:
+            next_prune = time.monotonic() + 600
+            try:
+                removed = prune(engine, retention)
+                if removed:
+                    log.info("pruned sent outbox events", count=removed)
+            except Exception as exc:  # the database may be away; try again next time
+                log.warning("outbox pruning failed", error=type(exc).__name__)
     for w in workers:
         w.join(timeout=15)
     for r in relays:

@@ -80,6 +80,7 @@ class Settings(BaseSettings):
     # Workers serve /healthz, /readyz and /metrics here (0 = pick a free port).
     metrics_port: int = 9100
     relay_batch_size: int = 500
+    outbox_retention_days: int = 7  # sent events (which carry personal data) are deleted after
     relay_idle_sleep: float = 0.05
     log_level: str = "info"
 

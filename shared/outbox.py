@@ -194,6 +194,25 @@ class Relay:
                 stopping.wait(idle_sleep)
 
 
+def prune(engine: Engine, older_than: timedelta, batch: int = 5000) -> int:
+    """Delete events sent longer ago than ``older_than``, a batch per transaction (short locks).
+    Unsent rows are never touched."""
+    cutoff = datetime.now(UTC) - older_than
+    removed = 0
+    while True:
+        with engine.begin() as conn:
+            ids = (
+                sa.select(outbox.c.id)
+                .where(outbox.c.sent_at < cutoff)
+                .limit(batch)
+                .scalar_subquery()
+            )
+            count = conn.execute(outbox.delete().where(outbox.c.id.in_(ids))).rowcount
+        removed += count
+        if count < batch:
+            return removed
+
+
 def wait_until_drained(engine: Engine, timeout: float = 30) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -86,3 +86,22 @@ def test_unroutable_events_are_kept_with_their_error(engine, amqp_url, namespace
     with engine.connect() as db:
         row = db.execute(sa.text("SELECT sent_at, attempts, last_error FROM outbox")).one()
     assert row.sent_at is None and row.attempts == 1 and row.last_error == "returned"
+
+
+def test_prune_removes_only_old_sent_events(engine) -> None:
+    from datetime import timedelta
+
+    with engine.begin() as conn:
+        outbox.add_many(conn, _events(3))  # type: ignore[arg-type]
+        conn.execute(
+            sa.text(
+                "UPDATE outbox SET sent_at = now() - interval '8 days' WHERE id = (SELECT min(id) FROM outbox)"
+            )
+        )
+        conn.execute(
+            sa.text("UPDATE outbox SET sent_at = now() WHERE id = (SELECT max(id) FROM outbox)")
+        )
+    assert outbox.prune(engine, timedelta(days=7)) == 1
+    with engine.connect() as conn:
+        left = conn.execute(sa.text("SELECT count(*), count(sent_at) FROM outbox")).one()
+    assert tuple(left) == (2, 1)  # the recent sent row and the unsent one stay
