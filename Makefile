@@ -33,6 +33,8 @@ lint: $(STAMP)
 ## make bench: benchmarks (not part of the test suite); figures go in docs/benchmarks.md
 bench: $(STAMP)
 	$(BIN)/python bench/relay.py
+	$(BIN)/python bench/intake.py
+	$(BIN)/python bench/resolver.py
 	$(BIN)/python bench/mailer.py
 	$(BIN)/python bench/fanout.py
 
