@@ -323,7 +323,7 @@ def kill_run(engine: sa.Engine, sink: Sink, updates: Service) -> dict[str, Any]:
     at_kill = sink.read()["updates"] - base
     with engine.connect() as conn:
         sending = {
-            f"{prefix}{sid}@dearmp.invalid"
+            f"{prefix}{sid}@dearmp.invalid>"
             for sid in conn.execute(
                 sa.text("""
                 SELECT s.signature_id FROM update_deliveries d
@@ -439,7 +439,7 @@ def report(
     print(f"raw smtplib → sink, before / after  {raw_before:,.0f} / {raw_after:,.0f} msg/s")
     print(
         f"fan-out through `serve updates`     {clean['rate']:,.0f} emails/s "
-        f"= {ratio:.2f} × raw (target ≥ {RATIO_TARGET:.2f}: "
+        f"= {ratio:.3f} × raw (target ≥ {RATIO_TARGET:.2f}: "
         f"{'met' if ratio >= RATIO_TARGET else 'NOT met'})"
     )
     print(f"publish → job done                  {clean['end_to_end']:.1f} s")

@@ -259,8 +259,10 @@ def bench_confirming_publisher(topology: Topology, body: bytes) -> Result:
     deadline = started + TIME_LIMIT
     try:
         while sent < RAW_N and time.perf_counter() < deadline:
-            batch = [Message(routing_key=RAW_KEY, body=body, message_id=str(uuid.uuid4()))
-                     for _ in range(RAW_BATCH)]
+            batch = [
+                Message(routing_key=RAW_KEY, body=body, message_id=str(uuid.uuid4()))
+                for _ in range(RAW_BATCH)
+            ]
             outcomes = pub.publish_batch(batch)
             if any(o.value != "confirmed" for o in outcomes):
                 raise RuntimeError("ConfirmingPublisher: a message was not confirmed")
@@ -300,15 +302,18 @@ def add_history(engine: sa.Engine, n: int) -> None:
         conn.exec_driver_sql("VACUUM ANALYZE outbox")  # as autovacuum would have by now
 
 
-def bench_relay(engine: sa.Engine, topology: Topology, relays: int, n: int,
-                history: int = 0) -> Result:
+def bench_relay(
+    engine: sa.Engine, topology: Topology, relays: int, n: int, history: int = 0
+) -> Result:
     publishers = [ConfirmingPublisher(AMQP_URL, topology.events_exchange) for _ in range(relays)]
     for p in publishers:
         p.connect()  # connection set-up is not part of the rate
     workers = [Relay(engine, p, batch_size=RELAY_BATCH) for p in publishers]
     stopping = threading.Event()
-    threads = [threading.Thread(target=w.run, args=(stopping, 0.01), daemon=True,
-                                name=f"bench-relay-{i}") for i, w in enumerate(workers)]
+    threads = [
+        threading.Thread(target=w.run, args=(stopping, 0.01), daemon=True, name=f"bench-relay-{i}")
+        for i, w in enumerate(workers)
+    ]
     started = time.perf_counter()
     for t in threads:
         t.start()
@@ -391,8 +396,10 @@ def print_table(by_mode: dict[str, list[Result]], raw: float, publisher: float) 
         rate = median_rate(runs)
         spread = f"{min(r.rate for r in runs):,.0f} - {max(r.rate for r in runs):,.0f}"
         ratios = ("", "") if runs[0].note else (f"{rate / raw:.2f}", f"{rate / publisher:.2f}")
-        print(f"| {mode:<{w}} | {runs[0].count:>8} | {len(runs):>4} | {rate:>12,.0f} "
-              f"| {spread:>15} | {ratios[0]:>5} | {ratios[1]:>6} |")
+        print(
+            f"| {mode:<{w}} | {runs[0].count:>8} | {len(runs):>4} | {rate:>12,.0f} "
+            f"| {spread:>15} | {ratios[0]:>5} | {ratios[1]:>6} |"
+        )
     print()
 
 
@@ -401,10 +408,14 @@ def main() -> int:
     db_name = f"dearmp_bench_{uuid.uuid4().hex[:8]}"
     db_url = sa.make_url(PG_SERVER_URL).set(database=db_name).render_as_string(hide_password=False)
     body = sample_body()
-    print(f"Relay benchmark {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {platform.node()} "
-          f"({os.cpu_count()} cores, Python {platform.python_version()}, pika {pika.__version__})")
-    print(f"namespace {topology.namespace}, database {db_name}; N={N}, relay batch {RELAY_BATCH}, "
-          f"envelope {len(body)} bytes (SignatureReceived), {ROUNDS} rounds")
+    print(
+        f"Relay benchmark {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {platform.node()} "
+        f"({os.cpu_count()} cores, Python {platform.python_version()}, pika {pika.__version__})"
+    )
+    print(
+        f"namespace {topology.namespace}, database {db_name}; N={N}, relay batch {RELAY_BATCH}, "
+        f"envelope {len(body)} bytes (SignatureReceived), {ROUNDS} rounds"
+    )
 
     results: list[Result] = []
     problems: list[str] = []
@@ -427,8 +438,11 @@ def main() -> int:
             results.append(result)
             found = verify(engine, target_queue, N, history)
             problems.extend(f"{result.mode}: {p}" for p in found)
-            print(f"    {result.mode}: {result.rate:,.0f}/s, verified "
-                  f"{'OK' if not found else '; '.join(found)}", flush=True)
+            print(
+                f"    {result.mode}: {result.rate:,.0f}/s, verified "
+                f"{'OK' if not found else '; '.join(found)}",
+                flush=True,
+            )
             purge(target_queue)
             clear_outbox(engine, history)
 
@@ -473,13 +487,17 @@ def main() -> int:
         if mode.startswith("(c)"):
             rate = median_rate(runs)
             verdict = "meets" if rate >= TARGET else "BELOW"
-            print(f"{mode}: {rate:,.0f} events/s (median), {rate / raw:.0%} of raw batched (b); "
-                  f"{verdict} the {TARGET:,} events/s target")
+            print(
+                f"{mode}: {rate:,.0f} events/s (median), {rate / raw:.0%} of raw batched (b); "
+                f"{verdict} the {TARGET:,} events/s target"
+            )
     if problems:
         print("CORRECTNESS FAILED:\n  " + "\n  ".join(problems))
         return 1
-    print(f"correctness: after every relay run, every outbox row was marked sent, none carried "
-          f"an error, and {target_queue} held exactly {N} messages")
+    print(
+        f"correctness: after every relay run, every outbox row was marked sent, none carried "
+        f"an error, and {target_queue} held exactly {N} messages"
+    )
     return 0
 
 

@@ -13,10 +13,9 @@ task (``dearmp serve updates``).
   does not wait for the WAL flush, survives the worker being killed (the WAL is in Postgres'
   memory, flushed within ``wal_writer_delay``) and is lost only if Postgres itself crashes. The
   mark travels while the SMTP envelope (MAIL, RCPT) is exchanged, and the copy's content goes only
-  once it is in, so a worker taking over a job finds at most one delivered copy still ``sending``
-  per crash (and perhaps one claimed but not yet sent). It counts and logs them
-  (``possible_duplicates``: the only copies that may have gone out twice) and sends them again,
-  with the same Message-ID.
+  once it is in, so a worker taking over a job finds at most one delivery still ``sending`` per
+  crash: the only copy that may have gone out twice. It counts and logs them
+  (``possible_duplicates``) and sends them again, with the same Message-ID.
 - **Unsubscribes win.** The statement that marks a delivery ``sending`` reads the subscriber's
   current choice: someone who left before their copy went out is ``skipped``.
 - **SMTP trouble.** A 4xx answer or a lost connection puts that delivery back and pauses the job
@@ -161,28 +160,31 @@ class Fanout:
         """Work runnable jobs for at most ``fanout_slice_seconds``; return deliveries handled."""
         deadline = time.monotonic() + self.settings.fanout_slice_seconds
         handled = 0
-        with self.engine.connect() as conn, self.engine.connect() as marks_conn:
+        # On any failure the connections are dropped, not returned to the pool: that ends their
+        # sessions, and with them the advisory lock, the session setting and any mark in flight.
+        with self.engine.connect() as conn:
             conn.execution_options(isolation_level="AUTOCOMMIT")
-            marks_conn.execution_options(isolation_level="AUTOCOMMIT")
-            conn.exec_driver_sql("SET synchronous_commit = off")
             try:
-                marks = Marks(marks_conn)
-                while time.monotonic() < deadline:
-                    job = self._claim(conn)
-                    if job is None:
-                        break
-                    handled += self._work(conn, marks, job, deadline)
-                    conn.execute(_UNLOCK, {"key": LOCK_BASE + job.id})
+                job = self._claim(conn)
+                if job is None:
+                    return 0
+                with self.engine.connect() as marks_conn:
+                    marks_conn.execution_options(isolation_level="AUTOCOMMIT")
+                    try:
+                        marks = Marks(marks_conn)
+                        while job is not None:
+                            handled += self._work(conn, marks, job, deadline)
+                            conn.execute(_UNLOCK, {"key": LOCK_BASE + job.id})
+                            job = self._claim(conn) if time.monotonic() < deadline else None
+                        marks_conn.exec_driver_sql("RESET synchronous_commit")
+                    except BaseException:
+                        marks_conn.invalidate()
+                        raise
             except BaseException:
-                # Drop the connections rather than return them to the pool: that ends the
-                # sessions, and with them any advisory lock, setting or mark in flight.
                 conn.invalidate()
-                marks_conn.invalidate()
                 raise
             finally:
                 self.sender.close()
-            for c in (conn, marks_conn):
-                c.exec_driver_sql("RESET synchronous_commit")
         return handled
 
     # -- taking a job --------------------------------------------------------------------------
