@@ -267,6 +267,18 @@ def test_publish_shows_update_on_campaign_page_and_emails_only_when_ticked(
     envelope = json.loads(bytes(events[0].body))
     assert envelope["type"] == "update.published"
     assert envelope["payload"] == {"campaign": CAMPAIGN, "update_number": 2, "title": "Second"}
+    page = client.get(f"/admin/c/{CAMPAIGN}").text
+    assert "(waiting to start)" in page  # emailed, but the updates service has not begun yet
+    with engine.begin() as conn:  # the updates service's fan-out job, half-way through
+        conn.execute(
+            sa.text(
+                "INSERT INTO fanout_jobs (campaign, update_number, status, upto, total, sent, skipped,"
+                " retry_at, created_at, updated_at) VALUES (:c, 2, 'running', 10, 10, 4, 1, now(),"
+                " now(), now())"
+            ),
+            {"c": CAMPAIGN},
+        )
+    assert "running: 4 sent, 1 skipped of 10 (50%)" in client.get(f"/admin/c/{CAMPAIGN}").text
 
     # Missing fields: the GOV.UK error pattern, and nothing published.
     empty = client.post(

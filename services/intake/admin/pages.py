@@ -14,6 +14,7 @@ from services.intake.admin import charts, queries
 from services.intake.admin.publishing import next_number
 from services.intake.admin.web import checked_form, form_expired, protected_router, render
 from services.intake.deps import Engine, Settings
+from services.updates.jobs import job_progress
 from shared.campaigns import get_campaign
 
 router = protected_router()
@@ -93,6 +94,8 @@ def campaign_view(
         help_requests = queries.open_help_requests(conn, slug)
         handled = queries.handled_help_count(conn, slug)
         updates = queries.published_updates(conn, slug)
+        # Fan-out progress, read from the updates service's job table (read-only dashboard).
+        fanouts = {u.number: job_progress(conn, slug, u.number) for u in updates if u.emailed}
         upcoming = next_number(conn, slug)
         summary = next((s for s in queries.campaign_summaries(conn) if s.slug == slug), None)
     chart, hour_rows = signatures_chart(hours)
@@ -114,6 +117,7 @@ def campaign_view(
         help_requests=help_requests,
         handled=handled,
         updates=updates,
+        fanouts=fanouts,
         next_number=upcoming,
         **extra,
     )
