@@ -99,3 +99,16 @@ def screenshot(driver: Any, name: str, *, width: int = WIDTH) -> Path:
     finally:
         driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
     return path
+
+
+def page_replaced(element: Any) -> bool:
+    """True once ``element`` (e.g. the old page's <html>) no longer belongs to the page: the
+    browser has moved on. Chromium reports this as StaleElementReferenceException or, now and
+    then, as "Node with given id does not belong to the document": both mean the same here."""
+    from selenium.common.exceptions import WebDriverException
+
+    try:
+        element.tag_name  # noqa: B018  (touching a detached element raises)
+        return False
+    except WebDriverException:
+        return True

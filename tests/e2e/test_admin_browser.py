@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.browser import ARTIFACTS, chromium, screenshot
+from tests.browser import ARTIFACTS, chromium, page_replaced, screenshot
 from tests.integration.admin_helpers import (
     CAMPAIGN,
     STAFF_EMAIL,
@@ -34,13 +34,7 @@ def _find(driver: Any, css: str, timeout: float = 15) -> Any:
 
 
 def _is_stale(element: Any) -> bool:
-    from selenium.common.exceptions import StaleElementReferenceException
-
-    try:
-        element.tag_name  # noqa: B018  (touching a detached element raises)
-        return False
-    except StaleElementReferenceException:
-        return True
+    return page_replaced(element)
 
 
 def _press(driver: Any, css: str) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from tests.browser import chromium, screenshot
+from tests.browser import chromium, page_replaced, screenshot
 from tests.support import confirm_url_in, wait_until
 
 CAMPAIGN = "guardians-for-children"
@@ -50,13 +50,7 @@ def _submit(driver: Any) -> None:
 
 
 def _is_stale(element: Any) -> bool:
-    from selenium.common.exceptions import StaleElementReferenceException
-
-    try:
-        element.tag_name  # noqa: B018  (touching a detached element raises)
-        return False
-    except StaleElementReferenceException:
-        return True
+    return page_replaced(element)
 
 
 def _fill(driver: Any, values: dict[str, str]) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.browser import chromium, screenshot
+from tests.browser import chromium, page_replaced, screenshot
 from tests.integration.updates_helpers import (
     add_subscribers,
     copies_of,
@@ -28,7 +28,6 @@ def _by() -> Any:
 
 def _press(driver: Any, label: str) -> None:
     """Press the button with this label and wait for the next page."""
-    from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
 
     by = _by()
@@ -36,7 +35,7 @@ def _press(driver: Any, label: str) -> None:
     buttons = [b for b in driver.find_elements(by.CSS_SELECTOR, "form button") if b.text == label]
     assert len(buttons) == 1, [b.text for b in driver.find_elements(by.CSS_SELECTOR, "button")]
     buttons[0].click()
-    WebDriverWait(driver, 15).until(ec.staleness_of(old))
+    WebDriverWait(driver, 15).until(lambda _d: page_replaced(old))
 
 
 def _h1(driver: Any) -> str:

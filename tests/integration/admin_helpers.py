@@ -84,7 +84,11 @@ def chart_signatures(
         at = now - timedelta(hours=hours_ago)
         busy = 2 + (9 if 8 <= at.hour <= 21 else 0) + (hours_ago % 5)
         for i in range(busy):
-            created = at - timedelta(minutes=i % 50)
+            # Within the same clock hour as ``at``, so the oldest hour never slips out of the
+            # chart's 48-hour window whatever the minute the test runs at.
+            created = max(
+                at - timedelta(minutes=i % 50), at.replace(minute=0, second=0, microsecond=0)
+            )
             confirmed = created + timedelta(minutes=20) if i % 4 else None
             place = ("E14001465", "Sevenoaks") if i % 3 == 0 else ("E14001063", "Aldershot")
             rows.append(
