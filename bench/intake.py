@@ -183,10 +183,14 @@ def main() -> None:
                     break
             except httpx.HTTPError:
                 time.sleep(0.2)
-        wrk(f"http://127.0.0.1:{port}", 8, _script())  # warm up
+        warm_up = _script()
+        wrk(f"http://127.0.0.1:{port}", 8, warm_up)
+        warm_up.unlink()
         for level in LEVELS:
             before = _stored(engine)
-            result = wrk(f"http://127.0.0.1:{port}", level, _script())
+            script = _script()
+            result = wrk(f"http://127.0.0.1:{port}", level, script)
+            script.unlink()
             stored = _stored(engine) - before
             raw = raw_insert_rate(min(level, 32))  # Postgres allows 100 connections in all
             rows.append((level, result, stored / SECONDS, raw))

@@ -54,15 +54,14 @@ def check_dependencies(settings: Settings) -> str | None:
     return None
 
 
-def prepare(settings: Settings) -> None:
+def load_demo(database_url: str) -> None:
+    """Load the example campaigns and the demo reference data (data/demo/) into a migrated
+    database: what `make run` shows, and what the tests start from."""
     from services.resolver import importers
     from shared.campaigns import campaign_files, read_campaign_file, save_campaign
-    from shared.db import ensure_database, make_engine, upgrade
+    from shared.db import make_engine
 
-    if ensure_database(settings.database_url):
-        say("created the database")
-    upgrade(settings.database_url)
-    engine = make_engine(settings.database_url)
+    engine = make_engine(database_url)
     demo = ROOT / "data" / "demo"
     importers.import_onspd(engine, demo / "onspd.csv", quiet=True)
     importers.import_constituencies(engine, demo / "constituencies.json", quiet=True)
@@ -71,6 +70,15 @@ def prepare(settings: Settings) -> None:
         for path in campaign_files(ROOT / "campaigns"):
             save_campaign(conn, read_campaign_file(path))
     engine.dispose()
+
+
+def prepare(settings: Settings) -> None:
+    from shared.db import ensure_database, upgrade
+
+    if ensure_database(settings.database_url):
+        say("created the database")
+    upgrade(settings.database_url)
+    load_demo(settings.database_url)
     say("database migrated; demo campaigns and reference data loaded")
 
 

@@ -18,7 +18,7 @@ import pytest
 import sqlalchemy as sa
 
 from shared.config import Settings
-from tests.support import ROOT, ServiceProcess, free_port, wait_http_ok, wait_until
+from tests.support import ServiceProcess, free_port, wait_http_ok, wait_until
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 RETRY_DELAYS = "200,400,800"
@@ -100,9 +100,8 @@ def _admin(url: str) -> sa.Engine:
 @pytest.fixture(scope="session")
 def template_database(pg_server_url: str) -> Iterator[str]:
     """A migrated database with the demo data, copied for each test."""
-    from services.resolver import importers
-    from shared.campaigns import campaign_files, read_campaign_file, save_campaign
-    from shared.db import make_engine, upgrade
+    from services.devrun import load_demo
+    from shared.db import upgrade
 
     name = f"dearmp_tpl_{uuid.uuid4().hex[:8]}"
     admin = _admin(pg_server_url)
@@ -110,15 +109,7 @@ def template_database(pg_server_url: str) -> Iterator[str]:
         conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
     url = sa.make_url(pg_server_url).set(database=name).render_as_string(hide_password=False)
     upgrade(url)
-    engine = make_engine(url)
-    demo = ROOT / "data" / "demo"
-    importers.import_onspd(engine, demo / "onspd.csv", quiet=True)
-    importers.import_constituencies(engine, demo / "constituencies.json", quiet=True)
-    importers.import_mps(engine, demo / "mps.csv", quiet=True)
-    with engine.begin() as conn:
-        for path in campaign_files(ROOT / "campaigns"):
-            save_campaign(conn, read_campaign_file(path))
-    engine.dispose()
+    load_demo(url)
     admin.dispose()
     yield name
     with admin.connect() as conn:
