@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.intake.counts import campaign_counts
-from services.intake.deps import Engine, Settings
+from services.intake.deps import Engine, Settings, client_ip
 from services.intake.forms import COMMENT_MAX
 from services.intake.helprequests import submit_help_request
 from services.intake.signing import Outcome, submit_signature
@@ -101,6 +101,14 @@ def open_campaign(engine: Engine, slug: str, *, must_be_open: bool = True) -> Ca
     return campaign
 
 
+def _too_many() -> JSONResponse:
+    return JSONResponse(
+        {"detail": "Too many attempts; wait a few minutes and try again", "errors": []},
+        status_code=429,
+        headers={"Retry-After": "600"},
+    )
+
+
 def _problem(status: int, detail: str, errors: dict[str, str] | None = None) -> JSONResponse:
     body = {
         "detail": detail,
@@ -141,16 +149,11 @@ def counts(slug: str, engine: Engine) -> CountsOut:
 def sign(slug: str, body: SignatureIn, engine: Engine, settings: Settings, request: Request):  # type: ignore[no-untyped-def]
     """Sign a campaign. The answer is the same whether or not this email has signed before."""
     found = open_campaign(engine, slug)
-    client = request.client.host if request.client else "unknown"
-    result = submit_signature(engine, settings, found, body.model_dump(), client)
+    result = submit_signature(engine, settings, found, body.model_dump(), client_ip(request))
     if result.outcome is Outcome.INVALID:
         return _problem(422, "Please correct the highlighted fields", result.errors)
     if result.outcome is Outcome.RATE_LIMITED:
-        return JSONResponse(
-            {"detail": "Too many attempts; wait a few minutes and try again", "errors": []},
-            status_code=429,
-            headers={"Retry-After": "600"},
-        )
+        return _too_many()
     return Accepted()
 
 
@@ -160,14 +163,11 @@ def sign(slug: str, body: SignatureIn, engine: Engine, settings: Settings, reque
 def help_request(slug: str, body: HelpIn, engine: Engine, settings: Settings, request: Request):  # type: ignore[no-untyped-def]
     """ "Can't sign? Tell us": a message for the campaign's staff."""
     found = open_campaign(engine, slug, must_be_open=False)
-    client = request.client.host if request.client else "unknown"
-    errors = submit_help_request(engine, settings, found.slug, body.model_dump(), client)
+    errors = submit_help_request(
+        engine, settings, found.slug, body.model_dump(), client_ip(request)
+    )
     if errors is None:
-        return JSONResponse(
-            {"detail": "Too many attempts; wait a few minutes and try again", "errors": []},
-            status_code=429,
-            headers={"Retry-After": "600"},
-        )
+        return _too_many()
     if errors:
         return _problem(422, "Please correct the highlighted fields", errors)
     return Accepted(status="received", message="Thank you. We will reply by email.")

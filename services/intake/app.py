@@ -44,7 +44,9 @@ class RequestContext:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = dict(scope.get("headers") or []).get(b"x-request-id", b"").decode(errors="replace")
+        request_id = (
+            dict(scope.get("headers") or []).get(b"x-request-id", b"").decode(errors="replace")
+        )
         with bound_context(request_id=request_id[:64], path=scope.get("path", "")):
             await self.app(scope, receive, send)
 

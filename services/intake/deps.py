@@ -18,5 +18,10 @@ def get_settings(request: Request) -> SettingsModel:
     return request.app.state.settings  # type: ignore[no-any-return]
 
 
+def client_ip(request: Request) -> str:
+    """The caller's address (behind trusted proxies, from X-Forwarded-For via uvicorn)."""
+    return request.client.host if request.client else "unknown"
+
+
 Engine = Annotated[SAEngine, Depends(get_engine)]
 Settings = Annotated[SettingsModel, Depends(get_settings)]

@@ -13,7 +13,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from services.intake import csrf, i18n
 from services.intake.content import letter_preview, markdown, updates_for
 from services.intake.counts import campaign_counts
-from services.intake.deps import Engine, Settings
+from services.intake.deps import Engine, Settings, client_ip
 from services.intake.forms import COMMENT_MAX
 from services.intake.helprequests import submit_help_request
 from services.intake.models import signatures
@@ -54,10 +54,6 @@ def form_page(
 def _campaign(engine: Engine, slug: str) -> Campaign | None:
     with engine.connect() as conn:
         return get_campaign(conn, slug)
-
-
-def client_ip(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
 
 
 @router.get("/c/{slug}.json")

@@ -16,7 +16,7 @@ from services.intake.admin.web import (
     safe_next,
     secure_cookies,
 )
-from services.intake.deps import Engine, Settings
+from services.intake.deps import Engine, Settings, client_ip
 
 router = APIRouter(include_in_schema=False)
 
@@ -50,7 +50,7 @@ async def login(request: Request, engine: Engine, settings: Settings) -> Respons
 def _login(request: Request, engine: Engine, settings: Settings, form: dict[str, str]) -> Response:
     next_path = safe_next(form.get("next"))
     email = form.get("email", "")[:320]
-    client = request.client.host if request.client else "unknown"
+    client = client_ip(request)
     with engine.begin() as conn:
         allowed = ratelimit.hit(
             conn,
