@@ -10,14 +10,25 @@ from typing import Literal
 import jinja2
 import sqlalchemy as sa
 import yaml
+from jinja2 import nodes
 from jinja2.sandbox import SandboxedEnvironment
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Connection
 
 from shared.reference import campaigns
 
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,98}$")
+# The part of an editable letter that supporters may rewrite: {% block message %}…{% endblock %}.
+MESSAGE_BLOCK = "message"
 
 
 class CampaignError(ValueError):
@@ -38,6 +49,10 @@ class TargetSpec(BaseModel):
 
 
 class LetterSpec(BaseModel):
+    """The letter's templates. ``editable``: supporters may rewrite the part of the letter inside
+    ``{% block message %}…{% endblock %}`` (in ``body``, and in ``html`` when there is one); the
+    greeting and the sign-off stay outside the block, filled in for them."""
+
     model_config = ConfigDict(extra="forbid")
     subject: str
     body: str
@@ -54,6 +69,22 @@ class LetterSpec(BaseModel):
                 raise ValueError(f"template error on line {exc.lineno}: {exc.message}") from None
         return source
 
+    @field_validator("editable")
+    @classmethod
+    def _editable_needs_a_message_block(cls, editable: bool, info: ValidationInfo) -> bool:
+        # Runs after body and html (declared before it); skipped when either was invalid.
+        if editable:
+            for name in ("body", "html"):
+                source = info.data.get(name)
+                if source is not None and message_block(source) is None:
+                    if _stored(info):
+                        return False  # stored before editable letters had a message block
+                    raise ValueError(
+                        f"true needs {{% block {MESSAGE_BLOCK} %}}…{{% endblock %}} in letter.{name} "
+                        "around the words supporters may change"
+                    )
+        return editable
+
 
 class Campaign(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -67,6 +98,43 @@ class Campaign(BaseModel):
     privacy_url: str = "/privacy"
     terms_url: str = "/terms"
     open: bool = True
+
+    @field_validator("letter")
+    @classmethod
+    def _message_block_is_plain_words(cls, letter: LetterSpec, info: ValidationInfo) -> LetterSpec:
+        """The message block is shown to supporters on the form as text to edit: a supporter's
+        details (or an MP's name, not known when they sign) inside it would reach them as
+        placeholders and stay in the letter as such once they edit it."""
+        target = info.data.get("target")
+        if not letter.editable or target is None or _stored(info):
+            return letter
+        personal = {"supporter"} | ({"target"} if target.kind == "mp" else set())
+        for name in ("body", "html"):
+            source = getattr(letter, name)
+            block = message_block(source) if source is not None else None
+            used = sorted(personal & _names_in(block)) if block is not None else []
+            if used:
+                raise ValueError(
+                    f"the {MESSAGE_BLOCK} block in {name} cannot use {used[0]}: supporters edit "
+                    "it as plain text; put the greeting, their name and address outside it"
+                )
+        return letter
+
+
+def _stored(info: ValidationInfo) -> bool:
+    """Validating a definition already in the database (``get_campaign``), not a file: a rule
+    added since it was loaded must not make the campaign unreadable; reloading applies it."""
+    return bool(info.context and info.context.get("stored"))
+
+
+def message_block(source: str) -> nodes.Block | None:
+    """The ``message`` block of a letter template, or None if it has none."""
+    tree = template_env().parse(source)
+    return next((b for b in tree.find_all(nodes.Block) if b.name == MESSAGE_BLOCK), None)
+
+
+def _names_in(node: nodes.Node) -> set[str]:
+    return {n.name for n in node.find_all(nodes.Name) if n.ctx == "load"}
 
 
 def template_env() -> SandboxedEnvironment:
@@ -134,5 +202,5 @@ def get_campaign(conn: Connection, slug: str) -> Campaign | None:
     if campaign is None:
         if len(_parsed) > 1000:
             _parsed.clear()
-        campaign = _parsed[key] = Campaign.model_validate(row.definition)
+        campaign = _parsed[key] = Campaign.model_validate(row.definition, context={"stored": True})
     return campaign

@@ -31,6 +31,7 @@ PII_KEYS = frozenset(
         "address_lines",
         "town",
         "comment",
+        "letter",
         "to",
         "recipient",
         "body",

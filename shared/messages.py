@@ -40,6 +40,8 @@ class Supporter(BaseModel):
     postcode: str
     address_lines: list[str] = Field(default_factory=list)
     comment: str = ""
+    # Their own wording of an editable letter's message block; "" means the campaign's words.
+    letter: str = ""
     opt_in: bool = False
 
     @property

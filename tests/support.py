@@ -52,8 +52,10 @@ def make_signature(
     opt_in: bool = False,
     address_line1: str = "1 Test Street",
     town: str = "Aldershot",
+    letter: str | None = None,
 ) -> dict[str, Any]:
-    return {
+    """A signature as the API takes it. ``letter``: own wording, for an editable campaign."""
+    signature = {
         "first_name": first_name,
         "last_name": last_name,
         "email": email or f"supporter-{uuid.uuid4().hex[:10]}@example.org",
@@ -64,6 +66,9 @@ def make_signature(
         "opt_in": opt_in,
         "consent": True,
     }
+    if letter is not None:
+        signature["letter"] = letter
+    return signature
 
 
 CONFIRM_RE = re.compile(r"(https?://\S+/confirm/[A-Za-z0-9_\-.]+)")

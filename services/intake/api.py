@@ -9,9 +9,10 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from services.intake.content import default_letter
 from services.intake.counts import campaign_counts
 from services.intake.deps import Engine, Settings, client_ip
-from services.intake.forms import COMMENT_MAX
+from services.intake.forms import COMMENT_MAX, LETTER_MAX
 from services.intake.helprequests import submit_help_request
 from services.intake.signing import Outcome, submit_signature
 from shared.campaigns import Campaign, get_campaign
@@ -31,6 +32,19 @@ class SignatureIn(BaseModel):
     town: Line
     postcode: Annotated[str, Field(max_length=20)]
     comment: Annotated[str, Field(max_length=COMMENT_MAX * 2)] = ""
+    letter: Annotated[
+        str,
+        Field(
+            max_length=LETTER_MAX * 2,
+            description=(
+                "Only for a campaign whose letter is editable: the supporter's own wording of the "
+                f"letter's main text (up to {LETTER_MAX} characters; the greeting, comment, name "
+                "and address are added around it). Empty or left out: the campaign's own words. "
+                "Control characters are removed and line breaks made \\n. Refused with 422 "
+                '("This campaign\'s letter cannot be edited") for any other campaign.'
+            ),
+        ),
+    ] = ""
     opt_in: bool = Field(False, description="Keep me updated about this campaign")
     consent: bool = Field(description="The supporter agrees to the terms and privacy notice")
 
@@ -59,6 +73,10 @@ class CampaignOut(BaseModel):
     goal: int
     target_kind: str
     signatures: int
+    letter_editable: bool = Field(description="Supporters may send their own wording (`letter`)")
+    default_letter: str | None = Field(
+        None, description="The wording supporters may change, as the form shows it first"
+    )
 
 
 class ConstituencyCount(BaseModel):
@@ -120,6 +138,7 @@ def _problem(status: int, detail: str, errors: dict[str, str] | None = None) -> 
 @router.get("/campaigns/{slug}", response_model=CampaignOut, responses=ERRORS)
 def campaign(slug: str, engine: Engine) -> CampaignOut:
     found = open_campaign(engine, slug, must_be_open=False)
+    default = default_letter(found)
     return CampaignOut(
         slug=found.slug,
         title=found.title,
@@ -127,6 +146,8 @@ def campaign(slug: str, engine: Engine) -> CampaignOut:
         goal=found.goal,
         target_kind=found.target.kind,
         signatures=campaign_counts(engine, slug).total,
+        letter_editable=default is not None,
+        default_letter=default,
     )
 
 

@@ -11,7 +11,8 @@ import sqlalchemy as sa
 from markdown_it import MarkdownIt
 from sqlalchemy.engine import Connection
 
-from shared.campaigns import Campaign, template_env
+from services.intake.forms import normalise_letter
+from shared.campaigns import MESSAGE_BLOCK, Campaign, template_env
 from shared.reference import campaign_updates
 
 # CommonMark without raw HTML: staff write markdown, nobody can inject a script.
@@ -29,11 +30,10 @@ class LetterPreview:
     body: str
 
 
-def letter_preview(campaign: Campaign) -> LetterPreview:
-    """The letter with its placeholders, as the campaign page shows it."""
-    target = campaign.target.name if campaign.target.kind == "fixed" else "[your MP's name]"
-    context = {
-        "target": {"name": target, "email": "", "party": ""},
+def _preview_context(target: str | None, title: str, slug: str) -> dict[str, object]:
+    """Placeholders for what we learn only when someone signs. ``target``: a fixed target's name."""
+    return {
+        "target": {"name": target or "[your MP's name]", "email": "", "party": ""},
         "supporter": {
             "first_name": "[your first name]",
             "last_name": "[your last name]",
@@ -43,8 +43,17 @@ def letter_preview(campaign: Campaign) -> LetterPreview:
             "postcode": "[your postcode]",
             "address_lines": ["[your address]"],
         },
-        "campaign": {"title": campaign.title, "slug": campaign.slug},
+        "campaign": {"title": title, "slug": slug},
     }
+
+
+def _fixed_target(campaign: Campaign) -> str | None:
+    return campaign.target.name if campaign.target.kind == "fixed" else None
+
+
+def letter_preview(campaign: Campaign) -> LetterPreview:
+    """The letter with its placeholders, as the campaign page shows it."""
+    context = _preview_context(_fixed_target(campaign), campaign.title, campaign.slug)
     env = template_env()
     try:
         return LetterPreview(
@@ -53,6 +62,29 @@ def letter_preview(campaign: Campaign) -> LetterPreview:
         )
     except jinja2.TemplateError:
         return LetterPreview(campaign.letter.subject, campaign.letter.body)
+
+
+def default_letter(campaign: Campaign) -> str | None:
+    """The words a supporter may change, as the form first shows them: the letter's message
+    block rendered with the preview's placeholders. None when the letter is not editable."""
+    if not campaign.letter.editable:
+        return None
+    return _default_letter(
+        campaign.letter.body, _fixed_target(campaign), campaign.title, campaign.slug
+    )
+
+
+@lru_cache(maxsize=256)
+def _default_letter(body: str, target: str | None, title: str, slug: str) -> str | None:
+    template = template_env().from_string(body)
+    block = template.blocks.get(MESSAGE_BLOCK)
+    if block is None:
+        return None
+    try:
+        words = "".join(block(template.new_context(_preview_context(target, title, slug))))
+    except jinja2.TemplateError:
+        return None
+    return normalise_letter(words)
 
 
 @dataclass(frozen=True)

@@ -24,10 +24,13 @@ from shared.messages import Supporter
 NAME_MAX = 100
 ADDRESS_MAX = 200
 COMMENT_MAX = 1500
+LETTER_MAX = 5000
 URL_RE = re.compile(r"(https?://|www\.|\b[a-z0-9-]+\.(com|net|org|uk|io|ru|info|xyz)\b)", re.I)
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 LINE_BREAK_RE = re.compile(r"[\r\n\u2028\u2029\x85]")
 CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# In a letter: control characters but tabs and line breaks, and lone surrogates (not text).
+LETTER_JUNK_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x84\x86-\x9f\ud800-\udfff]")
 
 # The order fields appear on the page: the error summary lists errors in this order.
 FIELDS = (
@@ -38,6 +41,7 @@ FIELDS = (
     "address_line2",
     "town",
     "postcode",
+    "letter",
     "comment",
     "consent",
 )
@@ -120,6 +124,9 @@ POSTCODE_NO_MP_OTHER = N_(
     "This campaign can only send letters to MPs at Westminster"
 )
 COMMENT_TOO_LONG = N_("Your message must be 1500 characters or fewer")  # COMMENT_MAX
+LETTER_REQUIRED = N_("Enter your letter")
+LETTER_TOO_LONG = N_("Your letter must be 5000 characters or fewer")  # LETTER_MAX
+LETTER_NOT_EDITABLE = N_("This campaign's letter cannot be edited")
 CONSENT_REQUIRED = N_("Tick the box to agree to the terms and privacy notice")
 
 
@@ -185,9 +192,47 @@ def neutralise_comment(comment: str) -> str:
     return "\n".join(lines).strip()
 
 
-def check_signature(data: dict[str, Any], *, needs_mp: bool) -> Checked:
+def normalise_letter(text: str) -> str:
+    """A supporter's letter as we keep it: control characters (NUL and the like) dropped, every
+    kind of line break made ``\n``, spaces at the ends of lines and of the letter trimmed."""
+    text = re.sub(r"\r\n?|[\u2028\u2029\x85]", "\n", LETTER_JUNK_RE.sub("", text))
+    return "\n".join(line.rstrip() for line in text.split("\n")).strip()
+
+
+def same_words(a: str, b: str) -> bool:
+    """The same text but for spacing and line breaks."""
+    return a.split() == b.split()
+
+
+def check_letter(errors: dict[str, str], value: Any, default: str | None, *, required: bool) -> str:
+    """The supporter's own wording of the letter's message block: "" when it is the campaign's
+    default (so the campaign's words are used). ``default`` is None when the campaign's letter is
+    not editable: then any wording is refused. ``required``: the form showed the field."""
+    letter = normalise_letter(str(value or ""))
+    if default is None:
+        if letter:
+            errors["letter"] = LETTER_NOT_EDITABLE
+        return ""
+    if not letter:
+        if required:
+            errors["letter"] = LETTER_REQUIRED
+        return ""
+    if len(letter) > LETTER_MAX:
+        errors["letter"] = LETTER_TOO_LONG
+    return "" if same_words(letter, default) else letter
+
+
+def check_signature(
+    data: dict[str, Any],
+    *,
+    needs_mp: bool,
+    letter_default: str | None = None,
+    letter_required: bool = False,
+) -> Checked:
     """Validate and normalise a signature. ``needs_mp``: the campaign writes to the supporter's MP,
-    so the postcode must have one."""
+    so the postcode must have one. ``letter_default``: the words of the letter the supporter may
+    change (None when the campaign's letter is not editable); ``letter_required``: the field was
+    on the form, so it cannot come back empty (the API may leave it out: the default is used)."""
     errors: dict[str, str] = {}
     first = _single_line(
         errors,
@@ -240,6 +285,7 @@ def check_signature(data: dict[str, Any], *, needs_mp: bool) -> Checked:
         errors["postcode"] = POSTCODE_FORMAT
     elif needs_mp and (no_mp := postcode_without_mp(postcode)):
         errors["postcode"] = no_mp
+    letter = check_letter(errors, data.get("letter"), letter_default, required=letter_required)
     comment = neutralise_comment(str(data.get("comment") or ""))
     if len(comment) > COMMENT_MAX:
         errors["comment"] = COMMENT_TOO_LONG
@@ -254,6 +300,7 @@ def check_signature(data: dict[str, Any], *, needs_mp: bool) -> Checked:
         postcode=postcode,
         address_lines=[line for line in (line1, line2, town) if line],
         comment=comment,
+        letter=letter,
         opt_in=_truthy(data.get("opt_in")),
     )
     return Checked(supporter)

@@ -65,10 +65,11 @@ def note_letter_failed(event: LetterFailed, uow: UnitOfWork) -> None:
 
 
 def forget_supporter(event: SupporterErasureRequested, uow: UnitOfWork) -> None:
-    """Consumes supporter.erasure_requested; replaces the supporter's names, email, address and
-    comment on their signatures with placeholders (the signature still counts; a pending one can
-    no longer be confirmed) and deletes their help requests; emits supporter.erased with the
-    counts. Idempotent: the inbox claim, and a second run finds no row with that email."""
+    """Consumes supporter.erasure_requested; replaces the supporter's names, email, address,
+    comment and own wording of the letter on their signatures with placeholders (the signature
+    still counts; a pending one can no longer be confirmed) and deletes their help requests;
+    emits supporter.erased with the counts. Idempotent: the inbox claim, and a second run finds
+    no row with that email."""
     placeholder = sa.literal("erased-") + sa.cast(signatures.c.id, sa.Text) + "@erased.invalid"
     scrubbed = uow.conn.execute(
         signatures.update()
@@ -81,6 +82,7 @@ def forget_supporter(event: SupporterErasureRequested, uow: UnitOfWork) -> None:
             postcode="",
             address_lines=[],
             comment="",
+            letter="",
             opt_in=False,
             status=sa.case((signatures.c.status == "pending", "erased"), else_=signatures.c.status),
         )

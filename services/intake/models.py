@@ -19,6 +19,8 @@ signatures = sa.Table(
     sa.Column("postcode", sa.String(10), nullable=False),
     sa.Column("address_lines", JSONB, nullable=False),
     sa.Column("comment", sa.Text, nullable=False, server_default=""),
+    # The supporter's own wording of an editable letter; "" = the campaign's words.
+    sa.Column("letter", sa.Text, nullable=False, server_default=""),
     sa.Column("opt_in", sa.Boolean, nullable=False, server_default=sa.false()),
     # pending → confirmed; then the journey: resolved | unresolvable, letter_sent | letter_failed
     sa.Column("status", sa.String(20), nullable=False, server_default="pending"),

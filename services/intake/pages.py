@@ -11,10 +11,10 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from services.intake import csrf, i18n
-from services.intake.content import letter_preview, markdown, updates_for
+from services.intake.content import default_letter, letter_preview, markdown, updates_for
 from services.intake.counts import campaign_counts
 from services.intake.deps import Engine, Settings, client_ip
-from services.intake.forms import COMMENT_MAX
+from services.intake.forms import COMMENT_MAX, LETTER_MAX
 from services.intake.helprequests import submit_help_request
 from services.intake.models import signatures
 from services.intake.signing import Outcome, confirm_signature, submit_signature
@@ -94,11 +94,13 @@ def render_campaign(
         campaign=campaign,
         story_html=markdown(campaign.story),
         letter=letter_preview(campaign),
+        letter_default=default_letter(campaign),  # None: the letter is not editable
         total=campaign_counts(engine, campaign.slug).total,
         updates=updates,
         values=values or {},
         errors=errors or {},
         comment_max=COMMENT_MAX,
+        letter_max=LETTER_MAX,
         lang_path=f"/c/{campaign.slug}",
     )
 
@@ -146,7 +148,12 @@ def _sign(
     check_email = RedirectResponse(f"/c/{slug}/check-email", status_code=303)
     if honeypot:
         return check_email  # a bot filled the hidden field: say the usual thing, store nothing
-    result = submit_signature(engine, settings, campaign, values, client_ip(request))
+    editable = default_letter(campaign) is not None
+    if not editable:
+        values.pop("letter", None)  # the form has no such field: whatever came is not ours
+    result = submit_signature(
+        engine, settings, campaign, values, client_ip(request), letter_required=editable
+    )
     if result.outcome is Outcome.RATE_LIMITED:
         response = page(request, "too_many.html", 429)
         response.headers["Retry-After"] = "600"

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from services.intake import ratelimit
+from services.intake.content import default_letter
 from services.intake.forms import check_signature
 from services.intake.models import signatures
 from shared import outbox
@@ -32,9 +33,9 @@ WITH hit AS (
     RETURNING hits
 ), stored AS (
     INSERT INTO signatures (id, campaign, first_name, last_name, email, email_normalised, postcode,
-                            address_lines, comment, opt_in, status, created_at)
+                            address_lines, comment, letter, opt_in, status, created_at)
     SELECT :id, :campaign, :first_name, :last_name, :email, :email_normalised, :postcode,
-           CAST(:address_lines AS jsonb), :comment, :opt_in, 'pending', :created_at
+           CAST(:address_lines AS jsonb), :comment, :letter, :opt_in, 'pending', :created_at
     FROM hit WHERE hit.hits <= :email_limit
     ON CONFLICT ON CONSTRAINT uq_signatures_campaign_email DO NOTHING
     RETURNING id
@@ -75,6 +76,7 @@ def record_signature(
             "postcode": supporter.postcode,
             "address_lines": json.dumps(supporter.address_lines),
             "comment": supporter.comment,
+            "letter": supporter.letter,
             "opt_in": supporter.opt_in,
             **outbox.row_for(event, correlation_id=signature_id),
         },
@@ -90,6 +92,7 @@ def supporter_of(row: sa.Row) -> Supporter:  # type: ignore[type-arg]
         postcode=row.postcode,
         address_lines=list(row.address_lines),
         comment=row.comment,
+        letter=row.letter,
         opt_in=row.opt_in,
     )
 
@@ -131,10 +134,17 @@ class Submission:
 
 
 def submit_signature(
-    engine: Engine, settings: Settings, campaign: Campaign, data: dict[str, Any], client_ip: str
+    engine: Engine,
+    settings: Settings,
+    campaign: Campaign,
+    data: dict[str, Any],
+    client_ip: str,
+    *,
+    letter_required: bool = False,
 ) -> Submission:
     """Everything a signing request does, for the form and the API alike: limit the caller,
     check the fields, limit the email address, store the pending signature with its event.
+    ``letter_required``: the form showed the letter to edit, so it must not come back empty.
 
     The per-IP hit is its own statement (autocommit, unlogged table), so many supporters behind
     one address never queue behind each other's transactions; the signature, its event and the
@@ -147,7 +157,12 @@ def submit_signature(
         )
     if not allowed:
         return Submission(Outcome.RATE_LIMITED, {})
-    checked = check_signature(data, needs_mp=campaign.target.kind == "mp")
+    checked = check_signature(
+        data,
+        needs_mp=campaign.target.kind == "mp",
+        letter_default=default_letter(campaign),
+        letter_required=letter_required,
+    )
     if checked.supporter is None:
         return Submission(Outcome.INVALID, checked.errors)
     supporter = checked.supporter

@@ -4,10 +4,16 @@ unresolvable notice.
 Campaign templates are written by staff and filled with what supporters typed: the plain-text
 part is rendered as text (nothing escaped, so "Tom & Jerry <3" stays as typed) and the HTML part,
 when the campaign has one, with autoescaping on, so nothing a supporter types becomes markup.
+
+A supporter's own wording of an editable letter replaces the template's ``message`` block. It is
+only ever a value: a fixed child template of ours (``_OWN_WORDS``) extends the campaign's and
+fills the block with it, so the supporter's text is never compiled as a template (``{{ 7*7 }}``
+stays ``{{ 7*7 }}``) and, in the HTML part, is escaped like everything else they typed.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from email.message import EmailMessage
 from functools import lru_cache
@@ -18,7 +24,7 @@ import jinja2
 from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup
 
-from shared.campaigns import Campaign
+from shared.campaigns import MESSAGE_BLOCK, Campaign
 from shared.config import Settings
 from shared.mail import build_message
 from shared.messages import Supporter, Target
@@ -43,6 +49,37 @@ def _campaign_template(source: str, html: bool) -> jinja2.Template:
     return (_html_env if html else _text_env).from_string(source)
 
 
+# Ours, never built from input: the campaign's letter with the supporter's words in its block.
+_OWN_WORDS = (
+    "{% extends dearmp_campaign_letter %}"
+    f"{{% block {MESSAGE_BLOCK} %}}{{{{ dearmp_own_words }}}}{{% endblock %}}"
+)
+
+
+@lru_cache(maxsize=2)
+def _own_words_template(html: bool) -> jinja2.Template:
+    return (_html_env if html else _text_env).from_string(_OWN_WORDS)
+
+
+def own_words_html(text: str) -> Markup:
+    """The supporter's words as HTML paragraphs: blank lines part paragraphs, a line break
+    becomes ``<br>``; every piece of their text escaped."""
+    paragraphs = [p.strip("\n") for p in re.split(r"\n[ \t]*\n", text) if p.strip()]
+    return Markup("\n").join(
+        Markup("<p>{}</p>").format(Markup("<br>\n").join(p.split("\n"))) for p in paragraphs
+    )
+
+
+def _render_campaign(source: str, html: bool, context: dict[str, object], own_words: str) -> str:
+    template = _campaign_template(source, html)
+    if not own_words:
+        return template.render(context)
+    words = own_words_html(own_words) if html else own_words
+    return _own_words_template(html).render(
+        {**context, "dearmp_campaign_letter": template, "dearmp_own_words": words}
+    )
+
+
 @dataclass(frozen=True)
 class RenderedLetter:
     subject: str
@@ -63,7 +100,8 @@ def letter_context(campaign: Campaign, supporter: Supporter, target: Target) -> 
     return {
         "target": target.model_dump(),
         "supporter": {
-            **supporter.model_dump(exclude={"email", "opt_in"}),
+            # Their own wording reaches the letter only through its message block.
+            **supporter.model_dump(exclude={"email", "opt_in", "letter"}),
             "full_name": supporter.full_name,
             "address": "\n".join([*supporter.address_lines, supporter.postcode]),
         },
@@ -72,12 +110,15 @@ def letter_context(campaign: Campaign, supporter: Supporter, target: Target) -> 
 
 
 def render_letter(campaign: Campaign, supporter: Supporter, target: Target) -> RenderedLetter:
+    """The letter in the supporter's name. Their own wording (``supporter.letter``) replaces the
+    message block only if the campaign's letter is editable; otherwise it is ignored."""
     context = letter_context(campaign, supporter, target)
     spec = campaign.letter
-    html = _campaign_template(spec.html, True).render(context) if spec.html else None
+    own_words = supporter.letter if spec.editable else ""
+    html = _render_campaign(spec.html, True, context, own_words) if spec.html else None
     return RenderedLetter(
         subject=_campaign_template(spec.subject, False).render(context),
-        text=_campaign_template(spec.body, False).render(context),
+        text=_render_campaign(spec.body, False, context, own_words),
         html=html,
     )
 

@@ -1,4 +1,5 @@
-"""Must-show 1: a signature posted to intake becomes one letter, to the right MP, at real SMTP."""
+"""Must-show 1: a signature posted to intake becomes one letter, to the right MP, at real SMTP;
+and a letter the supporter edited arrives as they wrote it."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import httpx
 import sqlalchemy as sa
 
 from services.mailer.models import letters
-from tests.support import confirm, confirm_url_in, make_signature, wait_until
+from tests.support import confirm, confirm_url_in, csrf_token_in, make_signature, wait_until
 
 
 def test_signature_becomes_one_letter_to_the_demo_mp(system, mail, engine) -> None:
@@ -69,3 +70,47 @@ def test_signature_becomes_one_letter_to_the_demo_mp(system, mail, engine) -> No
 def _status(engine: sa.Engine) -> str:
     with engine.connect() as conn:
         return str(conn.execute(sa.text("SELECT status FROM signatures")).scalar_one())
+
+
+def test_a_letter_the_supporter_edited_is_the_letter_that_is_sent(system, mail, engine) -> None:
+    """The editable campaign's form, as a supporter uses it: they rewrite the letter, confirm,
+    and the Home Secretary's letter carries their words, as typed, between the greeting and
+    their name and address."""
+    system.start()
+    slug = "specialist-support-for-child-victims"
+    client = httpx.Client(base_url=system.base_url, timeout=10)
+    page = client.get(f"/c/{slug}")
+    assert page.status_code == 200 and 'name="letter"' in page.text
+    words = (
+        "Annwyl Ysgrifennydd Cartref — I work with children like these every day.\r\n"
+        "They need {{ 7*7 }} more {% raw %}support workers, not <fewer>.\r\n\r\n"
+        "请帮助他们。"
+    )
+    signature = make_signature(postcode="SW1A 1AA", first_name="Siân", last_name="Ó Briain")
+    form = {k: str(v) for k, v in signature.items() if k != "opt_in"}
+    sent = client.post(
+        f"/c/{slug}/sign",
+        data={**form, "consent": "yes", "letter": words, "csrf_token": csrf_token_in(page.text)},
+    )
+    assert sent.status_code == 303, sent.text
+    assert sent.headers["location"] == f"/c/{slug}/check-email"
+
+    confirmation = mail.handler.wait_for(1)[0].message
+    confirm(client, confirm_url_in(confirmation.get_body(("plain",)).get_content()))
+    letter = mail.handler.wait_for(2, timeout=30)[1].message
+    assert letter["X-DearMP-Intended-Recipient"] == "public.enquiries@homeoffice.gov.uk"
+    assert letter["Subject"] == "Specialist support for every child victim of trafficking"
+    body = letter.get_body(("plain",)).get_content().replace("\r\n", "\n")
+    assert body == (
+        "Dear Home Secretary,\n\n"
+        "Annwyl Ysgrifennydd Cartref — I work with children like these every day.\n"
+        "They need {{ 7*7 }} more {% raw %}support workers, not <fewer>.\n\n"
+        "请帮助他们。\n\n"
+        "Yours sincerely,\n\n"
+        "Siân Ó Briain\n1 Test Street\nAldershot\nSW1A 1AA\n"
+    )
+    copy = mail.handler.wait_for(3, timeout=30)[2].message
+    assert body in copy.get_body(("plain",)).get_content().replace("\r\n", "\n")
+    with engine.connect() as conn:
+        stored = conn.execute(sa.text("SELECT letter FROM signatures")).scalar_one()
+    assert stored == words.replace("\r\n", "\n")

@@ -182,8 +182,13 @@ def _every_signature_error() -> dict[str, set[str]]:
     """Run the checks over input that trips every rule; the messages each field produced."""
     produced: dict[str, set[str]] = {}
 
-    def check(needs_mp: bool = True, **changes: Any) -> None:
-        result = forms.check_signature({**make_signature(), **changes}, needs_mp=needs_mp)
+    def check(needs_mp: bool = True, letter_default: str | None = None, **changes: Any) -> None:
+        result = forms.check_signature(
+            {**make_signature(), **changes},
+            needs_mp=needs_mp,
+            letter_default=letter_default,
+            letter_required=True,
+        )
         for name, message in result.errors.items():
             produced.setdefault(name, set()).add(message)
 
@@ -196,6 +201,9 @@ def _every_signature_error() -> dict[str, set[str]]:
     for postcode in ("", "NOT A POSTCODE", "BFPO 57", "JE2 3AB", "GY1 1AA", "IM1 1AA"):
         check(postcode=postcode)
     check(comment="x" * (forms.COMMENT_MAX + 1))
+    check(letter="x" * (forms.LETTER_MAX + 1), letter_default="Words")
+    check(letter="", letter_default="Words")
+    check(letter="Mine")  # a letter that cannot be edited
     check(consent=False)
     return produced
 
@@ -216,6 +224,11 @@ def test_every_message_the_code_can_produce_is_translated(catalogues: dict[str, 
         expected = {says.one_line, says.too_long, says.formula, says.web_address}
         assert produced[name] == expected | ({says.required} if says.required else set())
     assert set(forms.POSTCODE_NO_MP.values()) <= produced["postcode"]
+    assert produced["letter"] == {
+        forms.LETTER_REQUIRED,
+        forms.LETTER_TOO_LONG,
+        forms.LETTER_NOT_EDITABLE,
+    }
     for lang, catalogue in catalogues.items():
         missing = sorted(m for m in messages if not translated(catalogue.get(m)))
         assert not missing, f"{lang}: {missing}"
@@ -239,6 +252,7 @@ def test_messages_keep_their_english_wording() -> None:
         assert says.formula == f"Your {label} cannot start with = + - or @"
         assert says.web_address == f"Your {label} cannot contain a web address"
     assert f"Your message must be {forms.COMMENT_MAX} characters or fewer" == forms.COMMENT_TOO_LONG
+    assert f"Your letter must be {forms.LETTER_MAX} characters or fewer" == forms.LETTER_TOO_LONG
     assert (
         f"Your message must be {helprequests.MESSAGE_MAX} characters or fewer"
     ) == helprequests.MESSAGE_TOO_LONG
