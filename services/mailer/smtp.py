@@ -68,7 +68,7 @@ class SmtpSender:
                 if self._smtp is None:
                     self._smtp = self._connect()
                 handing_over = True
-                self._smtp.send_message(message, to_addrs=to)
+                self._smtp.send_message(message, envelope_sender(message), to_addrs=to)
                 return
             except smtplib.SMTPServerDisconnected:
                 # A reused connection the server closed: reopen once before calling it temporary.
@@ -108,6 +108,13 @@ class SmtpSender:
             except (OSError, smtplib.SMTPException):
                 pass
             self._smtp = None
+
+
+def envelope_sender(message: EmailMessage) -> str | None:
+    """The From header's address, read from the parsed header (smtplib would parse it again)."""
+    header = message["From"]
+    addresses = getattr(header, "addresses", ())
+    return addresses[0].addr_spec if len(addresses) == 1 else None
 
 
 def _text(raw: bytes | str) -> str:

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import email
 import email.policy
+import random
+import string
 import uuid
+from email.headerregistry import Address
 
 import pytest
 
 from services.mailer import compose
 from shared.campaigns import Campaign
 from shared.config import Settings
-from shared.mail import INTENDED_HEADER, delivery_recipients
+from shared.mail import INTENDED_HEADER, POLICY, delivery_recipients
 from shared.messages import Supporter, Target
 
 CAMPAIGN = Campaign.model_validate(
@@ -85,3 +88,31 @@ def test_header_injection_adds_no_header_or_recipient(evil: str) -> None:
     assert parsed["Bcc"] is None and parsed["Cc"] is None
     assert len(parsed.get_all("To")) == 1 and len(parsed["To"].addresses) == 1
     assert parsed["To"].addresses[0].addr_spec == "real.member.mp@parliament.uk"
+
+
+def _folded_both_ways(field: str, value: object) -> tuple[str, str]:
+    header = POLICY.header_factory(field, value)
+    package = email.policy.EmailPolicy(header_factory=POLICY.header_factory, linesep="\r\n")
+    return POLICY.clone(linesep="\r\n").fold(field, header), package.fold(field, header)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_fast_header_writing_matches_the_email_package(seed: int) -> None:
+    """shared.mail writes short ASCII headers as they are and one non-ASCII display name as one
+    encoded word: the result must parse back to exactly what the email package's own folding
+    gives, and never be longer than a line."""
+    rnd = random.Random(seed)
+    names = "aâbcŵyzZÓ王 .,;:\"'()<>@\\-_=?!é \t\x85\u2028"
+    for i in range(500):
+        text = "".join(rnd.choice(string.printable[:95]) for _ in range(rnd.randint(1, 90)))
+        for field in ("Subject", "X-DearMP-Campaign"):
+            fast, package = _folded_both_ways(field, text)
+            assert fast == package, (fast, package)
+        name = "".join(rnd.choice(names) for _ in range(rnd.randint(0, 40)))
+        for field in ("From", "To", "Reply-To"):
+            fast, package = _folded_both_ways(field, Address(name, addr_spec=f"jo.{i}@example.org"))
+            back = email.message_from_bytes(fast.encode(), policy=email.policy.default)[field]
+            again = email.message_from_bytes(package.encode(), policy=email.policy.default)[field]
+            assert back.addresses == again.addresses
+            assert fast.count("\r\n") == 1 or fast == package
+            assert all(len(line) <= 78 for line in fast.split("\r\n")) or fast == package
