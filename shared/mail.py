@@ -77,7 +77,7 @@ class _Policy(email.policy.EmailPolicy):
             line = f"{name}: {text}"
             if text and len(line) <= (self.max_line_length or sys.maxsize) and not self.utf8:
                 return line + self.linesep
-        return super()._fold(name, value, refold_binary)  # type: ignore[no-any-return]
+        return super()._fold(name, value, refold_binary)  # type: ignore[misc,no-any-return]
 
 
 _UTF8 = Charset("utf-8")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import smtplib
 import ssl
 from email.message import EmailMessage
+from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
 
 from services.mailer.throttle import TokenBucket
@@ -112,9 +113,8 @@ class SmtpSender:
 
 def envelope_sender(message: EmailMessage) -> str | None:
     """The From header's address, read from the parsed header (smtplib would parse it again)."""
-    header = message["From"]
-    addresses = getattr(header, "addresses", ())
-    return addresses[0].addr_spec if len(addresses) == 1 else None
+    addresses: tuple[Any, ...] = getattr(message["From"], "addresses", ())
+    return str(addresses[0].addr_spec) if len(addresses) == 1 else None
 
 
 def _text(raw: bytes | str) -> str:
