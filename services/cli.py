@@ -104,7 +104,6 @@ def _serve(name: Service, threads: int) -> None:
     settings = settings_or_exit()
     configure(name.value, settings)
     from shared.db import make_engine
-    from shared.handling import transactional
     from shared.worker import run_worker
 
     if name is Service.intake:
@@ -153,7 +152,7 @@ def _serve(name: Service, threads: int) -> None:
         )
     else:
         from services.updates.fanout import Fanout
-        from services.updates.handlers import HANDLERS as UPDATES
+        from services.updates.handlers import bootstrap as updates
         from services.updates.sender import UpdateSender
 
         # One fan-out thread per process, with its own SMTP connection and its own DB connection
@@ -163,7 +162,7 @@ def _serve(name: Service, threads: int) -> None:
             "updates",
             settings,
             engine,
-            lambda: transactional("updates", engine, UPDATES),
+            lambda: updates(settings, engine),
             threads,
             periodic=[(settings.fanout_sweep_seconds, fanout)],
         )
@@ -387,8 +386,10 @@ def supporters_erase(
             typer.echo(f"{service}: no answer yet")
     missing = [s for s in services if s not in got]
     if missing:
-        fail(f"no answer after {timeout:g}s from {', '.join(missing)} (are they and the relay "
-             "running?); the request stays queued and will be handled")
+        fail(
+            f"no answer after {timeout:g}s from {', '.join(missing)} (are they and the relay "
+            "running?); the request stays queued and will be handled"
+        )
 
 
 # --- staff accounts and dead letters -------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from shared.db import metadata
+from shared.erased import erased_supporters_table
 
 # One row per (signature, purpose): confirmation, reminder, letter, copy, unresolvable.
 # created → sending → sent | failed. ``sends`` counts SMTP hand-overs; above 1 means a crash
@@ -33,7 +34,9 @@ letters = sa.Table(
     sa.UniqueConstraint("signature_id", "purpose", name="uq_letters_signature_purpose"),
     sa.Index("ix_letters_state", "state"),
     sa.Index("ix_letters_supporter_key", "supporter_key"),
-    sa.Index("ix_letters_unscrubbed", "created_at", postgresql_where=sa.text("scrubbed_at IS NULL")),
+    sa.Index(
+        "ix_letters_unscrubbed", "created_at", postgresql_where=sa.text("scrubbed_at IS NULL")
+    ),
 )
 
 # Signatures that may need a confirmation reminder. The mailer does not own signatures: it learns
@@ -63,10 +66,5 @@ pending_confirmations = sa.Table(
 )
 
 # Supporters who asked to be erased (by keyed hash only): nothing more is sent for them, even
-# for events already in flight when the request arrived.
-erased_supporters = sa.Table(
-    "erased_supporters",
-    metadata,
-    sa.Column("supporter_key", sa.String(64), primary_key=True),
-    sa.Column("erased_at", sa.DateTime(timezone=True), nullable=False),
-)
+# for events already in flight when the request arrived (shared.erased).
+erased_supporters = erased_supporters_table("erased_supporters")

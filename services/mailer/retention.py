@@ -16,11 +16,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Connection, Engine
 
 from services.mailer.models import erased_supporters, letters, pending_confirmations
 from shared.config import Settings
+from shared.erased import remember
 from shared.logging import get_logger
 
 log = get_logger(__name__)
@@ -43,21 +43,19 @@ def _scrubbed(now: datetime) -> dict[str, object]:
 
 def erase_supporter(conn: Connection, key: str, now: datetime) -> dict[str, int]:
     """Remove what the mailer holds for the supporter with this key; returns counts by table."""
+    remember(conn, erased_supporters, key, now)
     scrubbed = conn.execute(
         letters.update().where(letters.c.supporter_key == key).values(**_scrubbed(now))
     ).rowcount
     deleted = conn.execute(
         pending_confirmations.delete().where(pending_confirmations.c.supporter_key == key)
     ).rowcount
-    conn.execute(
-        insert(erased_supporters)
-        .values(supporter_key=key, erased_at=now)
-        .on_conflict_do_nothing(index_elements=[erased_supporters.c.supporter_key])
-    )
     return {"letters": scrubbed, "pending_confirmations": deleted}
 
 
-def scrub_expired(engine: Engine, settings: Settings, now: datetime | None = None) -> dict[str, int]:
+def scrub_expired(
+    engine: Engine, settings: Settings, now: datetime | None = None
+) -> dict[str, int]:
     """Scrub what is older than the retention period, in batches; returns counts by table."""
     now = now or datetime.now(UTC)
     cutoff = now - timedelta(days=settings.retention_days)

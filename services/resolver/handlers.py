@@ -18,11 +18,12 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Connection, Engine
 
 from services.resolver.lookup import Backend, Resolution, Unavailable, make_backends, resolve
-from services.resolver.models import held_signatures, resolutions
+from services.resolver.models import erased_supporters, held_signatures, resolutions
 from shared import inbox, outbox
 from shared.broker.consumer import TransientFailure
 from shared.campaigns import Campaign, get_campaign
 from shared.config import Settings
+from shared.erased import is_erased, remember
 from shared.logging import get_logger
 from shared.messages import (
     Envelope,
@@ -33,7 +34,7 @@ from shared.messages import (
     SupporterErased,
     SupporterErasureRequested,
 )
-from shared.supporters import normalise_email, same_domain
+from shared.supporters import normalise_email, same_domain, supporter_key
 
 log = get_logger(__name__)
 CONSUMER = "resolver"
@@ -44,6 +45,10 @@ class ResolverDeps:
     engine: Engine
     backends: list[Backend]
     hold_for: timedelta
+    secret_key: str
+
+    def key(self, email: str) -> str:
+        return supporter_key(self.secret_key, email)
 
 
 def record_answer(
@@ -100,17 +105,25 @@ def answer_for(
 
 def resolve_signature(event: SignatureConfirmed, envelope: Envelope, deps: ResolverDeps) -> None:
     """Consumes signature.confirmed; emits signature.resolved or signature.unresolvable, or holds
-    the signature while the seat is vacant. Idempotent: inbox claim in the effect's transaction."""
+    the signature while the seat is vacant. A supporter erased before the event arrived is not
+    looked up, and nothing is stored or emitted for them. Idempotent: inbox claim in the effect's
+    transaction."""
+    key = deps.key(event.supporter.email)
     # Read-only checks in autocommit: no transaction to open or roll back.
     with deps.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         if inbox.already_processed(conn, CONSUMER, envelope.id):
             log.info("duplicate event ignored", consumer=CONSUMER)
             return
-        campaign = get_campaign(conn, event.campaign)
-    answer = answer_for(event, deps, campaign)
+        # Early, so their postcode goes to no look-up service; checked again below.
+        erased = is_erased(conn, erased_supporters, key, wait=False)
+        campaign = None if erased else get_campaign(conn, event.campaign)
+    answer = None if erased else answer_for(event, deps, campaign)
     with deps.engine.begin() as conn:
         if not inbox.claim(conn, CONSUMER, envelope.id):
             log.info("duplicate event ignored", consumer=CONSUMER)
+            return
+        if answer is None or is_erased(conn, erased_supporters, key):
+            log.info("late event for an erased supporter: nothing stored", campaign=event.campaign)
             return
         if answer.status == "retry":
             now = datetime.now(UTC)
@@ -173,15 +186,17 @@ def retry_held(deps: ResolverDeps, batch: int = 50) -> int:
 def forget_supporter(
     event: SupporterErasureRequested, envelope: Envelope, deps: ResolverDeps
 ) -> None:
-    """Consumes supporter.erasure_requested; deletes the supporter's held signatures (their
-    envelopes carry the supporter's details; the letter will not be sent) and emits
-    supporter.erased with the count. ``resolutions`` hold no personal data. Idempotent: the inbox
-    claim, and a second run finds nothing to delete."""
+    """Consumes supporter.erasure_requested; remembers the supporter (by keyed hash) so a late
+    signature.confirmed is not resolved, deletes their held signatures (their envelopes carry the
+    supporter's details; the letter will not be sent) and emits supporter.erased with the count.
+    ``resolutions`` hold no personal data. Idempotent: the inbox claim, and a second run finds
+    nothing to delete."""
     email = held_signatures.c.envelope[("payload", "supporter", "email")].astext
     with deps.engine.begin() as conn:
         if not inbox.claim(conn, CONSUMER, envelope.id):
             log.info("duplicate event ignored", consumer=CONSUMER)
             return
+        remember(conn, erased_supporters, deps.key(event.email), datetime.now(UTC))
         candidates = conn.execute(
             sa.select(held_signatures.c.signature_id, email.label("email")).where(
                 same_domain(email, event.email)
@@ -189,9 +204,7 @@ def forget_supporter(
         ).all()
         ids = [row.signature_id for row in candidates if normalise_email(row.email) == event.email]
         if ids:
-            conn.execute(
-                held_signatures.delete().where(held_signatures.c.signature_id.in_(ids))
-            )
+            conn.execute(held_signatures.delete().where(held_signatures.c.signature_id.in_(ids)))
         outbox.add(
             conn,
             SupporterErased(service=CONSUMER, removed={"held_signatures": len(ids)}),
@@ -215,6 +228,7 @@ def make_deps(settings: Settings, engine: Engine) -> ResolverDeps:
             members_api_url=settings.members_api_url,
         ),
         hold_for=timedelta(seconds=settings.vacant_retry_seconds),
+        secret_key=settings.secret_key,
     )
 
 

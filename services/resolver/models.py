@@ -6,6 +6,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 
 from shared.db import metadata
+from shared.erased import erased_supporters_table
 
 resolutions = sa.Table(
     "resolutions",
@@ -33,3 +34,7 @@ held_signatures = sa.Table(
     sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=False),
     sa.Index("ix_held_signatures_next_attempt_at", "next_attempt_at"),
 )
+
+# Supporters who asked to be erased (by keyed hash only): a signature.confirmed of theirs that
+# arrives late is neither looked up, held nor resolved (shared.erased).
+erased_supporters = erased_supporters_table("resolver_erased_supporters")

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.engine import Engine
 
 from services.updates.jobs import create_job
-from services.updates.models import subscribers
-from shared.handling import TransactionalHandler, UnitOfWork
+from services.updates.models import erased_supporters, subscribers
+from shared.config import Settings
+from shared.erased import is_erased, remember
+from shared.handling import TransactionalHandler, UnitOfWork, transactional
 from shared.logging import get_logger
 from shared.messages import (
+    Envelope,
     Event,
     SignatureConfirmed,
     SubscriptionChanged,
@@ -20,15 +25,24 @@ from shared.messages import (
     UpdatePublished,
 )
 from shared.reference import campaign_updates
-from shared.supporters import normalise_email, same_domain
+from shared.supporters import normalise_email, same_domain, supporter_key
 
 log = get_logger(__name__)
+CONSUMER = "updates"
+
+
+def _key(uow: UnitOfWork, email: str) -> str:
+    return supporter_key(uow.deps["secret_key"], email)
 
 
 def record_subscriber(event: SignatureConfirmed, uow: UnitOfWork) -> None:
     """Consumes signature.confirmed; adds the supporter to the campaign's subscribers if they
-    asked to be kept updated. Idempotent: inbox claim, and one row per signature (upsert)."""
+    asked to be kept updated, unless they were erased (the event arrived after the request).
+    Idempotent: inbox claim, and one row per signature (upsert)."""
     if not event.supporter.opt_in:
+        return
+    if is_erased(uow.conn, erased_supporters, _key(uow, event.supporter.email)):
+        log.info("late event for an erased supporter: nothing stored", campaign=event.campaign)
         return
     uow.conn.execute(
         insert(subscribers)
@@ -109,9 +123,11 @@ def start_fanout(event: UpdatePublished, uow: UnitOfWork) -> None:
 
 
 def forget_supporter(event: SupporterErasureRequested, uow: UnitOfWork) -> None:
-    """Consumes supporter.erasure_requested; deletes the supporter's subscriptions (every campaign)
-    and emits supporter.erased with the count. Idempotent: the inbox claim, and a second run finds
-    nothing to delete."""
+    """Consumes supporter.erasure_requested; remembers the supporter (by keyed hash) so a late
+    signature.confirmed adds nothing back, deletes their subscriptions (every campaign) and emits
+    supporter.erased with the count. Idempotent: the inbox claim, and a second run finds nothing
+    to delete."""
+    remember(uow.conn, erased_supporters, _key(uow, event.email), datetime.now(UTC))
     candidates = uow.conn.execute(
         sa.select(subscribers.c.id, subscribers.c.email).where(
             same_domain(subscribers.c.email, event.email)
@@ -120,7 +136,7 @@ def forget_supporter(event: SupporterErasureRequested, uow: UnitOfWork) -> None:
     ids = [row.id for row in candidates if normalise_email(row.email) == event.email]
     if ids:
         uow.conn.execute(subscribers.delete().where(subscribers.c.id.in_(ids)))
-    uow.emit(SupporterErased(service="updates", removed={"subscribers": len(ids)}))
+    uow.emit(SupporterErased(service=CONSUMER, removed={"subscribers": len(ids)}))
 
 
 HANDLERS: dict[type[Event], TransactionalHandler] = {
@@ -129,3 +145,9 @@ HANDLERS: dict[type[Event], TransactionalHandler] = {
     UpdatePublished: start_fanout,
     SupporterErasureRequested: forget_supporter,
 }
+
+
+def bootstrap(settings: Settings, engine: Engine) -> Callable[[Envelope], None]:
+    """The consumer's ``handle(envelope)``: the handlers in the inbox transaction, with the secret
+    that keys erased supporters."""
+    return transactional(CONSUMER, engine, HANDLERS, deps={"secret_key": settings.secret_key})

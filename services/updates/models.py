@@ -6,6 +6,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from shared.db import metadata
+from shared.erased import erased_supporters_table
 
 subscribers = sa.Table(
     "subscribers",
@@ -26,6 +27,10 @@ subscribers = sa.Table(
     sa.Index("ix_subscribers_campaign_id", "campaign", "id"),
     sa.Index("ix_subscribers_email_normalised", "email_normalised"),
 )
+
+# Supporters who asked to be erased (by keyed hash only): a signature.confirmed of theirs that
+# arrives late adds no subscriber (shared.erased).
+erased_supporters = erased_supporters_table("updates_erased_supporters")
 
 # One per emailed update. Streams the campaign's subscribers with id in (cursor, upto] (upto: the
 # newest subscriber when the update was published), in keyset pages. Counts are written once per

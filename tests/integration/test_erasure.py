@@ -1,20 +1,27 @@
-"""``dearmp supporters erase EMAIL``: every service removes the supporter's personal data."""
+"""``dearmp supporters erase EMAIL``: every service removes the supporter's personal data, and
+an event that arrives after the request (late: from a retry or dead-letter queue) stores none."""
 
 from __future__ import annotations
 
+import threading
 import uuid
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
+from structlog.testing import capture_logs
 
 from services.mailer.handlers import MailerDeps, send_letter
 from services.mailer.models import erased_supporters, letters
-from services.resolver.handlers import ResolverDeps
+from services.resolver.handlers import ResolverDeps, resolve_signature
 from services.resolver.handlers import forget_supporter as resolver_forget
+from services.resolver.lookup import Resolution
 from services.resolver.models import held_signatures
+from services.updates import handlers as updates
+from services.updates.models import erased_supporters as updates_erased
+from shared.handling import UnitOfWork
 from shared.messages import Envelope, SignatureConfirmed, SupporterErasureRequested
 from shared.supporters import supporter_key
-from tests.integration.mailer_helpers import count, dearmp, resolved_event
+from tests.integration.mailer_helpers import MP, count, dearmp, resolved_event
 from tests.support import confirm_email, make_signature, post_signatures, wait_until
 
 
@@ -28,8 +35,10 @@ def test_erase_removes_a_supporter_everywhere_and_says_what_it_removed(
     for caught in mail.handler.wait_for(2, timeout=60)[:2]:
         assert confirm_email(caught.message).status_code == 200
     wait_until(
-        lambda: count(engine, "SELECT count(*) FROM letters WHERE purpose = 'copy'") == 2
-        and count(engine, "SELECT count(*) FROM subscribers") == 2,
+        lambda: (
+            count(engine, "SELECT count(*) FROM letters WHERE purpose = 'copy'") == 2
+            and count(engine, "SELECT count(*) FROM subscribers") == 2
+        ),
         60,
         message="both letters, copies and subscriptions",
     )
@@ -110,7 +119,7 @@ def test_the_resolver_forgets_held_signatures(engine) -> None:
 
     held("Jo.Bloggs@Example.org")
     other = held("jo.bloggs@example.com")
-    deps = ResolverDeps(engine=engine, backends=[], hold_for=timedelta(days=1))
+    deps = ResolverDeps(engine=engine, backends=[], hold_for=timedelta(days=1), secret_key="k")
     request = Envelope.wrap(
         SupporterErasureRequested(email="jo.bloggs@example.org"), correlation_id=uuid.uuid4()
     )
@@ -118,8 +127,154 @@ def test_the_resolver_forgets_held_signatures(engine) -> None:
     resolver_forget(request.event(), request, deps)  # type: ignore[arg-type]  # redelivered
     with engine.connect() as conn:
         left = conn.execute(sa.select(held_signatures.c.signature_id)).scalars().all()
-        answers = conn.execute(
-            sa.text("SELECT body FROM outbox WHERE routing_key = 'supporter.erased'")
-        ).scalars().all()
+        answers = (
+            conn.execute(sa.text("SELECT body FROM outbox WHERE routing_key = 'supporter.erased'"))
+            .scalars()
+            .all()
+        )
     assert left == [other]
     assert len(answers) == 1 and b'"held_signatures":1' in answers[0]
+
+
+def confirmed_event(*, email: str, opt_in: bool = True) -> SignatureConfirmed:
+    resolved = resolved_event(email=email)
+    supporter = resolved.supporter.model_copy(update={"opt_in": opt_in})
+    return SignatureConfirmed(
+        signature_id=resolved.signature_id, campaign=resolved.campaign, supporter=supporter
+    )
+
+
+def erasure_request(email: str) -> Envelope:
+    return Envelope.wrap(SupporterErasureRequested(email=email), correlation_id=uuid.uuid4())
+
+
+def late(event: SignatureConfirmed) -> Envelope:
+    """The event as it comes back from a retry queue: staged before the erasure request."""
+    return Envelope.wrap(event, correlation_id=event.signature_id).model_copy(
+        update={"occurred_at": datetime.now(UTC) - timedelta(hours=1)}
+    )
+
+
+def personal_data_logged(logs: list[dict[str, object]], *values: str) -> bool:
+    return any(v.lower() in str(entry).lower() for entry in logs for v in values)
+
+
+def test_updates_adds_no_subscriber_for_a_late_confirmation_of_an_erased_supporter(
+    engine, settings
+) -> None:
+    handle = updates.bootstrap(settings, engine)
+    handle(erasure_request("jobloggs@gmail.com"))
+    gone = confirmed_event(email="Jo.Bloggs+petitions@googlemail.com")  # the same person
+    stays = confirmed_event(email="jo.bloggs@example.org")
+
+    with capture_logs() as logs:
+        envelope = late(gone)
+        handle(envelope)
+        handle(envelope)  # redelivered
+    handle(late(stays))
+
+    with engine.connect() as conn:
+        emails = conn.execute(sa.text("SELECT email FROM subscribers")).scalars().all()
+        remembered = conn.execute(sa.select(updates_erased.c.supporter_key)).scalars().all()
+    assert emails == [stays.supporter.email]
+    assert remembered == [supporter_key(settings.secret_key, "jobloggs@gmail.com")]
+    # Consumed (not retried or dead-lettered), and said so without the address or the name.
+    assert count(engine, "SELECT count(*) FROM inbox WHERE consumer = 'updates'") == 3
+    assert any("erased supporter" in str(entry["event"]) for entry in logs)
+    assert not personal_data_logged(logs, "bloggs", "GU11")
+
+
+def run_alongside(engine, settings, first: Envelope, then: Envelope) -> None:
+    """Handle ``first`` in a transaction left open while ``then`` is handled in another thread;
+    commit ``first`` once ``then`` waits for it (or has finished: it did not wait)."""
+    handle = updates.bootstrap(settings, engine)
+    with engine.connect() as conn:
+        transaction = conn.begin()
+        uow = UnitOfWork(conn, first, {"secret_key": settings.secret_key})
+        updates.HANDLERS[type(first.event())](first.event(), uow)
+        worker = threading.Thread(target=handle, args=(then,))
+        worker.start()
+        waiting = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+        wait_until(lambda: count(engine, waiting) or not worker.is_alive(), 10)
+        transaction.commit()
+    worker.join(10)
+    assert not worker.is_alive()
+
+
+def test_a_late_confirmation_waits_for_an_erasure_in_progress(engine, settings) -> None:
+    """Subscribers already deleted, the request not yet committed: the late event must not slip
+    its subscriber in between."""
+    gone = late(confirmed_event(email="Jo@example.org"))
+    run_alongside(engine, settings, erasure_request("jo@example.org"), then=gone)
+    assert count(engine, "SELECT count(*) FROM subscribers") == 0
+
+
+def test_an_erasure_waits_for_a_confirmation_in_progress(engine, settings) -> None:
+    """The subscriber added, not yet committed, when the request comes: the request removes it."""
+    gone = late(confirmed_event(email="Jo@example.org"))
+    run_alongside(engine, settings, gone, then=erasure_request("jo@example.org"))
+    assert count(engine, "SELECT count(*) FROM subscribers") == 0
+    with engine.connect() as conn:
+        answer = conn.execute(
+            sa.text("SELECT body FROM outbox WHERE routing_key = 'supporter.erased'")
+        ).scalar_one()
+    assert b'"subscribers":1' in answer
+
+
+class CountingBackend:
+    """Answers every postcode with the same MP, and notes which postcodes it was asked."""
+
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+
+    def lookup(self, postcode: str) -> Resolution:
+        self.asked.append(postcode)
+        return Resolution(
+            "resolved", postcode, constituency=resolved_event().constituency, target=MP
+        )
+
+
+class VacantSeat(CountingBackend):
+    def lookup(self, postcode: str) -> Resolution:
+        self.asked.append(postcode)
+        return Resolution("retry", postcode, reason="vacant_seat")
+
+
+def test_the_resolver_neither_looks_up_holds_nor_resolves_an_erased_supporter(
+    engine, settings
+) -> None:
+    backend = CountingBackend()
+    deps = ResolverDeps(
+        engine=engine, backends=[backend], hold_for=timedelta(days=1), secret_key="k"
+    )
+    request = erasure_request("jo.bloggs@example.org")
+    resolver_forget(request.event(), request, deps)  # type: ignore[arg-type]
+    gone = confirmed_event(email="Jo.Bloggs@Example.org", opt_in=False)
+    stays = confirmed_event(email="someone.else@example.org", opt_in=False)
+
+    with capture_logs() as logs:
+        envelope = late(gone)
+        for event, env in ((gone, envelope), (gone, envelope), (stays, late(stays))):
+            resolve_signature(event, env, deps)  # the first redelivered
+    # A vacant seat would hold the envelope (the supporter's details): not for them either.
+    deps.backends = [VacantSeat()]
+    held = confirmed_event(email="jo.bloggs@example.org", opt_in=False)
+    resolve_signature(held, late(held), deps)
+
+    assert backend.asked == [stays.supporter.postcode]  # their postcode went nowhere
+    assert deps.backends[0].asked == []  # type: ignore[attr-defined]
+    with engine.connect() as conn:
+        resolved = conn.execute(sa.text("SELECT signature_id FROM resolutions")).scalars().all()
+        emitted = (
+            conn.execute(sa.text("SELECT body FROM outbox WHERE routing_key LIKE 'signature.%'"))
+            .scalars()
+            .all()
+        )
+    assert resolved == [stays.signature_id]
+    assert len(emitted) == 1 and str(stays.signature_id).encode() in emitted[0]
+    assert count(engine, "SELECT count(*) FROM held_signatures") == 0
+    assert count(engine, "SELECT count(*) FROM resolver_erased_supporters") == 1
+    # The request, gone (once), stays, held.
+    assert count(engine, "SELECT count(*) FROM inbox WHERE consumer = 'resolver'") == 4
+    assert any("erased supporter" in str(entry["event"]) for entry in logs)
+    assert not personal_data_logged(logs, "bloggs", "GU11")
