@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import jinja2
 import sqlalchemy as sa
@@ -197,10 +197,15 @@ def get_campaign(conn: Connection, slug: str) -> Campaign | None:
     row = conn.execute(_BY_SLUG, {"slug": slug}).first()
     if row is None:
         return None
-    key = (slug, row.updated_at)
+    return parse_stored(slug, row.updated_at, row.definition)
+
+
+def parse_stored(slug: str, updated_at: datetime, definition: dict[str, Any]) -> Campaign:
+    """A stored campaign, parsed once per (slug, updated_at) in each process."""
+    key = (slug, updated_at)
     campaign = _parsed.get(key)
     if campaign is None:
         if len(_parsed) > 1000:
             _parsed.clear()
-        campaign = _parsed[key] = Campaign.model_validate(row.definition, context={"stored": True})
+        campaign = _parsed[key] = Campaign.model_validate(definition, context={"stored": True})
     return campaign

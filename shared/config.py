@@ -36,6 +36,7 @@ class Settings(BaseSettings):
     http_host: str = "127.0.0.1"
     http_workers: int = 1  # intake web processes on this host
     http_threads: int = 8  # threads per intake process for blocking (database) work
+    http_db_pool: int = 10  # async database connections per intake process, for signing
 
     # Abuse controls (intake): "count/seconds", counted in Postgres so they hold across replicas.
     rate_limit_ip: str = "60/600"

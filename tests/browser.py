@@ -3,7 +3,9 @@
 ``chromium()`` starts a fresh browser (its own temporary profile, no background network chatter)
 and quits it afterwards. When Chromium, its driver or Selenium is missing the test is skipped with
 the reason, or failed under CI=true, like the other unavailable services in tests/conftest.py.
-``screenshot()`` saves a full-page PNG under tests/artifacts/ (gitignored).
+``screenshot()`` saves a full-page PNG under tests/artifacts/ (gitignored). The helpers below it
+are what every browser test does: find (``by``, ``wait_for``), type (``fill``), press and wait for
+the next page (``press``, ``click_and_wait``), read (``text_of``, ``focused_id``).
 """
 
 from __future__ import annotations
@@ -11,14 +13,14 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.support import ROOT
+from tests.support import ROOT, wait_until
 
 CHROMIUM = Path(os.environ.get("DEARMP_TEST_CHROMIUM", "/usr/bin/chromium"))
 CHROMEDRIVER = Path(os.environ.get("DEARMP_TEST_CHROMEDRIVER", "/usr/bin/chromedriver"))
@@ -112,3 +114,58 @@ def page_replaced(element: Any) -> bool:
         return False
     except WebDriverException:
         return True
+
+
+def by() -> Any:
+    """Selenium's ``By`` (imported when used: without Selenium, ``chromium()`` skips the test)."""
+    from selenium.webdriver.common.by import By
+
+    return By
+
+
+def wait_for(driver: Any, css: str, timeout: float = 15) -> Any:
+    """The first element matching ``css``, once it is in the page."""
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(driver, timeout).until(
+        ec.presence_of_element_located((by().CSS_SELECTOR, css))
+    )
+
+
+def click_and_wait(driver: Any, element: Any, timeout: float = 20) -> None:
+    """Click ``element`` (a button or a link) and wait for the next page to load."""
+    old = driver.find_element(by().TAG_NAME, "html")
+    element.click()
+    wait_until(lambda: page_replaced(old), timeout, 0.05, "the next page to load")
+    wait_for(driver, "body", timeout)
+
+
+def press(driver: Any, css: str, timeout: float = 20) -> None:
+    """Press the button (or follow the link) matching ``css`` and wait for the next page."""
+    click_and_wait(driver, driver.find_element(by().CSS_SELECTOR, css), timeout)
+
+
+def fill(driver: Any, values: Mapping[str, str]) -> None:
+    """Type each value into the field with that id, replacing what was there."""
+    for field_id, value in values.items():
+        field = driver.find_element(by().ID, field_id)
+        field.clear()
+        field.send_keys(value)
+
+
+def text_of(driver: Any, css: str) -> str:
+    return str(driver.find_element(by().CSS_SELECTOR, css).text)
+
+
+def focused_id(driver: Any) -> str:
+    """The id of ``document.activeElement``. Asked through DevTools, so it works with the page's
+    scripts turned off too."""
+    answer = driver.execute_cdp_cmd(
+        "Runtime.evaluate",
+        {
+            "expression": "document.activeElement && document.activeElement.id",
+            "returnByValue": True,
+        },
+    )
+    return str(answer["result"].get("value") or "")

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from services.intake.content import default_letter
 from services.intake.counts import campaign_counts
-from services.intake.deps import Engine, Settings, client_ip
+from services.intake.deps import Db, Engine, Settings, client_ip
 from services.intake.forms import COMMENT_MAX, LETTER_MAX
 from services.intake.helprequests import submit_help_request
 from services.intake.signing import Outcome, submit_signature
@@ -109,13 +109,17 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
+NO_CAMPAIGN = "There is no campaign with that name"
+CLOSED = "This campaign has closed and is no longer taking signatures"
+
+
 def open_campaign(engine: Engine, slug: str, *, must_be_open: bool = True) -> Campaign:
     with engine.connect() as conn:
         campaign = get_campaign(conn, slug)
     if campaign is None:
-        raise HTTPException(404, "There is no campaign with that name")
+        raise HTTPException(404, NO_CAMPAIGN)
     if must_be_open and not campaign.open:
-        raise HTTPException(409, "This campaign has closed and is no longer taking signatures")
+        raise HTTPException(409, CLOSED)
     return campaign
 
 
@@ -167,15 +171,22 @@ def counts(slug: str, engine: Engine) -> CountsOut:
 @router.post(
     "/campaigns/{slug}/signatures", status_code=202, response_model=Accepted, responses=ERRORS
 )
-def sign(slug: str, body: SignatureIn, engine: Engine, settings: Settings, request: Request):  # type: ignore[no-untyped-def]
+async def sign(slug: str, body: SignatureIn, db: Db, settings: Settings, request: Request):  # type: ignore[no-untyped-def]
     """Sign a campaign. The answer is the same whether or not this email has signed before."""
-    found = open_campaign(engine, slug)
-    result = submit_signature(engine, settings, found, body.model_dump(), client_ip(request))
+    found = await db.campaign(slug)
+    if found is None:
+        raise HTTPException(404, NO_CAMPAIGN)
+    if not found.open:
+        raise HTTPException(409, CLOSED)
+    result = await submit_signature(db, settings, found, body.model_dump(), client_ip(request))
     if result.outcome is Outcome.INVALID:
         return _problem(422, "Please correct the highlighted fields", result.errors)
     if result.outcome is Outcome.RATE_LIMITED:
         return _too_many()
-    return Accepted()
+    return JSONResponse(_ACCEPTED, status_code=202)
+
+
+_ACCEPTED = Accepted().model_dump()
 
 
 @router.post(

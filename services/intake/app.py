@@ -6,17 +6,20 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import anyio
+import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from psycopg_pool import PoolTimeout
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from services.intake import admin, api, pages, unsubscribe
+from services.intake.db import IntakeDb
 from shared.config import Settings
 from shared.health import run_checks
 from shared.logging import bound_context, get_logger
@@ -57,7 +60,11 @@ def create_app(settings: Settings, engine: Engine, ready_checks: dict | None = N
         # Few threads for the blocking database work: dozens of threads fighting over the GIL
         # and the pool cost more than they give on a small machine.
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.http_threads
-        yield
+        await app.state.db.open()
+        try:
+            yield
+        finally:
+            await app.state.db.close()
 
     app = FastAPI(
         lifespan=lifespan,
@@ -69,6 +76,10 @@ def create_app(settings: Settings, engine: Engine, ready_checks: dict | None = N
     )
     app.state.settings = settings
     app.state.engine = engine
+    # The same database as the engine's, reached asynchronously for signing.
+    app.state.db = IntakeDb(
+        engine.url.render_as_string(hide_password=False), pool_size=settings.http_db_pool
+    )
     app.include_router(api.router)
     app.include_router(pages.router)
     app.include_router(unsubscribe.router)
@@ -97,6 +108,9 @@ def create_app(settings: Settings, engine: Engine, ready_checks: dict | None = N
     # Only a database that cannot be reached is "unavailable"; anything else is a bug to see.
     @app.exception_handler(OperationalError)
     @app.exception_handler(InterfaceError)
+    @app.exception_handler(psycopg.OperationalError)
+    @app.exception_handler(psycopg.InterfaceError)
+    @app.exception_handler(PoolTimeout)
     async def database_unavailable(request: Request, exc: Exception) -> Response:
         log.error("database unavailable", error=type(exc).__name__)
         headers = {"Retry-After": "30"}

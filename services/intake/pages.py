@@ -13,7 +13,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from services.intake import csrf, i18n
 from services.intake.content import default_letter, letter_preview, markdown, updates_for
 from services.intake.counts import campaign_counts
-from services.intake.deps import Engine, Settings, client_ip
+from services.intake.deps import Db, Engine, Settings, client_ip
 from services.intake.forms import COMMENT_MAX, LETTER_MAX
 from services.intake.helprequests import submit_help_request
 from services.intake.models import signatures
@@ -114,53 +114,38 @@ def campaign_page(slug: str, request: Request, engine: Engine, settings: Setting
 
 
 @router.post("/c/{slug}/sign", response_class=HTMLResponse)
-async def sign(slug: str, request: Request, engine: Engine, settings: Settings) -> Response:
+async def sign(slug: str, request: Request, engine: Engine, db: Db, settings: Settings) -> Response:
+    """Signing runs on the event loop (see ``services.intake.db``); only re-rendering the form
+    (it reads updates and counts with the synchronous engine) goes to a worker thread."""
     form = await request.form()
     values = {k: str(v) for k, v in form.items() if k not in ("csrf_token", "website")}
-    return await run_in_threadpool(
-        _sign,
-        slug,
-        request,
-        engine,
-        settings,
-        values,
-        str(form.get("csrf_token") or ""),
-        str(form.get("website") or ""),
-    )
-
-
-def _sign(
-    slug: str,
-    request: Request,
-    engine: Engine,
-    settings: Settings,
-    values: dict[str, str],
-    token: str,
-    honeypot: str,
-) -> Response:
-    campaign = _campaign(engine, slug)
+    campaign = await db.campaign(slug)
     if campaign is None:
         return page(request, "not_found.html", 404)
     if not campaign.open:
-        return render_campaign(request, engine, settings, campaign, status=409)
-    if not csrf.valid(request, token, settings.secret_key):
+        return await run_in_threadpool(
+            render_campaign, request, engine, settings, campaign, status=409
+        )
+    if not csrf.valid(request, str(form.get("csrf_token") or ""), settings.secret_key):
         return form_page(request, "form_expired.html", settings.secret_key, 400)
     check_email = RedirectResponse(f"/c/{slug}/check-email", status_code=303)
-    if honeypot:
+    if form.get("website"):
         return check_email  # a bot filled the hidden field: say the usual thing, store nothing
     editable = default_letter(campaign) is not None
     if not editable:
         values.pop("letter", None)  # the form has no such field: whatever came is not ours
-    result = submit_signature(
-        engine, settings, campaign, values, client_ip(request), letter_required=editable
+    result = await submit_signature(
+        db, settings, campaign, values, client_ip(request), letter_required=editable
     )
     if result.outcome is Outcome.RATE_LIMITED:
         response = page(request, "too_many.html", 429)
         response.headers["Retry-After"] = "600"
         return response
     if result.outcome is Outcome.INVALID:
-        return render_campaign(
-            request, engine, settings, campaign, values=values, errors=result.errors, status=400
+        return await run_in_threadpool(
+            lambda: render_campaign(
+                request, engine, settings, campaign, values=values, errors=result.errors, status=400
+            )
         )
     return check_email
 

@@ -52,6 +52,8 @@ HIT = sa.text(
     "ON CONFLICT (key, window_start) DO UPDATE SET hits = rate_limits.hits + 1 RETURNING hits"
 )
 SWEEP = sa.text("DELETE FROM rate_limits WHERE window_start < :before")
+SWEEP_SQL = "DELETE FROM rate_limits WHERE window_start < %(before)s"  # for psycopg directly
+SWEEP_CHANCE = 0.002  # of requests, each sweeps windows more than a day old
 
 
 def window_start(limit: Limit, now: datetime | None = None) -> datetime:
@@ -63,6 +65,10 @@ def hit(conn: Connection, key: str, limit: Limit, now: datetime | None = None) -
     """Count one hit; False when the key is over its limit for the current window."""
     now = now or datetime.now(UTC)
     hits = conn.execute(HIT, {"key": key, "window": window_start(limit, now)}).scalar_one()
-    if random.random() < 0.002:
-        conn.execute(SWEEP, {"before": now - timedelta(days=1)})
+    if random.random() < SWEEP_CHANCE:
+        conn.execute(SWEEP, {"before": sweep_before(now)})
     return int(hits) <= limit.count
+
+
+def sweep_before(now: datetime | None = None) -> datetime:
+    return (now or datetime.now(UTC)) - timedelta(days=1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -10,10 +11,11 @@ from enum import Enum
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection
 
 from services.intake import ratelimit
 from services.intake.content import default_letter
+from services.intake.db import IntakeDb
 from services.intake.forms import check_signature
 from services.intake.models import signatures
 from shared import outbox
@@ -23,65 +25,42 @@ from shared.messages import SignatureConfirmed, SignatureReceived, Supporter
 from shared.metrics import SIGNATURES
 from shared.supporters import normalise_email  # one definition, shared with every service
 
-# The hot path of a viral petition, as one statement: count the email's rate-limit hit, store the
-# pending signature if the email is under its limit and has not signed this campaign, and stage
-# its signature.received event only if it was stored. One round trip, one commit.
-SIGN = sa.text("""
-WITH hit AS (
-    INSERT INTO rate_limits (key, window_start, hits) VALUES (:email_key, :window, 1)
+# The hot path of a viral petition, as one statement: count the caller's and the email's
+# rate-limit hits (the email's only if the caller is under its limit), store the pending
+# signature if both are under their limits and this email has not signed this campaign, and
+# stage its signature.received event only if it was stored. One round trip, one commit.
+SIGN = """
+WITH ip AS (
+    INSERT INTO rate_limits (key, window_start, hits) VALUES (%(ip_key)s, %(ip_window)s, 1)
+    ON CONFLICT (key, window_start) DO UPDATE SET hits = rate_limits.hits + 1
+    RETURNING hits
+), hit AS (
+    INSERT INTO rate_limits (key, window_start, hits)
+    SELECT %(email_key)s, %(email_window)s, 1 FROM ip WHERE ip.hits <= %(ip_limit)s
     ON CONFLICT (key, window_start) DO UPDATE SET hits = rate_limits.hits + 1
     RETURNING hits
 ), stored AS (
     INSERT INTO signatures (id, campaign, first_name, last_name, email, email_normalised, postcode,
                             address_lines, comment, letter, opt_in, status, created_at)
-    SELECT :id, :campaign, :first_name, :last_name, :email, :email_normalised, :postcode,
-           CAST(:address_lines AS jsonb), :comment, :letter, :opt_in, 'pending', :created_at
-    FROM hit WHERE hit.hits <= :email_limit
+    SELECT %(id)s, %(campaign)s, %(first_name)s, %(last_name)s, %(email)s, %(email_normalised)s,
+           %(postcode)s, CAST(%(address_lines)s AS jsonb), %(comment)s, %(letter)s, %(opt_in)s,
+           'pending', %(created_at)s
+    FROM hit WHERE hit.hits <= %(email_limit)s
     ON CONFLICT ON CONSTRAINT uq_signatures_campaign_email DO NOTHING
     RETURNING id
 ), event AS (
     INSERT INTO outbox (event_id, routing_key, correlation_id, body, created_at, available_at)
-    SELECT :event_id, :routing_key, :correlation_id, :body, :created_at, :available_at FROM stored
+    SELECT %(event_id)s, %(routing_key)s, %(correlation_id)s, %(body)s, %(created_at)s,
+           %(available_at)s
+    FROM stored
     RETURNING id
 )
-SELECT (SELECT hits FROM hit) AS hits, (SELECT count(*) FROM event) AS stored
-""")
-
-
-def record_signature(
-    conn: Connection,
-    campaign: str,
-    supporter: Supporter,
-    *,
-    email_key: str,
-    email_limit: ratelimit.Limit,
-) -> tuple[bool, bool]:
-    """Store a pending signature and its ``signature.received`` event (see ``SIGN``).
-    Returns (allowed by the email's rate limit, stored). Not stored while allowed means this
-    person has already signed this campaign: the caller answers exactly as if it was stored."""
-    signature_id = uuid.uuid4()
-    event = SignatureReceived(signature_id=signature_id, campaign=campaign, supporter=supporter)
-    row = conn.execute(
-        SIGN,
-        {
-            "email_key": email_key,
-            "window": ratelimit.window_start(email_limit),
-            "email_limit": email_limit.count,
-            "id": signature_id,
-            "campaign": campaign,
-            "first_name": supporter.first_name,
-            "last_name": supporter.last_name,
-            "email": supporter.email,
-            "email_normalised": normalise_email(supporter.email),
-            "postcode": supporter.postcode,
-            "address_lines": json.dumps(supporter.address_lines),
-            "comment": supporter.comment,
-            "letter": supporter.letter,
-            "opt_in": supporter.opt_in,
-            **outbox.row_for(event, correlation_id=signature_id),
-        },
-    ).one()
-    return int(row.hits) <= email_limit.count, bool(row.stored)
+SELECT (SELECT hits FROM ip), (SELECT hits FROM hit), (SELECT count(*) FROM event)
+"""
+HIT = (
+    "INSERT INTO rate_limits (key, window_start, hits) VALUES (%(key)s, %(window)s, 1) "
+    "ON CONFLICT (key, window_start) DO UPDATE SET hits = rate_limits.hits + 1 RETURNING hits"
+)
 
 
 def supporter_of(row: sa.Row) -> Supporter:  # type: ignore[type-arg]
@@ -133,8 +112,8 @@ class Submission:
     errors: dict[str, str]
 
 
-def submit_signature(
-    engine: Engine,
+async def submit_signature(
+    db: IntakeDb,
     settings: Settings,
     campaign: Campaign,
     data: dict[str, Any],
@@ -142,39 +121,64 @@ def submit_signature(
     *,
     letter_required: bool = False,
 ) -> Submission:
-    """Everything a signing request does, for the form and the API alike: limit the caller,
-    check the fields, limit the email address, store the pending signature with its event.
-    ``letter_required``: the form showed the letter to edit, so it must not come back empty.
-
-    The per-IP hit is its own statement (autocommit, unlogged table), so many supporters behind
-    one address never queue behind each other's transactions; the signature, its event and the
-    per-email hit commit together: one disk flush per signature."""
-    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        allowed = ratelimit.hit(
-            conn,
-            ratelimit.limit_key(settings.secret_key, "ip", client_ip),
-            ratelimit.Limit.parse(settings.rate_limit_ip),
-        )
-    if not allowed:
-        return Submission(Outcome.RATE_LIMITED, {})
+    """Everything a signing request does, for the form and the API alike: check the fields,
+    then in one statement (``SIGN``) limit the caller and the email address and store the
+    pending signature with its event. Fields that fail their checks still count against the
+    caller's limit. ``letter_required``: the form showed the letter to edit, so it must not
+    come back empty."""
+    ip_limit = ratelimit.Limit.parse(settings.rate_limit_ip)
+    ip_key = ratelimit.limit_key(settings.secret_key, "ip", client_ip)
     checked = check_signature(
         data,
         needs_mp=campaign.target.kind == "mp",
         letter_default=default_letter(campaign),
         letter_required=letter_required,
     )
-    if checked.supporter is None:
-        return Submission(Outcome.INVALID, checked.errors)
     supporter = checked.supporter
-    email_key = ratelimit.limit_key(settings.secret_key, "email", normalise_email(supporter.email))
-    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        allowed, stored = record_signature(
-            conn,
-            campaign.slug,
-            supporter,
-            email_key=email_key,
-            email_limit=ratelimit.Limit.parse(settings.rate_limit_email),
-        )
+    async with db.connection() as conn:
+        if supporter is None:
+            window = ratelimit.window_start(ip_limit)
+            cur = await conn.execute(HIT, {"key": ip_key, "window": window})
+            ip_hits, email_hits, stored = (await cur.fetchone() or (0,))[0], 0, 0
+        else:
+            email_limit = ratelimit.Limit.parse(settings.rate_limit_email)
+            email = normalise_email(supporter.email)
+            signature_id = uuid.uuid4()
+            event = SignatureReceived(
+                signature_id=signature_id, campaign=campaign.slug, supporter=supporter
+            )
+            cur = await conn.execute(
+                SIGN,
+                {
+                    "ip_key": ip_key,
+                    "ip_window": ratelimit.window_start(ip_limit),
+                    "ip_limit": ip_limit.count,
+                    "email_key": ratelimit.limit_key(settings.secret_key, "email", email),
+                    "email_window": ratelimit.window_start(email_limit),
+                    "email_limit": email_limit.count,
+                    "id": signature_id,
+                    "campaign": campaign.slug,
+                    "first_name": supporter.first_name,
+                    "last_name": supporter.last_name,
+                    "email": supporter.email,
+                    "email_normalised": email,
+                    "postcode": supporter.postcode,
+                    "address_lines": json.dumps(supporter.address_lines),
+                    "comment": supporter.comment,
+                    "letter": supporter.letter,
+                    "opt_in": supporter.opt_in,
+                    **outbox.row_for(event, correlation_id=signature_id),
+                },
+            )
+            ip_hits, email_hits, stored = await cur.fetchone() or (0, 0, 0)
+        if random.random() < ratelimit.SWEEP_CHANCE:
+            await conn.execute(ratelimit.SWEEP_SQL, {"before": ratelimit.sweep_before()})
+    if ip_hits > ip_limit.count:
+        return Submission(Outcome.RATE_LIMITED, {})
+    if supporter is None:
+        return Submission(Outcome.INVALID, checked.errors)
     if stored:
         SIGNATURES.labels(campaign.slug).inc()
-    return Submission(Outcome.ACCEPTED if allowed else Outcome.RATE_LIMITED, {})
+    if email_hits > ratelimit.Limit.parse(settings.rate_limit_email).count:
+        return Submission(Outcome.RATE_LIMITED, {})
+    return Submission(Outcome.ACCEPTED, {})

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.browser import chromium, page_replaced, screenshot
+from tests.browser import by, chromium, click_and_wait, screenshot, text_of
 from tests.integration.updates_helpers import (
     add_subscribers,
     copies_of,
@@ -20,26 +20,11 @@ from tests.integration.updates_helpers import (
 from tests.support import wait_until
 
 
-def _by() -> Any:
-    from selenium.webdriver.common.by import By
-
-    return By
-
-
 def _press(driver: Any, label: str) -> None:
     """Press the button with this label and wait for the next page."""
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    by = _by()
-    old = driver.find_element(by.TAG_NAME, "html")
-    buttons = [b for b in driver.find_elements(by.CSS_SELECTOR, "form button") if b.text == label]
-    assert len(buttons) == 1, [b.text for b in driver.find_elements(by.CSS_SELECTOR, "button")]
-    buttons[0].click()
-    WebDriverWait(driver, 15).until(lambda _d: page_replaced(old))
-
-
-def _h1(driver: Any) -> str:
-    return str(driver.find_element(_by().TAG_NAME, "h1").text)
+    buttons = [b for b in driver.find_elements(by().CSS_SELECTOR, "form button") if b.text == label]
+    assert len(buttons) == 1, [b.text for b in driver.find_elements(by().CSS_SELECTOR, "button")]
+    click_and_wait(driver, buttons[0])
 
 
 def test_a_subscriber_leaves_and_comes_back_from_the_email_link(system, mail, engine) -> None:
@@ -58,20 +43,20 @@ def test_a_subscriber_leaves_and_comes_back_from_the_email_link(system, mail, en
 
     with chromium() as driver:
         driver.get(link)
-        assert _h1(driver) == "Your email preferences"
+        assert text_of(driver, "h1") == "Your email preferences"
         assert "Give every trafficked and unaccompanied child a guardian" in driver.page_source
         screenshot(driver, "10-unsubscribe")
 
         _press(driver, "Stop emails about this campaign")
-        assert _h1(driver) == "You have unsubscribed"
+        assert text_of(driver, "h1") == "You have unsubscribed"
         screenshot(driver, "11-unsubscribed")
         wait_until(lambda: not is_subscribed(engine, me), 60, 0.2, "the unsubscribe to apply")
         assert is_subscribed(engine, other)
 
-        driver.find_element(_by().PARTIAL_LINK_TEXT, "Changed your mind?").click()
-        wait_until(lambda: _h1(driver) == "Your email preferences", 15, 0.1, "the preferences")
+        click_and_wait(driver, driver.find_element(by().PARTIAL_LINK_TEXT, "Changed your mind?"))
+        assert text_of(driver, "h1") == "Your email preferences"
         _press(driver, "Keep getting updates about this campaign")
-        assert _h1(driver) == "You will keep getting updates"
+        assert text_of(driver, "h1") == "You will keep getting updates"
         screenshot(driver, "12-resubscribed")
         wait_until(lambda: is_subscribed(engine, me), 60, 0.2, "the resubscribe to apply")
 
