@@ -11,3 +11,8 @@ HANDLER_SECONDS = Histogram("dearmp_handler_seconds", "Time spent in a handler",
 OUTBOX_PUBLISHED = Counter("dearmp_outbox_published_total", "Outbox events confirmed by the broker")
 SIGNATURES = Counter("dearmp_signatures_total", "Signatures accepted by intake", ["campaign"])
 EMAILS = Counter("dearmp_emails_total", "Emails handed to SMTP", ["purpose", "outcome"])
+WRITE_BATCH = Histogram(
+    "dearmp_intake_write_batch_size",
+    "Statements intake committed together (group commit of signatures)",
+    buckets=(1, 2, 4, 8, 16, 32, 64),
+)

@@ -11,11 +11,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from services.intake.content import default_letter
 from services.intake.counts import campaign_counts
-from services.intake.deps import Db, Engine, Settings, client_ip
+from services.intake.db import IntakeDb
+from services.intake.deps import Engine, Settings, client_ip
 from services.intake.forms import COMMENT_MAX, LETTER_MAX
 from services.intake.helprequests import submit_help_request
 from services.intake.signing import Outcome, submit_signature
 from shared.campaigns import Campaign, get_campaign
+from shared.config import Settings as SettingsModel
 
 router = APIRouter(prefix="/api/v1", tags=["campaigns"])
 
@@ -171,8 +173,11 @@ def counts(slug: str, engine: Engine) -> CountsOut:
 @router.post(
     "/campaigns/{slug}/signatures", status_code=202, response_model=Accepted, responses=ERRORS
 )
-async def sign(slug: str, body: SignatureIn, db: Db, settings: Settings, request: Request):  # type: ignore[no-untyped-def]
+async def sign(slug: str, body: SignatureIn, request: Request):  # type: ignore[no-untyped-def]
     """Sign a campaign. The answer is the same whether or not this email has signed before."""
+    # The hottest endpoint reads app state itself: injected dependencies cost a tenth of it.
+    db: IntakeDb = request.app.state.db
+    settings: SettingsModel = request.app.state.settings
     found = await db.campaign(slug)
     if found is None:
         raise HTTPException(404, NO_CAMPAIGN)

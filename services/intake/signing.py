@@ -122,8 +122,9 @@ async def submit_signature(
     letter_required: bool = False,
 ) -> Submission:
     """Everything a signing request does, for the form and the API alike: check the fields,
-    then in one statement (``SIGN``) limit the caller and the email address and store the
-    pending signature with its event. Fields that fail their checks still count against the
+    then in one statement (``SIGN``, committed with the signatures that arrive alongside it:
+    ``IntakeDb.write``) limit the caller and the email address and store the pending signature
+    with its event. Fields that fail their checks still count against the
     caller's limit. ``letter_required``: the form showed the letter to edit, so it must not
     come back empty."""
     ip_limit = ratelimit.Limit.parse(settings.rate_limit_ip)
@@ -135,44 +136,42 @@ async def submit_signature(
         letter_required=letter_required,
     )
     supporter = checked.supporter
-    async with db.connection() as conn:
-        if supporter is None:
-            window = ratelimit.window_start(ip_limit)
-            cur = await conn.execute(HIT, {"key": ip_key, "window": window})
-            ip_hits, email_hits, stored = (await cur.fetchone() or (0,))[0], 0, 0
-        else:
-            email_limit = ratelimit.Limit.parse(settings.rate_limit_email)
-            email = normalise_email(supporter.email)
-            signature_id = uuid.uuid4()
-            event = SignatureReceived(
-                signature_id=signature_id, campaign=campaign.slug, supporter=supporter
-            )
-            cur = await conn.execute(
-                SIGN,
-                {
-                    "ip_key": ip_key,
-                    "ip_window": ratelimit.window_start(ip_limit),
-                    "ip_limit": ip_limit.count,
-                    "email_key": ratelimit.limit_key(settings.secret_key, "email", email),
-                    "email_window": ratelimit.window_start(email_limit),
-                    "email_limit": email_limit.count,
-                    "id": signature_id,
-                    "campaign": campaign.slug,
-                    "first_name": supporter.first_name,
-                    "last_name": supporter.last_name,
-                    "email": supporter.email,
-                    "email_normalised": email,
-                    "postcode": supporter.postcode,
-                    "address_lines": json.dumps(supporter.address_lines),
-                    "comment": supporter.comment,
-                    "letter": supporter.letter,
-                    "opt_in": supporter.opt_in,
-                    **outbox.row_for(event, correlation_id=signature_id),
-                },
-            )
-            ip_hits, email_hits, stored = await cur.fetchone() or (0, 0, 0)
-        if random.random() < ratelimit.SWEEP_CHANCE:
-            await conn.execute(ratelimit.SWEEP_SQL, {"before": ratelimit.sweep_before()})
+    if supporter is None:
+        row = await db.write(HIT, {"key": ip_key, "window": ratelimit.window_start(ip_limit)})
+        ip_hits, email_hits, stored = (row or (0,))[0], 0, 0
+    else:
+        email_limit = ratelimit.Limit.parse(settings.rate_limit_email)
+        email = normalise_email(supporter.email)
+        signature_id = uuid.uuid4()
+        event = SignatureReceived(
+            signature_id=signature_id, campaign=campaign.slug, supporter=supporter
+        )
+        row = await db.write(
+            SIGN,
+            {
+                "ip_key": ip_key,
+                "ip_window": ratelimit.window_start(ip_limit),
+                "ip_limit": ip_limit.count,
+                "email_key": ratelimit.limit_key(settings.secret_key, "email", email),
+                "email_window": ratelimit.window_start(email_limit),
+                "email_limit": email_limit.count,
+                "id": signature_id,
+                "campaign": campaign.slug,
+                "first_name": supporter.first_name,
+                "last_name": supporter.last_name,
+                "email": supporter.email,
+                "email_normalised": email,
+                "postcode": supporter.postcode,
+                "address_lines": json.dumps(supporter.address_lines),
+                "comment": supporter.comment,
+                "letter": supporter.letter,
+                "opt_in": supporter.opt_in,
+                **outbox.row_for(event, correlation_id=signature_id),
+            },
+        )
+        ip_hits, email_hits, stored = row or (0, 0, 0)
+    if random.random() < ratelimit.SWEEP_CHANCE:
+        await db.write(ratelimit.SWEEP_SQL, {"before": ratelimit.sweep_before()})
     if ip_hits > ip_limit.count:
         return Submission(Outcome.RATE_LIMITED, {})
     if supporter is None:
