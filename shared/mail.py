@@ -108,9 +108,17 @@ def _address_header(field: str, display_name: str, addr_spec: str) -> object:
 
 @lru_cache(maxsize=4096)
 def _address(display_name: str, addr_spec: str) -> Address:
-    """``Address`` checks ``addr_spec`` by parsing it: once per address (a letter's Reply-To and
-    the supporter's copy share one). Immutable, so safe to share."""
-    return Address(display_name=display_name, addr_spec=addr_spec)
+    """An ``Address``, immutable, so safe to share (a letter's Reply-To and the supporter's copy
+    use one). The address itself is checked (parsed) once, however many names go with it: the
+    service's own letters@ address goes with every supporter's name."""
+    username, domain = _checked_addr_spec(addr_spec)
+    return Address(display_name=display_name, username=username, domain=domain)
+
+
+@lru_cache(maxsize=4096)
+def _checked_addr_spec(addr_spec: str) -> tuple[str, str]:
+    checked = Address(addr_spec=addr_spec)  # raises ValueError for anything not an address
+    return checked.username, checked.domain
 
 
 _PLAIN_7BIT = re.compile(r"[\t\r\n\x20-\x7e]*")
@@ -191,3 +199,21 @@ def delivery_recipients(
     del msg[INTENDED_HEADER]
     msg[INTENDED_HEADER] = _header(INTENDED_HEADER, one_line(intended))
     return [sandbox_to]
+
+
+_NEWLINE = re.compile(r"\r\n|\r|\n")
+
+
+def smtp_bytes(msg: EmailMessage) -> bytes | None:
+    """The message exactly as ``smtplib.send_message`` writes it (the email package's generator,
+    CRLF line ends), for a single-part message whose body is already 7-bit text (every message
+    ``build_message`` makes without HTML): headers as ``_Policy`` folds them, a blank line, the
+    body. None for anything else (multipart, Bcc, a non-ASCII body): send it the usual way."""
+    payload = msg._payload  # type: ignore[attr-defined]  # the stdlib's own storage
+    if msg.is_multipart() or not isinstance(payload, str) or not payload.isascii():
+        return None
+    if "Bcc" in msg or "Resent-Bcc" in msg:
+        return None  # send_message removes these: leave it to do so
+    policy = msg.policy.clone(linesep="\r\n")
+    head = b"".join(policy.fold_binary(name, value) for name, value in msg.raw_items())
+    return head + b"\r\n" + _NEWLINE.sub("\r\n", payload).encode("ascii")

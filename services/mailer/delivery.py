@@ -24,10 +24,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
-from typing import Literal
+from typing import Any, Literal
 from uuid import UUID
 
+import psycopg
 import sqlalchemy as sa
+from psycopg.rows import namedtuple_row
 from sqlalchemy.engine import Connection, Engine
 
 from services.mailer.models import erased_supporters, letters
@@ -69,38 +71,70 @@ class Receipt:
     record_on: frozenset[Outcome] = ALL_OUTCOMES
 
 
-_CLAIM = sa.text(
-    """
+_CLAIM = """
     INSERT INTO letters (signature_id, purpose, campaign, state, message_id, recipient, subject,
                          body, supporter_key, sends, created_at)
-    SELECT CAST(:signature_id AS uuid), :purpose, :campaign, 'sending', :message_id, :recipient,
-           :subject, CAST(:body AS text), CAST(:supporter_key AS varchar), 1, :now
-    WHERE NOT EXISTS (SELECT 1 FROM inbox WHERE consumer = CAST(:consumer AS varchar)
-                                            AND event_id = CAST(:event_id AS uuid))
+    SELECT CAST(%(signature_id)s AS uuid), %(purpose)s, %(campaign)s, 'sending', %(message_id)s,
+           %(recipient)s, %(subject)s, CAST(%(body)s AS text),
+           CAST(%(supporter_key)s AS varchar), 1, %(now)s
+    WHERE NOT EXISTS (SELECT 1 FROM inbox WHERE consumer = CAST(%(consumer)s AS varchar)
+                                            AND event_id = CAST(%(event_id)s AS uuid))
       AND NOT EXISTS (SELECT 1 FROM erased_supporters
-                      WHERE supporter_key = CAST(:supporter_key AS varchar))
+                      WHERE supporter_key = CAST(%(supporter_key)s AS varchar))
     ON CONFLICT ON CONSTRAINT uq_letters_signature_purpose DO UPDATE
        SET state = 'sending', sends = letters.sends + 1
      WHERE letters.state NOT IN ('sent', 'failed')
     RETURNING id, sends
-    """
-)
-# The outcome, its event and (when :consumer is set) the inbox claim, in one statement.
-_RECORD = sa.text(
-    """
+"""
+# The outcome, its event and (when consumer is set) the inbox claim, in one statement.
+_RECORD = """
     WITH done AS (
-        UPDATE letters SET state = :state, error = :error, sent_at = :now WHERE id = :id
+        UPDATE letters SET state = %(state)s, error = %(error)s, sent_at = %(now)s
+         WHERE id = %(id)s
     ), claimed AS (
         INSERT INTO inbox (consumer, event_id, processed_at)
-        SELECT CAST(:consumer AS varchar), CAST(:event_id AS uuid), :now
-        WHERE CAST(:consumer AS varchar) IS NOT NULL
+        SELECT CAST(%(consumer)s AS varchar), CAST(%(event_id)s AS uuid), %(now)s
+        WHERE CAST(%(consumer)s AS varchar) IS NOT NULL
         ON CONFLICT DO NOTHING
     )
     INSERT INTO outbox (event_id, routing_key, correlation_id, body, created_at, available_at)
-    VALUES (:o_event_id, :o_routing_key, :o_correlation_id, :o_body, :o_created_at,
-            :o_available_at)
-    """
-)
+    VALUES (%(o_event_id)s, %(o_routing_key)s, %(o_correlation_id)s, %(o_body)s,
+            %(o_created_at)s, %(o_available_at)s)
+"""
+
+
+class HeldConnection:
+    """The connection one sender (one per consumer thread) keeps for the steps that are a single
+    statement: no pool checkout, reset and SQLAlchemy layer around every statement, and psycopg
+    prepares the statements after their first uses. Autocommit, outside the engine's pool (so
+    no pooled connection is ever left in autocommit). Dropped after any error and opened again
+    on the next use: a restarted Postgres costs one failed (retried) event per thread."""
+
+    def __init__(self, engine: Engine) -> None:
+        url = engine.url.set(drivername="postgresql")
+        self._conninfo = url.render_as_string(hide_password=False)
+        self._conn: psycopg.Connection[Any] | None = None
+
+    def one(self, sql: str, params: dict[str, Any]) -> Any:
+        """The statement's first row (attribute access, as SQLAlchemy rows), or None."""
+        try:
+            if self._conn is None:
+                self._conn = psycopg.connect(
+                    self._conninfo, autocommit=True, row_factory=namedtuple_row
+                )
+            cur = self._conn.execute(sql, params)
+            return cur.fetchone() if cur.description else None
+        except psycopg.Error:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            try:
+                conn.close()
+            except psycopg.Error:
+                pass
 
 
 def is_erased(conn: Connection, supporter_key: str | None) -> bool:
@@ -114,14 +148,23 @@ def is_erased(conn: Connection, supporter_key: str | None) -> bool:
     return found is not None
 
 
-@contextmanager
-def _step(engine: Engine, transaction: bool) -> Iterator[Connection]:
-    """A transaction when the caller adds work to the step; else autocommit (one statement)."""
-    if transaction:
-        with engine.begin() as conn:
-            yield conn
-    else:
-        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+class _Steps:
+    """Runs each step: on the held connection when it is one statement, else (the caller adds
+    work to it: ``may_send``, ``then``) in a transaction with that work."""
+
+    def __init__(self, engine: Engine, held: HeldConnection | None) -> None:
+        self.engine = engine
+        self.held = held
+
+    def one(self, sql: str, params: dict[str, Any]) -> Any:
+        if self.held is not None:
+            return self.held.one(sql, params)
+        with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            return conn.exec_driver_sql(sql, params).first()
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        with self.engine.begin() as conn:
             yield conn
 
 
@@ -135,35 +178,40 @@ def deliver_once(
     receipt: Receipt | None = None,
     may_send: Callable[[Connection], bool] | None = None,
     then: Then | None = None,
+    held: HeldConnection | None = None,
 ) -> Outcome:
     """Send ``out`` unless it was already sent; returns what became of it. ``skipped``: the
-    event was handled before, or ``may_send`` said no (nothing done, ``then`` not run)."""
-    now = datetime.now(UTC)
-    with _step(engine, may_send is not None or then is not None) as conn:
-        if may_send is not None and not may_send(conn):
-            return "skipped"
-        claimed = conn.execute(
-            _CLAIM,
-            {
-                "signature_id": out.signature_id,
-                "purpose": out.purpose,
-                "campaign": out.campaign,
-                "message_id": out.message["Message-ID"],
-                "recipient": out.recipient,
-                "subject": str(out.message["Subject"]),
-                "body": out.body_text,
-                "supporter_key": out.supporter_key,
-                "now": now,
-                "consumer": receipt.consumer if receipt else None,
-                "event_id": receipt.event_id if receipt else None,
-            },
-        ).first()
+    event was handled before, or ``may_send`` said no (nothing done, ``then`` not run).
+    ``held``: the caller's own connection for single-statement steps (see HeldConnection)."""
+    steps = _Steps(engine, held)
+    claim = {
+        "signature_id": out.signature_id,
+        "purpose": out.purpose,
+        "campaign": out.campaign,
+        "message_id": out.message["Message-ID"],
+        "recipient": out.recipient,
+        "subject": str(out.message["Subject"]),
+        "body": out.body_text,
+        "supporter_key": out.supporter_key,
+        "now": datetime.now(UTC),
+        "consumer": receipt.consumer if receipt else None,
+        "event_id": receipt.event_id if receipt else None,
+    }
+    if may_send is None and then is None:
+        claimed = steps.one(_CLAIM, claim)
         if claimed is None:
-            return _not_claimed(conn, out, receipt, then)
-        if claimed.sends > 1:
-            EMAILS.labels(out.purpose, "resend").inc()
-            log.warning("resending after an interrupted send", purpose=out.purpose,
-                        sends=claimed.sends)
+            with steps.transaction() as conn:
+                return _not_claimed(conn, out, receipt, then)
+    else:
+        with steps.transaction() as conn:
+            if may_send is not None and not may_send(conn):
+                return "skipped"
+            claimed = conn.exec_driver_sql(_CLAIM, claim).first()
+            if claimed is None:
+                return _not_claimed(conn, out, receipt, then)
+    if claimed.sends > 1:
+        EMAILS.labels(out.purpose, "resend").inc()
+        log.warning("resending after an interrupted send", purpose=out.purpose, sends=claimed.sends)
 
     recipients = delivery_recipients(
         out.message, out.recipient, live=settings.delivery == "live", sandbox_to=settings.sandbox_to
@@ -178,14 +226,14 @@ def deliver_once(
     except PermanentSmtpError as exc:
         EMAILS.labels(out.purpose, "failed").inc()
         failed = LetterFailed(signature_id=out.signature_id, purpose=out.purpose, reason=str(exc))
-        _record(engine, claimed.id, correlation_id, "failed", str(exc), failed, receipt, then)
+        _record(steps, claimed.id, correlation_id, "failed", str(exc), failed, receipt, then)
         return "failed"
     faults.point("after_smtp")
     EMAILS.labels(out.purpose, "sent").inc()
     sent = LetterSent(
         signature_id=out.signature_id, purpose=out.purpose, message_id=out.message["Message-ID"]
     )
-    _record(engine, claimed.id, correlation_id, "sent", None, sent, receipt, then)
+    _record(steps, claimed.id, correlation_id, "sent", None, sent, receipt, then)
     return "sent"
 
 
@@ -218,7 +266,7 @@ def _release(engine: Engine, letter_id: int) -> None:
     """The server certainly did not take the message: undo the claim, so ``sends`` keeps
     counting only hand-overs that may have reached it. If this fails, the count errs high."""
     try:
-        with _step(engine, False) as conn:
+        with engine.begin() as conn:
             conn.execute(
                 letters.update()
                 .where(letters.c.id == letter_id, letters.c.state == "sending")
@@ -229,7 +277,7 @@ def _release(engine: Engine, letter_id: int) -> None:
 
 
 def _record(
-    engine: Engine,
+    steps: _Steps,
     letter_id: int,
     correlation_id: str | None,
     state: Literal["sent", "failed"],
@@ -240,18 +288,18 @@ def _record(
 ) -> None:
     claim = receipt is not None and state in receipt.record_on
     row = outbox.row_for(event, correlation_id=correlation_id)
-    with _step(engine, then is not None) as conn:
-        conn.execute(
-            _RECORD,
-            {
-                "state": state,
-                "error": error,
-                "now": datetime.now(UTC),
-                "id": letter_id,
-                "consumer": receipt.consumer if claim and receipt else None,
-                "event_id": receipt.event_id if claim and receipt else None,
-                **{f"o_{k}": v for k, v in row.items()},
-            },
-        )
-        if then:
-            then(conn, state)
+    params = {
+        "state": state,
+        "error": error,
+        "now": datetime.now(UTC),
+        "id": letter_id,
+        "consumer": receipt.consumer if claim and receipt else None,
+        "event_id": receipt.event_id if claim and receipt else None,
+        **{f"o_{k}": v for k, v in row.items()},
+    }
+    if then is None:
+        steps.one(_RECORD, params)
+        return
+    with steps.transaction() as conn:
+        conn.exec_driver_sql(_RECORD, params)
+        then(conn, state)

@@ -13,7 +13,15 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Connection, Engine
 
 from services.mailer import compose
-from services.mailer.delivery import ALL_OUTCOMES, Outcome, Outgoing, Receipt, Then, deliver_once
+from services.mailer.delivery import (
+    ALL_OUTCOMES,
+    HeldConnection,
+    Outcome,
+    Outgoing,
+    Receipt,
+    Then,
+    deliver_once,
+)
 from services.mailer.models import pending_confirmations
 from services.mailer.retention import erase_supporter
 from services.mailer.smtp import SmtpSender
@@ -46,6 +54,7 @@ class MailerDeps:
     engine: Engine
     sender: SmtpSender
     settings: Settings
+    held: HeldConnection | None = None  # this thread's own connection for one-statement steps
     _campaigns: dict[str, tuple[float, Campaign]] = field(default_factory=dict)
 
     def campaign(self, slug: str) -> Campaign:
@@ -85,6 +94,7 @@ class MailerDeps:
             correlation_id=envelope.correlation_id,
             receipt=Receipt(CONSUMER, envelope.id, record_on),
             then=then,
+            held=self.held,
         )
 
 
@@ -103,7 +113,9 @@ def send_confirmation(event: SignatureReceived, envelope: Envelope, deps: Mailer
     campaign = deps.campaign(event.campaign)
     url = deps.confirm_url(event.signature_id)
     msg = _built(
-        lambda: compose.confirmation(event.signature_id, campaign, event.supporter, url, deps.settings)
+        lambda: compose.confirmation(
+            event.signature_id, campaign, event.supporter, url, deps.settings
+        )
     )
     key = deps.key(event.supporter.email)
 
@@ -232,12 +244,13 @@ HANDLERS: dict[type[Event], Callable[[Any, Envelope, MailerDeps], None]] = {
 }
 
 
-def make_deps(
-    settings: Settings, engine: Engine, limiter: TokenBucket | None = None
-) -> MailerDeps:
+def make_deps(settings: Settings, engine: Engine, limiter: TokenBucket | None = None) -> MailerDeps:
     """One per thread: each has its own SMTP connection; the rate limiter is the process's."""
     return MailerDeps(
-        engine=engine, sender=SmtpSender(settings.smtp_url, limiter=limiter), settings=settings
+        engine=engine,
+        sender=SmtpSender(settings.smtp_url, limiter=limiter),
+        settings=settings,
+        held=HeldConnection(engine),
     )
 
 

@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
 
 from services.mailer.throttle import TokenBucket
+from shared.mail import smtp_bytes
 
 
 class TemporarySmtpError(Exception):
@@ -69,7 +70,11 @@ class SmtpSender:
                 if self._smtp is None:
                     self._smtp = self._connect()
                 handing_over = True
-                self._smtp.send_message(message, envelope_sender(message), to_addrs=to)
+                sender, data = envelope_sender(message), smtp_bytes(message)
+                if sender is not None and data is not None:
+                    self._smtp.sendmail(sender, to, data)  # the bytes send_message would write
+                else:
+                    self._smtp.send_message(message, sender, to_addrs=to)
                 return
             except smtplib.SMTPServerDisconnected:
                 # A reused connection the server closed: reopen once before calling it temporary.

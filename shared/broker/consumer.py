@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 
 import pika
 import pika.exceptions
+import psycopg
 from pika.adapters.blocking_connection import BlockingChannel
 from pika.spec import BasicProperties
 from sqlalchemy.exc import InterfaceError, OperationalError
@@ -56,6 +57,14 @@ class TransientFailure(Exception):
 Handler = Callable[[Envelope], None]
 
 BROKER_ERRORS = (pika.exceptions.AMQPError, ConnectionError, OSError)
+# The database could not be reached (through SQLAlchemy, or psycopg used directly): retried
+# without using up the event's attempts, like any dependency that is briefly away.
+DATABASE_UNREACHABLE = (
+    OperationalError,
+    InterfaceError,
+    psycopg.OperationalError,
+    psycopg.InterfaceError,
+)
 
 
 class Consumer:
@@ -151,7 +160,7 @@ class Consumer:
         except (BadEvent, UnknownEvent, PermanentFailure) as exc:
             outcome = "dead_lettered"
             self._dead_letter(publish, props, body, headers, f"{type(exc).__name__}: {exc}")
-        except (TransientFailure, OperationalError, InterfaceError) as exc:
+        except (TransientFailure, *DATABASE_UNREACHABLE) as exc:
             outcome = "retried"
             headers[TRANSIENT_HEADER] = transient + 1
             tier = attempt - 1 + transient

@@ -8,11 +8,14 @@ attempts in every supporter field adds no header and no recipient to any of them
 
 from __future__ import annotations
 
+import copy
 import email
 import email.policy
+import io
 import re
 import uuid
 from collections.abc import Callable
+from email.generator import BytesGenerator
 from email.message import EmailMessage
 
 import pytest
@@ -20,6 +23,7 @@ import pytest
 from services.mailer import compose
 from shared.campaigns import Campaign
 from shared.config import Settings
+from shared.mail import smtp_bytes
 from shared.messages import Supporter, Target
 
 SETTINGS = Settings(
@@ -41,8 +45,12 @@ def campaign(*, html: bool) -> Campaign:
     if html:
         letter["html"] = HTML_BODY
     return Campaign.model_validate(
-        {"slug": "camp", "title": "Guardians for children", "target": {"kind": "mp"},
-         "letter": letter}
+        {
+            "slug": "camp",
+            "title": "Guardians for children",
+            "target": {"kind": "mp"},
+            "letter": letter,
+        }
     )
 
 
@@ -59,10 +67,17 @@ def supporter(**kw: object) -> Supporter:
 
 
 def parse(msg: EmailMessage) -> EmailMessage:
-    """As a receiving server would see it: serialised for SMTP, parsed back."""
-    return email.message_from_bytes(
-        msg.as_bytes(policy=email.policy.SMTP), policy=email.policy.default
-    )  # type: ignore[return-value]
+    """As a receiving server would see it: serialised for SMTP as the mailer sends it (its own
+    bytes for single-part messages, else the email package's), parsed back."""
+    data = smtp_bytes(msg) or msg.as_bytes(policy=email.policy.SMTP)
+    return email.message_from_bytes(data, policy=email.policy.default)  # type: ignore[return-value]
+
+
+def as_smtplib_writes(msg: EmailMessage) -> bytes:
+    """What ``smtplib.SMTP.send_message`` hands to the server for ``msg``."""
+    out = io.BytesIO()
+    BytesGenerator(out).flatten(copy.copy(msg), linesep="\r\n")
+    return out.getvalue()
 
 
 def text_of(msg: EmailMessage) -> str:
@@ -93,14 +108,23 @@ KINDS: dict[str, tuple[Build, str]] = {
     "letter": (lambda s, c: compose.letter(SID, c, s, MP, SETTINGS), "target"),
     "copy": (lambda s, c: compose.copy(SID, c, s, MP, SETTINGS), "supporter"),
     "unresolvable": (
-        lambda s, c: compose.unresolvable_notice(SID, c, s, "That postcode is not in the UK.",
-                                                 SETTINGS),
+        lambda s, c: compose.unresolvable_notice(
+            SID, c, s, "That postcode is not in the UK.", SETTINGS
+        ),
         "supporter",
     ),
 }
 ALLOWED_HEADERS = {
-    "from", "to", "reply-to", "subject", "date", "message-id", "x-dearmp-campaign",
-    "mime-version", "content-type", "content-transfer-encoding",
+    "from",
+    "to",
+    "reply-to",
+    "subject",
+    "date",
+    "message-id",
+    "x-dearmp-campaign",
+    "mime-version",
+    "content-type",
+    "content-transfer-encoding",
 }
 PART_HEADERS = {"content-type", "content-transfer-encoding", "mime-version"}
 
@@ -108,7 +132,9 @@ PART_HEADERS = {"content-type", "content-transfer-encoding", "mime-version"}
 def check_structure(parsed: EmailMessage, kind: str, to_addr: str) -> None:
     """No header beyond the expected ones, none twice, exactly one recipient, lines ≤ 998."""
     names = [k.lower() for k in parsed]
-    assert set(names) <= ALLOWED_HEADERS, f"{kind}: unexpected headers {set(names) - ALLOWED_HEADERS}"
+    assert set(names) <= ALLOWED_HEADERS, (
+        f"{kind}: unexpected headers {set(names) - ALLOWED_HEADERS}"
+    )
     assert len(names) == len(set(names)), f"{kind}: a header appears twice: {names}"
     for header in ("bcc", "cc", "sender", "resent-to"):
         assert parsed[header] is None
@@ -180,7 +206,9 @@ def test_html_part_escapes_what_supporters_typed_and_text_keeps_it() -> None:
         html = html_of(parsed)
         assert html is not None, f"{kind} has no HTML part"
         assert "<script>" not in html and "<img" not in html and "<b>bold" not in html
-        assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; &lt;b&gt;bold&lt;/b&gt;" in html
+        assert (
+            "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; &lt;b&gt;bold&lt;/b&gt;" in html
+        )
         assert "&amp;lt;" not in html, "escaped twice"
         assert "<p>Dear Real Member,</p>" in html  # the campaign's own markup stays markup
         assert evil in text_of(parsed)
@@ -241,3 +269,24 @@ def test_header_injection_in_any_field_adds_no_header_or_recipient(field: str, e
             # decoding (line breaks of any kind may be normalised).
             body = text_of(parsed)
             assert all(chunk in body for chunk in LINE_BREAKS.split(evil) if chunk)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("html", [False, True])
+@pytest.mark.parametrize("typed", [*INJECTIONS, "Siân", "王 小明", "Tom & Jerry <3", ""])
+def test_the_bytes_the_mailer_sends_are_what_smtplib_would_write(
+    kind: str, html: bool, typed: str
+) -> None:
+    """``shared.mail.smtp_bytes`` (the mailer's fast path) must write a single-part message
+    byte for byte as smtplib's own generator does, whatever the supporter typed; multipart
+    messages are left to smtplib."""
+    build, _ = KINDS[kind]
+    try:
+        msg = build(supporter(first_name=typed or "Jo", comment=typed), campaign(html=html))
+    except ValueError:
+        return
+    fast = smtp_bytes(msg)
+    if msg.is_multipart():  # the letter and its copy, when the campaign has HTML
+        assert fast is None and html
+    else:
+        assert fast == as_smtplib_writes(msg)
