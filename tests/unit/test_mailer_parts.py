@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import smtplib
 import threading
 
 import pytest
@@ -99,3 +100,49 @@ def test_masking_hides_the_address() -> None:
     )
     assert "m***@parliament.uk" in table and "mp@parliament.uk" not in table
     assert table.splitlines()[-1] == "1 failed"
+
+
+class _Recorder:
+    """Just enough of smtplib.SMTP for its mail/rcpt: records the commands it would send."""
+
+    does_esmtp = True
+    mail = smtplib.SMTP.mail
+    rcpt = smtplib.SMTP.rcpt
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str]] = []
+
+    def putcmd(self, cmd: str, args: str = "") -> None:
+        self.sent.append((cmd, args))
+
+    def getreply(self) -> tuple[int, bytes]:
+        return 250, b"ok"
+
+    def has_extn(self, name: str) -> bool:
+        return True
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "jo@example.org",
+        "jo.bloggs+campaign@mail.example.org",
+        "o'brien@example.ie",
+        "Jo Bloggs <jo@example.org>",
+        '"odd name"@example.org',
+        "jo@[127.0.0.1]",
+        "zoë@example.org",
+    ],
+)
+def test_envelope_commands_are_exactly_smtplibs(address: str) -> None:
+    """The mailer writes plain envelope addresses itself (smtplib would parse them again):
+    the MAIL and RCPT commands must be what smtplib sends, for plain and odd addresses alike."""
+    from services.mailer.smtp import _PlainEnvelope
+
+    fast = type("Fast", (_PlainEnvelope, _Recorder), {})()
+    plain = _Recorder()
+    for options in ((), ("size=1234",), ("SMTPUTF8", "size=1")):
+        for client in (fast, plain):
+            client.mail(address, options)
+            client.rcpt(address, options[1:])
+    assert fast.sent == plain.sent
