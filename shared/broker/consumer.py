@@ -90,6 +90,7 @@ class Consumer:
         self._retry_delays = retry_delays or [1000]
         self._max_attempts = max_attempts
         self._prefetch = prefetch
+        self._ack_every = max(1, prefetch // 2)
         self._stopping = threading.Event()
         self.connected = threading.Event()
 
@@ -123,6 +124,9 @@ class Consumer:
             publish_channel.confirm_delivery()
             self.connected.set()
             log.info("consuming", queue=self.queue)
+            # Acknowledged after their commits, together: while more messages are already here,
+            # up to half the prefetch are acked in one frame; before waiting, at once.
+            handled, last_tag = 0, 0
             for method, props, body in channel.consume(self.queue, inactivity_timeout=0.5):
                 if self._stopping.is_set():
                     break
@@ -130,7 +134,12 @@ class Consumer:
                     continue
                 self._on_message(publish_channel, props, body)
                 faults.point("before_ack")
-                channel.basic_ack(method.delivery_tag)
+                handled, last_tag = handled + 1, method.delivery_tag
+                if handled >= self._ack_every or not channel.get_waiting_message_count():
+                    channel.basic_ack(last_tag, multiple=True)
+                    handled = 0
+            if handled:
+                channel.basic_ack(last_tag, multiple=True)
             channel.cancel()  # returns prefetched, unhandled messages to the queue
             log.info("stopped consuming", queue=self.queue)
         finally:
