@@ -72,12 +72,22 @@ class _Policy(email.policy.EmailPolicy):
     else (non-ASCII names, long subjects) still goes through the package's folding."""
 
     def _fold(self, name: str, value: Any, refold_binary: bool = False) -> str:
-        if hasattr(value, "name"):  # a parsed header object (a str subclass)
-            text = value if _WRITE_AS_IS.fullmatch(value) else _one_address(value)
-            line = f"{name}: {text}"
-            if text and len(line) <= (self.max_line_length or sys.maxsize) and not self.utf8:
-                return line + self.linesep
-        return super()._fold(name, value, refold_binary)  # type: ignore[misc,no-any-return]
+        if not hasattr(value, "name"):  # not a parsed header object (a str subclass)
+            return super()._fold(name, value, refold_binary)  # type: ignore[misc,no-any-return]
+        # Header objects are immutable and the repeated ones are shared (see _header): each
+        # remembers how it was last written, for this name and these policy settings.
+        key = (name, self.linesep, self.max_line_length, self.utf8)
+        written = value.__dict__.get("_dearmp_written")
+        if written is not None and written[0] == key:
+            return written[1]  # type: ignore[no-any-return]
+        text = value if _WRITE_AS_IS.fullmatch(value) else _one_address(value)
+        line = f"{name}: {text}"
+        if text and len(line) <= (self.max_line_length or sys.maxsize) and not self.utf8:
+            folded = line + self.linesep
+        else:
+            folded = super()._fold(name, value, refold_binary)  # type: ignore[misc]
+        value.__dict__["_dearmp_written"] = (key, folded)
+        return folded  # type: ignore[no-any-return]
 
 
 _UTF8 = Charset("utf-8")
