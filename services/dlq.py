@@ -29,7 +29,7 @@ import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel
 from pika.spec import BasicProperties
 
-from shared.broker.consumer import ATTEMPT_HEADER, ERROR_HEADER, TRANSIENT_HEADER
+from shared.broker.consumer import ATTEMPT_HEADER, ERROR_HEADER, TRANSIENT_HEADER, copy_props
 from shared.broker.declare import connection_parameters
 from shared.topology import SERVICES, Topology
 
@@ -179,14 +179,7 @@ def list_dead_letters(
 def _replay_props(props: BasicProperties) -> BasicProperties:
     headers = {k: v for k, v in dict(props.headers or {}).items() if k not in _RESET}
     headers[REPLAYED_HEADER] = int(headers.get(REPLAYED_HEADER) or 0) + 1
-    return BasicProperties(
-        content_type=props.content_type or "application/json",
-        delivery_mode=2,
-        message_id=props.message_id,
-        correlation_id=props.correlation_id,
-        type=props.type,
-        headers=headers,
-    )
+    return copy_props(props, headers)
 
 
 def replay(

@@ -217,7 +217,7 @@ class Consumer:
             "",
             self._topology.retry_queue(self.service, delay),
             body,
-            _copy_props(props, headers),
+            copy_props(props, headers),
             mandatory=True,
         )
 
@@ -236,12 +236,14 @@ class Consumer:
             self._topology.dead_letter_exchange,
             self._topology.dead_letter_queue(self.service),
             body,
-            _copy_props(props, headers),
+            copy_props(props, headers),
             mandatory=True,
         )
 
 
-def _copy_props(props: BasicProperties, headers: dict[str, object]) -> BasicProperties:
+def copy_props(props: BasicProperties, headers: dict[str, object]) -> BasicProperties:
+    """A persistent copy of a message's properties with new headers (retries, dead letters,
+    replays from the dead-letter queue)."""
     return BasicProperties(
         content_type=props.content_type or "application/json",
         delivery_mode=2,
