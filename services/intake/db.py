@@ -14,7 +14,6 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from datetime import datetime
 from typing import Any
 
 import psycopg
@@ -46,9 +45,9 @@ class IntakeDb:
         self.conninfo = url.render_as_string(hide_password=False)
         self.pool_size = pool_size
         self._pool: AsyncConnectionPool | None = None
-        self._campaigns: dict[str, tuple[float, datetime, Campaign]] = {}
+        self._campaigns: dict[str, tuple[float, Campaign]] = {}
         self._waiting: list[tuple[str, dict[str, object], asyncio.Future[Row | None]]] = []
-        self._writers = 0
+        self._writers: set[asyncio.Task[None]] = set()  # kept: the loop holds tasks weakly
 
     async def open(self) -> None:
         """Open the pool without waiting for connections: the app starts even while Postgres
@@ -80,31 +79,24 @@ class IntakeDb:
                 yield conn
 
     async def campaign(self, slug: str) -> Campaign | None:
-        """The campaign as stored, at most CAMPAIGN_TTL old; parsed once per version."""
+        """The campaign as stored, at most CAMPAIGN_TTL old (``parse_stored`` parses each
+        version once)."""
         if not SLUG_RE.match(slug):
             return None
         now = time.monotonic()
         cached = self._campaigns.get(slug)
         if cached and now - cached[0] < CAMPAIGN_TTL:
-            return cached[2]
+            return cached[1]
         async with self.connection() as conn:
-            cur = await conn.execute("SELECT updated_at FROM campaigns WHERE slug = %s", (slug,))
+            cur = await conn.execute(
+                "SELECT definition, updated_at FROM campaigns WHERE slug = %s", (slug,)
+            )
             row = await cur.fetchone()
-            if row is None:
-                self._campaigns.pop(slug, None)
-                return None
-            if cached and cached[1] == row[0]:
-                campaign = cached[2]
-            else:
-                cur = await conn.execute(
-                    "SELECT definition, updated_at FROM campaigns WHERE slug = %s", (slug,)
-                )
-                found = await cur.fetchone()
-                if found is None:
-                    return None
-                campaign = parse_stored(slug, found[1], found[0])
-                row = (found[1],)
-        self._campaigns[slug] = (now, row[0], campaign)
+        if row is None:
+            self._campaigns.pop(slug, None)
+            return None
+        campaign = parse_stored(slug, row[1], row[0])
+        self._campaigns[slug] = (now, campaign)
         return campaign
 
     async def write(self, sql: str, params: dict[str, object]) -> Row | None:
@@ -114,9 +106,8 @@ class IntakeDb:
         load a statement is written at once, alone."""
         done: asyncio.Future[Row | None] = asyncio.get_running_loop().create_future()
         self._waiting.append((sql, params, done))
-        if self._writers < WRITERS:
-            self._writers += 1
-            asyncio.create_task(self._write_waiting())
+        if len(self._writers) < WRITERS:
+            self._writers.add(asyncio.create_task(self._write_waiting()))
         return await done
 
     async def _write_waiting(self) -> None:
@@ -142,7 +133,8 @@ class IntakeDb:
                     else:
                         done.set_result(row)
         finally:
-            self._writers -= 1
+            # At once, not in a done callback: a statement queued meanwhile must see the slot.
+            self._writers.discard(asyncio.current_task())  # type: ignore[arg-type]
 
     async def _write_together(
         self, batch: Sequence[tuple[str, dict[str, object], object]]
