@@ -1,6 +1,7 @@
 """A local SMTP server that catches mail (aiosmtpd), for ``make run`` and the tests.
 
 Every message is kept in memory and, when a directory is given, written there as an ``.eml`` file.
+It offers PIPELINING, as real mail servers do (``pipelining=False`` does not).
 For fault tests it can answer slowly (``delay``), refuse recipients with a given code, and be
 stopped (dropping every open connection, as a crashed server would) and started again on the same
 port, keeping what it caught. Run it alone with ``python -m shared.mailcatcher --port 1025 --dir var/mail``.
@@ -36,15 +37,31 @@ class Caught:
 
 
 class CatchingHandler:
-    def __init__(self, directory: Path | None = None, delay: float = 0.0):
+    def __init__(self, directory: Path | None = None, delay: float = 0.0, pipelining: bool = True):
         self.directory = directory
         self.delay = delay
+        self.pipelining = pipelining
         self.refuse_code: int | None = None  # e.g. 550 or 451: refuse every recipient
         self.messages: list[Caught] = []
         self._lock = threading.Lock()
         self._arrived = threading.Condition(self._lock)
         if directory:
             directory.mkdir(parents=True, exist_ok=True)
+
+    async def handle_EHLO(  # noqa: N802
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        hostname: str,
+        responses: list[str],
+    ) -> list[str]:
+        """Offer PIPELINING as real mail servers do (aiosmtpd reads pipelined commands in order
+        but does not say so); ``pipelining=False`` serves clients the one-at-a-time way."""
+        session.host_name = hostname
+        if not self.pipelining:
+            return responses
+        return [*responses[:-1], "250-PIPELINING", responses[-1]]
 
     async def handle_RCPT(
         self,
@@ -110,8 +127,9 @@ class MailCatcher:
         port: int = 0,
         directory: Path | None = None,
         delay: float = 0.0,
+        pipelining: bool = True,
     ):
-        self.handler = CatchingHandler(directory, delay)
+        self.handler = CatchingHandler(directory, delay, pipelining)
         if port == 0:
             import socket
 

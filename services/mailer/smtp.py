@@ -13,11 +13,14 @@ import smtplib
 import ssl
 from collections.abc import Sequence
 from email.message import EmailMessage
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlparse
 
 from services.mailer.throttle import TokenBucket
 from shared.mail import smtp_bytes
+
+if TYPE_CHECKING:
+    from _typeshed import SizedBuffer
 
 
 class TemporarySmtpError(Exception):
@@ -62,11 +65,97 @@ class _PlainEnvelope:
         return smtp.getreply()
 
 
-class _SMTP(_PlainEnvelope, smtplib.SMTP):
+class _Pipelining(_PlainEnvelope):
+    """``sendmail`` with SMTP PIPELINING (RFC 2920) when the server offers it, as Postfix, Exim,
+    Exchange and the big providers do: MAIL, RCPT and DATA go out together and their answers are
+    read together, so a message costs two round trips instead of four. The bytes written are
+    smtplib's own, and every answer is handled as smtplib's ``sendmail`` handles it (the same
+    exceptions, connection closed on 421, RSET otherwise). Anything unusual (a server without
+    PIPELINING, SMTPUTF8, an address that is not plain) goes to smtplib's ``sendmail``."""
+
+    def sendmail(
+        self,
+        from_addr: str,
+        to_addrs: str | Sequence[str],
+        msg: SizedBuffer | str,
+        mail_options: Sequence[str] = (),
+        rcpt_options: Sequence[str] = (),
+    ) -> dict[str, tuple[int, bytes]]:
+        smtp: smtplib.SMTP = self  # type: ignore[assignment]
+        smtp.ehlo_or_helo_if_needed()
+        if (
+            not isinstance(msg, bytes)
+            or isinstance(to_addrs, str)
+            or not to_addrs
+            or not (smtp.does_esmtp and smtp.has_extn("pipelining"))
+            or any(o.lower() == "smtputf8" for o in (*mail_options, *rcpt_options))
+            or not all(_PLAIN_ADDRESS.fullmatch(a) for a in (from_addr, *to_addrs))
+        ):
+            return super().sendmail(  # type: ignore[misc,no-any-return]
+                from_addr, to_addrs, msg, mail_options, rcpt_options
+            )
+        mail_opts = [f"size={len(msg)}"] if smtp.has_extn("size") else []
+        mail_opts += mail_options
+        commands = [_line("mail", f"FROM:<{from_addr}>", mail_opts)]
+        commands += [_line("rcpt", f"TO:<{to}>", rcpt_options) for to in to_addrs]
+        commands.append("data\r\n")
+        smtp.send("".join(commands))
+        mail_code, mail_reply = smtp.getreply()
+        answers = [smtp.getreply() for _ in to_addrs]
+        data_code, data_reply = smtp.getreply()
+        refused = {
+            to: answer
+            for to, answer in zip(to_addrs, answers, strict=True)
+            if answer[0] not in (250, 251)
+        }
+        if data_code == 354 and (mail_code != 250 or len(refused) == len(to_addrs)):
+            smtp.send(b".\r\n")  # the server opened DATA with nobody to deliver to: close it
+            data_code, data_reply = smtp.getreply()
+        if mail_code != 250:
+            self._end(mail_code)
+            raise smtplib.SMTPSenderRefused(mail_code, mail_reply, from_addr)
+        if any(code == 421 for code, _ in refused.values()):
+            smtp.close()
+            raise smtplib.SMTPRecipientsRefused(refused)  # type: ignore[arg-type]
+        if len(refused) == len(to_addrs):
+            self._end(0)
+            raise smtplib.SMTPRecipientsRefused(refused)  # type: ignore[arg-type]
+        if data_code != 354:
+            raise smtplib.SMTPDataError(data_code, data_reply)  # smtplib leaves the reset to us
+        body = _LINE_START_DOT.sub(b"..", msg)
+        if not body.endswith(b"\r\n"):
+            body += b"\r\n"
+        smtp.send(body + b".\r\n")
+        code, reply = smtp.getreply()
+        if code != 250:
+            self._end(code)
+            raise smtplib.SMTPDataError(code, reply)
+        return refused
+
+    def _end(self, code: int) -> None:
+        """After a refusal, as smtplib: the server is closing (421), or reset the transaction."""
+        smtp: smtplib.SMTP = self  # type: ignore[assignment]
+        if code == 421:
+            smtp.close()
+        else:
+            smtp._rset()  # type: ignore[attr-defined]
+
+
+_LINE_START_DOT = re.compile(rb"(?m)^\.")
+
+
+def _line(verb: str, arg: str, options: Sequence[str]) -> str:
+    """A command as smtplib's ``putcmd`` writes it (ESMTP: the options after the argument)."""
+    if options:
+        arg += " " + " ".join(options)
+    return f"{verb} {arg}\r\n"
+
+
+class _SMTP(_Pipelining, smtplib.SMTP):
     pass
 
 
-class _SMTP_SSL(_PlainEnvelope, smtplib.SMTP_SSL):  # noqa: N801 - smtplib's own name
+class _SMTP_SSL(_Pipelining, smtplib.SMTP_SSL):  # noqa: N801 - smtplib's own name
     pass
 
 
@@ -87,17 +176,35 @@ class SmtpSender:
         self._smtp: smtplib.SMTP | None = None
 
     def _connect(self) -> smtplib.SMTP:
+        """A new session: connected, TLS when asked for, logged in. A server that refuses the
+        session (no greeting, STARTTLS or login refused) refuses it to every message: that is
+        configuration, not the letter, so it is temporary (retried, then dead-lettered for an
+        operator to replay), never a permanent failure recorded on the letter."""
         context = ssl.create_default_context()
-        smtp: smtplib.SMTP
-        if self.implicit_tls:
-            smtp = _SMTP_SSL(self.host, self.port, timeout=self.timeout, context=context)
-        else:
-            smtp = _SMTP(self.host, self.port, timeout=self.timeout)
-            if self.starttls:
-                smtp.starttls(context=context)
-        if self.username:
-            smtp.login(self.username, self.password or "")
-        return smtp
+        smtp: smtplib.SMTP | None = None
+        try:
+            if self.implicit_tls:
+                smtp = _SMTP_SSL(self.host, self.port, timeout=self.timeout, context=context)
+            else:
+                smtp = _SMTP(self.host, self.port, timeout=self.timeout)
+                if self.starttls:
+                    smtp.starttls(context=context)
+            if self.username:
+                smtp.login(self.username, self.password or "")
+            return smtp
+        except (smtplib.SMTPResponseException, smtplib.SMTPNotSupportedError) as exc:
+            if smtp is not None:
+                smtp.close()
+            detail = (
+                f"{exc.smtp_code} {_text(exc.smtp_error)}"
+                if isinstance(exc, smtplib.SMTPResponseException)
+                else str(exc)
+            )
+            raise TemporarySmtpError(f"SMTP server refused the session: {detail}"[:300]) from None
+        except BaseException:
+            if smtp is not None:
+                smtp.close()
+            raise
 
     def send(self, message: EmailMessage, *, to: list[str]) -> None:
         if self.limiter is not None:

@@ -146,3 +146,119 @@ def test_envelope_commands_are_exactly_smtplibs(address: str) -> None:
             client.mail(address, options)
             client.rcpt(address, options[1:])
     assert fast.sent == plain.sent
+
+
+class _Scripted:
+    """Just enough of an SMTP connection for ``sendmail``: answers come from a script, and what
+    is written, read, reset and closed is recorded in order."""
+
+    does_esmtp = True
+    debuglevel = 0
+    command_encoding = "ascii"
+    putcmd = smtplib.SMTP.putcmd
+    mail = smtplib.SMTP.mail
+    rcpt = smtplib.SMTP.rcpt
+    data = smtplib.SMTP.data
+    sendmail = smtplib.SMTP.sendmail
+
+    def __init__(self, replies: list[tuple[int, bytes]], extensions: tuple[str, ...]) -> None:
+        self.replies = list(replies)
+        self.extensions = extensions
+        self.events: list[str] = []
+        self.written = b""
+
+    def ehlo_or_helo_if_needed(self) -> None:
+        pass
+
+    def has_extn(self, name: str) -> bool:
+        return name.lower() in self.extensions
+
+    def send(self, s: str | bytes) -> None:
+        self.written += s.encode("ascii") if isinstance(s, str) else s
+        self.events.append("send")
+
+    def getreply(self) -> tuple[int, bytes]:
+        self.events.append("read")
+        return self.replies.pop(0)
+
+    def _rset(self) -> None:
+        self.events.append("rset")
+
+    def close(self) -> None:
+        self.events.append("close")
+
+
+BODY = b"Subject: hi\r\n\r\n.a line starting with a dot\r\nand one without\r\n.\r\nend"
+OK = [(250, b"ok"), (250, b"ok"), (250, b"ok"), (354, b"go"), (250, b"queued")]
+
+
+def _both(replies: list[tuple[int, bytes]], to: list[str]) -> list[tuple[object, _Scripted]]:
+    """(what sendmail returned or raised, the connection) for the pipelining sender and smtplib."""
+    from services.mailer.smtp import _Pipelining
+
+    results = []
+    for cls in (type("Fast", (_Pipelining, _Scripted), {}), _Scripted):
+        conn = cls(replies, ("size", "pipelining"))
+        try:
+            outcome: object = conn.sendmail("letters@dearmp.example", to, BODY)
+        except smtplib.SMTPException as exc:
+            outcome = (type(exc), exc.args)
+        results.append((outcome, conn))
+    return results
+
+
+def test_pipelining_writes_smtplibs_bytes_in_two_round_trips() -> None:
+    """MAIL, RCPT and DATA leave together; then the body: exactly the bytes smtplib writes (SIZE,
+    dot-stuffing, the final dot), with two waits for the server instead of five."""
+    to = ["mp@parliament.example", "copy@example.org"]
+    (fast_result, fast), (plain_result, plain) = _both(OK, to)
+    assert fast_result == plain_result == {}
+    assert fast.written == plain.written
+    assert b"size=" in fast.written and b"\r\n..a line starting" in fast.written
+    assert fast.events == ["send", "read", "read", "read", "read", "send", "read"]
+    assert plain.events.count("send") == 5
+
+
+@pytest.mark.parametrize(
+    "replies",
+    [
+        pytest.param([(550, b"sender"), (503, b"no"), (503, b"no"), (503, b"no")], id="mail-550"),
+        pytest.param([(421, b"bye"), (503, b"no"), (503, b"no"), (503, b"no")], id="mail-421"),
+        pytest.param(
+            [(250, b"ok"), (550, b"no"), (250, b"ok"), (354, b"go"), (250, b"q")], id="one-rcpt-550"
+        ),
+        pytest.param(
+            [(250, b"ok"), (550, b"a"), (551, b"b"), (554, b"none")], id="all-rcpt-refused"
+        ),
+        pytest.param(
+            [(250, b"ok"), (550, b"a"), (550, b"b"), (354, b"go"), (250, b"q")],
+            id="all-refused-but-354",
+        ),
+        pytest.param([(250, b"ok"), (421, b"bye"), (250, b"ok"), (354, b"go")], id="rcpt-421"),
+        pytest.param([(250, b"ok"), (250, b"ok"), (250, b"ok"), (451, b"later")], id="data-451"),
+        pytest.param(
+            [(250, b"ok"), (250, b"ok"), (250, b"ok"), (354, b"go"), (552, b"big")], id="end-552"
+        ),
+        pytest.param(
+            [(250, b"ok"), (250, b"ok"), (250, b"ok"), (354, b"go"), (421, b"bye")], id="end-421"
+        ),
+    ],
+)
+def test_pipelining_answers_every_refusal_as_smtplib_does(replies: list[tuple[int, bytes]]) -> None:
+    """Whatever the server answers, the same exception (or the same refused recipients) as
+    smtplib's sendmail, and the connection closed (421) or reset exactly when smtplib does."""
+    (fast_result, fast), (plain_result, plain) = _both(replies, ["a@example.org", "b@example.org"])
+    assert fast_result == plain_result
+    assert ("close" in fast.events) == ("close" in plain.events)
+    assert ("rset" in fast.events) == ("rset" in plain.events)
+    data_opened_for_nobody = replies[3][0] == 354 and all(c >= 500 for c, _ in replies[1:3])
+    if data_opened_for_nobody:
+        assert fast.written.endswith(b"data\r\n.\r\n")  # the wrongly opened DATA is closed empty
+
+
+def test_without_pipelining_on_offer_it_is_smtplibs_sendmail() -> None:
+    from services.mailer.smtp import _Pipelining
+
+    conn = type("Fast", (_Pipelining, _Scripted), {})(OK[:1] + OK[2:], ("size",))
+    assert conn.sendmail("letters@dearmp.example", ["mp@parliament.example"], BODY) == {}
+    assert conn.events == ["send", "read", "send", "read", "send", "read", "send", "read"]

@@ -1,0 +1,192 @@
+"""The mailer's SMTP connection against real aiosmtpd servers: STARTTLS, implicit TLS (smtps://),
+login, certificate checks, and PIPELINING offered or not. A fake certificate authority
+(trustme) stands in for a public one; the sender trusts it through ``SSL_CERT_FILE``, as an
+operator with a private CA would."""
+
+from __future__ import annotations
+
+import socket
+import ssl
+from collections.abc import Iterator
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+import trustme
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+
+from services.mailer.smtp import PermanentSmtpError, SmtpSender, TemporarySmtpError
+from shared.mailcatcher import CatchingHandler, MailCatcher
+
+USER, PASSWORD = "dearmp", "correct horse battery staple"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _authenticate(
+    server: SMTP, session: Session, envelope: Envelope, mechanism: str, data: object
+) -> AuthResult:
+    ok = isinstance(data, LoginPassword) and (data.login, data.password) == (
+        USER.encode(),
+        PASSWORD.encode(),
+    )
+    return AuthResult(success=ok, handled=False)  # handled=False: aiosmtpd answers 535
+
+
+@pytest.fixture(scope="module")
+def ca() -> trustme.CA:
+    return trustme.CA()
+
+
+@pytest.fixture
+def trusted(ca: trustme.CA, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sender's default context trusts the fake CA (and only it)."""
+    pem = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(pem))
+    monkeypatch.setenv("SSL_CERT_FILE", str(pem))
+
+
+def _server_context(ca: trustme.CA) -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+    return context
+
+
+@pytest.fixture
+def starttls_server(ca: trustme.CA) -> Iterator[tuple[CatchingHandler, int]]:
+    """Plain on connect; STARTTLS and login required before any mail."""
+    handler, port = CatchingHandler(), _free_port()
+    controller = Controller(
+        handler,
+        hostname="127.0.0.1",
+        port=port,
+        tls_context=_server_context(ca),
+        require_starttls=True,
+        auth_required=True,
+        auth_require_tls=True,
+        authenticator=_authenticate,
+    )
+    controller.start()
+    yield handler, port
+    controller.stop()
+
+
+@pytest.fixture
+def smtps_server(ca: trustme.CA) -> Iterator[tuple[CatchingHandler, int]]:
+    """TLS from the first byte (port 465 style), login required."""
+    handler, port = CatchingHandler(), _free_port()
+    controller = Controller(
+        handler,
+        hostname="127.0.0.1",
+        port=port,
+        ssl_context=_server_context(ca),
+        auth_required=True,
+        auth_require_tls=False,
+        authenticator=_authenticate,
+    )
+    controller.start()
+    yield handler, port
+    controller.stop()
+
+
+def _message(n: int = 1) -> EmailMessage:
+    msg = EmailMessage()
+    msg["From"] = '"Siân Jones via Dear MP" <letters@dearmp.example>'
+    msg["To"] = "mp@parliament.example"
+    msg["Subject"] = f"Guardians for children ({n})"
+    msg["Message-ID"] = f"<letter.{n}@dearmp.example>"
+    msg.set_content(".A line that starts with a dot.\nYours sincerely,\nSiân\n")
+    return msg
+
+
+def _send_two(sender: SmtpSender, handler: CatchingHandler) -> None:
+    """Two messages on one session (the connection is kept), both arrive intact."""
+    try:
+        for n in (1, 2):
+            sender.send(_message(n), to=["sandbox@dearmp.example"])
+    finally:
+        sender.close()
+    assert [str(c.message["Message-ID"]) for c in handler.messages] == [
+        "<letter.1@dearmp.example>",
+        "<letter.2@dearmp.example>",
+    ]
+    assert handler.messages[0].message.get_content().startswith(".A line that starts with a dot.")
+    assert handler.messages[0].rcpt_tos == ["sandbox@dearmp.example"]
+
+
+def test_starttls_and_login(starttls_server, trusted) -> None:
+    handler, port = starttls_server
+    url = f"smtp://{USER}:{PASSWORD.replace(' ', '%20')}@127.0.0.1:{port}?starttls=true"
+    _send_two(SmtpSender(url), handler)
+
+
+def test_implicit_tls_and_login(smtps_server, trusted) -> None:
+    handler, port = smtps_server
+    _send_two(
+        SmtpSender(f"smtps://{USER}:{PASSWORD.replace(' ', '%20')}@127.0.0.1:{port}"), handler
+    )
+
+
+def test_a_refused_login_is_temporary_not_the_letters_failure(starttls_server, trusted) -> None:
+    """535 to AUTH is the deployment's problem: retry (and let an operator fix it), never mark
+    the letter failed."""
+    handler, port = starttls_server
+    sender = SmtpSender(f"smtp://{USER}:wrong@127.0.0.1:{port}?starttls=true")
+    with pytest.raises(TemporarySmtpError) as caught:
+        sender.send(_message(), to=["sandbox@dearmp.example"])
+    assert "535" in str(caught.value) and not caught.value.maybe_delivered
+    assert handler.messages == []
+
+
+def test_without_starttls_the_server_refuses_and_nothing_is_sent(starttls_server, trusted) -> None:
+    handler, port = starttls_server
+    sender = SmtpSender(f"smtp://127.0.0.1:{port}")
+    with pytest.raises((TemporarySmtpError, PermanentSmtpError)):
+        sender.send(_message(), to=["sandbox@dearmp.example"])
+    sender.close()
+    assert handler.messages == []
+
+
+def test_an_untrusted_certificate_is_refused(starttls_server) -> None:
+    """Without the CA in the trust store the certificate check fails: nothing is sent in clear
+    or to an impostor, and the event is retried."""
+    handler, port = starttls_server
+    sender = SmtpSender(f"smtp://{USER}:{PASSWORD}@127.0.0.1:{port}?starttls=true")
+    with pytest.raises(TemporarySmtpError) as caught:
+        sender.send(_message(), to=["sandbox@dearmp.example"])
+    assert not caught.value.maybe_delivered
+    assert handler.messages == []
+
+
+@pytest.mark.parametrize("pipelining", [True, False], ids=["pipelining", "one-at-a-time"])
+def test_with_and_without_pipelining_every_answer_is_handled(pipelining: bool) -> None:
+    """The same outcomes whether the server offers PIPELINING or not: delivered, 550 permanent,
+    451 temporary (and the session still usable after each)."""
+    catcher = MailCatcher(pipelining=pipelining).start()
+    sender = SmtpSender(catcher.url)
+    try:
+        sender.send(_message(1), to=["a@example.org", "b@example.org"])
+        assert sender._smtp is not None
+        assert sender._smtp.has_extn("pipelining") is pipelining
+        catcher.handler.refuse_code = 550
+        with pytest.raises(PermanentSmtpError):
+            sender.send(_message(2), to=["a@example.org"])
+        catcher.handler.refuse_code = 451
+        with pytest.raises(TemporarySmtpError) as caught:
+            sender.send(_message(3), to=["a@example.org"])
+        assert not caught.value.maybe_delivered
+        catcher.handler.refuse_code = None
+        sender.send(_message(4), to=["a@example.org"])
+    finally:
+        sender.close()
+        catcher.stop()
+    assert [str(c.message["Message-ID"]) for c in catcher.messages] == [
+        "<letter.1@dearmp.example>",
+        "<letter.4@dearmp.example>",
+    ]
+    assert catcher.messages[0].rcpt_tos == ["a@example.org", "b@example.org"]
