@@ -136,6 +136,7 @@ def _serve(name: Service, threads: int) -> None:
                 (settings.reminder_sweep_seconds, lambda: send_due_reminders(reminder_deps)),
                 (settings.retention_sweep_seconds, lambda: scrub_expired(engine, settings)),
             ],
+            prefetch=settings.mailer_prefetch,
         )
     elif name is Service.resolver:
         from services.resolver.handlers import bootstrap as resolver

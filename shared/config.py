@@ -74,6 +74,9 @@ class Settings(BaseSettings):
     # several deployments on one broker) never meet each other's messages.
     broker_namespace: str = "dearmp"
     prefetch: int = 16
+    # The mailer's consumers take fewer ahead: each message waits tens of milliseconds on a mail
+    # server, and what one busy consumer holds cannot go to an idle one (or another process).
+    mailer_prefetch: int = 4
     heartbeat: int = 30
     max_attempts: int = 5
     retry_delays_ms: str = "1000,5000,30000,120000"

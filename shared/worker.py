@@ -34,8 +34,10 @@ def make_consumers(
     settings: Settings,
     make_handle: Callable[[], Callable[[Envelope], None]],
     threads: int = 1,
+    prefetch: int | None = None,
 ) -> list[Consumer]:
-    """``threads`` consumers, each with its own connection and its own handler (and adapters)."""
+    """``threads`` consumers, each with its own connection and its own handler (and adapters);
+    ``prefetch`` defaults to the settings'."""
     return [
         Consumer(
             service=service,
@@ -44,7 +46,7 @@ def make_consumers(
             topology=Topology(settings.broker_namespace),
             retry_delays=settings.retry_delays,
             max_attempts=settings.max_attempts,
-            prefetch=settings.prefetch,
+            prefetch=prefetch or settings.prefetch,
             heartbeat=settings.heartbeat,
         )
         for _ in range(threads)
@@ -71,10 +73,11 @@ def run_worker(
     make_handle: Callable[[], Callable[[Envelope], None]],
     threads: int = 1,
     periodic: list[tuple[float, Callable[[], object]]] | None = None,
+    prefetch: int | None = None,
 ) -> None:
     """Block until SIGTERM/SIGINT, then let in-flight messages finish and exit cleanly.
     ``periodic``: (interval seconds, task) pairs run in a background thread until stopped."""
-    consumers = make_consumers(service, settings, make_handle, threads)
+    consumers = make_consumers(service, settings, make_handle, threads, prefetch)
     server = serve_health(
         settings.metrics_port,
         {"database": lambda: check_database(engine), "broker": broker_check(settings.amqp_url)},
