@@ -4,8 +4,9 @@
    is already in the inbox, the supporter has been erased, or the row is already ``sent`` or
    ``failed``; then nothing is sent.
 2. Outside any transaction: hand the message to SMTP.
-3. Record: one statement marks the row ``sent`` (or ``failed``), emits ``letter.sent`` /
-   ``letter.failed`` through the outbox and, when asked, claims the event in the inbox.
+3. Record: one statement marks the row ``sent`` (or ``failed``), emits ``letter.failed`` (any
+   purpose) or ``letter.sent`` (the letter to its target) through the outbox and, when asked,
+   claims the event in the inbox.
 Each step is a single statement (atomic on its own, one round trip) unless the caller adds work
 to it (``may_send``, ``then``): then it runs in a transaction with that work.
 
@@ -101,6 +102,19 @@ _RECORD = """
     VALUES (%(o_event_id)s, %(o_routing_key)s, %(o_correlation_id)s, %(o_body)s,
             %(o_created_at)s, %(o_available_at)s)
 """
+# The same without an event: a confirmation, copy or notice that went out announces nothing.
+_RECORD_QUIETLY = """
+    WITH claimed AS (
+        INSERT INTO inbox (consumer, event_id, processed_at)
+        SELECT CAST(%(consumer)s AS varchar), CAST(%(event_id)s AS uuid), %(now)s
+        WHERE CAST(%(consumer)s AS varchar) IS NOT NULL
+        ON CONFLICT DO NOTHING
+    )
+    UPDATE letters SET state = %(state)s, error = %(error)s, sent_at = %(now)s WHERE id = %(id)s
+"""
+# Which outcomes are announced: every failure (someone may need to act on it), and the letter
+# itself reaching its target. A sent confirmation, copy or notice concerns nobody else.
+ANNOUNCED_SENT = frozenset(("letter",))
 
 
 class HeldConnection:
@@ -230,8 +244,12 @@ def deliver_once(
         return "failed"
     faults.point("after_smtp")
     EMAILS.labels(out.purpose, "sent").inc()
-    sent = LetterSent(
-        signature_id=out.signature_id, purpose=out.purpose, message_id=out.message["Message-ID"]
+    sent = (
+        LetterSent(
+            signature_id=out.signature_id, purpose=out.purpose, message_id=out.message["Message-ID"]
+        )
+        if out.purpose in ANNOUNCED_SENT
+        else None
     )
     _record(steps, claimed.id, correlation_id, "sent", None, sent, receipt, then)
     return "sent"
@@ -282,24 +300,27 @@ def _record(
     correlation_id: str | None,
     state: Literal["sent", "failed"],
     error: str | None,
-    event: LetterSent | LetterFailed,
+    event: LetterSent | LetterFailed | None,
     receipt: Receipt | None,
     then: Then | None,
 ) -> None:
     claim = receipt is not None and state in receipt.record_on
-    row = outbox.row_for(event, correlation_id=correlation_id)
-    params = {
+    params: dict[str, Any] = {
         "state": state,
         "error": error,
         "now": datetime.now(UTC),
         "id": letter_id,
         "consumer": receipt.consumer if claim and receipt else None,
         "event_id": receipt.event_id if claim and receipt else None,
-        **{f"o_{k}": v for k, v in row.items()},
     }
+    sql = _RECORD_QUIETLY
+    if event is not None:
+        sql = _RECORD
+        row = outbox.row_for(event, correlation_id=correlation_id)
+        params.update({f"o_{k}": v for k, v in row.items()})
     if then is None:
-        steps.one(_RECORD, params)
+        steps.one(sql, params)
         return
     with steps.transaction() as conn:
-        conn.exec_driver_sql(_RECORD, params)
+        conn.exec_driver_sql(sql, params)
         then(conn, state)

@@ -172,7 +172,7 @@ def note_confirmed(event: SignatureConfirmed, envelope: Envelope, deps: MailerDe
 
 def send_letter(event: SignatureResolved, envelope: Envelope, deps: MailerDeps) -> None:
     """Consumes signature.resolved; sends the campaign letter to the target, then a copy to the
-    supporter; emits letter.sent or letter.failed for each. Idempotent through the letters rows
+    supporter; emits letter.sent for the letter, letter.failed for either. Idempotent through the letters rows
     for (signature, "letter") and (signature, "copy"); the inbox claim commits with the last."""
     campaign = deps.campaign(event.campaign)
     if not event.target.email:

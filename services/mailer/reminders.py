@@ -94,8 +94,9 @@ def send_due_reminders(deps: MailerDeps) -> int:
                 reminder=True,
             )
             outcome = deliver_once(
-                Outgoing(row.signature_id, "reminder", row.campaign, msg, row.email,
-                         row.supporter_key),
+                Outgoing(
+                    row.signature_id, "reminder", row.campaign, msg, row.email, row.supporter_key
+                ),
                 engine=deps.engine,
                 sender=deps.sender,
                 settings=deps.settings,

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 
 from services.mailer.models import letters, pending_confirmations
 from services.mailer.retention import scrub_expired
+from shared.messages import Envelope
 from tests.integration.mailer_helpers import (
     MP,
     count,
@@ -68,6 +69,13 @@ def test_the_supporter_gets_a_copy_after_the_letter_exactly_once(system, mail, e
     with engine.connect() as conn:
         rows = conn.execute(sa.select(letters.c.purpose, letters.c.sends)).all()
     assert sorted(rows) == [("copy", 1), ("letter", 1)]
+    # Announced once: the letter reaching its target (intake shows it); the copy concerns nobody.
+    with engine.connect() as conn:
+        announced = conn.execute(
+            sa.text("SELECT routing_key, body FROM outbox WHERE routing_key LIKE 'letter.%'")
+        ).all()
+    assert [key for key, _ in announced] == ["letter.sent"]
+    assert Envelope.from_json(bytes(announced[0][1])).event().purpose == "letter"
 
 
 def test_one_reminder_for_the_unconfirmed_none_for_the_confirmed(system, mail, engine) -> None:
@@ -93,7 +101,9 @@ def test_one_reminder_for_the_unconfirmed_none_for_the_confirmed(system, mail, e
     assert reminder["X-DearMP-Intended-Recipient"] == forgetful["email"]
     assert reminder["Subject"].startswith("Reminder: Confirm your signature")
     text = reminder.get_body(("plain",)).get_content()
-    first_link = confirm_url_in(confirmations[forgetful["email"]].get_body(("plain",)).get_content())
+    first_link = confirm_url_in(
+        confirmations[forgetful["email"]].get_body(("plain",)).get_content()
+    )
     new_link = confirm_url_in(text)
     assert new_link != first_link  # a fresh token
     with httpx.Client(timeout=30) as client:
@@ -127,27 +137,38 @@ def test_retention_scrubs_what_is_older_than_the_period(engine, settings) -> Non
         ]:
             conn.execute(
                 letters.insert().values(
-                    signature_id=sid, purpose=purpose, campaign="c", state="sent",
-                    message_id=f"<{purpose}.{sid}@x>", recipient=recipient, subject="About Jo",
-                    body="Dear MP, Jo Bloggs, 1 Road", sends=1, created_at=when, sent_at=when,
-                    supporter_key="k", error="550 <jo@example.org> refused",
+                    signature_id=sid,
+                    purpose=purpose,
+                    campaign="c",
+                    state="sent",
+                    message_id=f"<{purpose}.{sid}@x>",
+                    recipient=recipient,
+                    subject="About Jo",
+                    body="Dear MP, Jo Bloggs, 1 Road",
+                    sends=1,
+                    created_at=when,
+                    sent_at=when,
+                    supporter_key="k",
+                    error="550 <jo@example.org> refused",
                 )
             )
         for sid, when, confirmed in [(sids[0], old, False), (sids[2], recent, False)]:
             conn.execute(
                 pending_confirmations.insert().values(
-                    signature_id=sid, campaign="c", email="jo@example.org", first_name="Jo",
-                    last_name="B", received_at=when, due_at=when + timedelta(days=1),
+                    signature_id=sid,
+                    campaign="c",
+                    email="jo@example.org",
+                    first_name="Jo",
+                    last_name="B",
+                    received_at=when,
+                    due_at=when + timedelta(days=1),
                     confirmed=confirmed,
                 )
             )
     assert scrub_expired(engine, settings) == {"letters": 2, "pending_confirmations": 1}
     assert scrub_expired(engine, settings) == {"letters": 0, "pending_confirmations": 0}
     with engine.connect() as conn:
-        rows = {
-            (r.signature_id, r.purpose): r
-            for r in conn.execute(sa.select(letters)).all()
-        }
+        rows = {(r.signature_id, r.purpose): r for r in conn.execute(sa.select(letters)).all()}
         pending_left = conn.execute(sa.select(pending_confirmations.c.signature_id)).scalars()
         assert list(pending_left) == [sids[2]]
     scrubbed = rows[(sids[0], "copy")]
