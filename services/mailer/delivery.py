@@ -8,7 +8,9 @@
    purpose) or ``letter.sent`` (the letter to its target) through the outbox and, when asked,
    claims the event in the inbox.
 Each step is a single statement (atomic on its own, one round trip) unless the caller adds work
-to it (``may_send``, ``then``): then it runs in a transaction with that work.
+to it (``may_send``, ``then``): then it runs in a transaction with that work. A message that
+follows another (the supporter's copy after the letter) is claimed in the statement that records
+the first as sent: three statements for the pair.
 
 A redelivered event for a sent or failed letter sends nothing. Only a crash between the SMTP
 server's acceptance and step 3 can resend; the resend carries the same Message-ID and is counted
@@ -22,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from typing import Any, Literal
@@ -87,31 +89,19 @@ _CLAIM = """
      WHERE letters.state NOT IN ('sent', 'failed')
     RETURNING id, sends
 """
-# The outcome, its event and (when consumer is set) the inbox claim, in one statement.
-_RECORD = """
-    WITH done AS (
-        UPDATE letters SET state = %(state)s, error = %(error)s, sent_at = %(now)s
-         WHERE id = %(id)s
-    ), claimed AS (
+# Recording an outcome: the row's new state, and (when they apply) the inbox claim for the event
+# and the announcing event in the outbox. Data-modifying CTEs run whatever the main statement:
+# alone they end in ``SELECT NULL``; with a follow-on message, its claim is the main statement.
+_DONE = """done AS (
+        UPDATE letters SET state = %(r_state)s, error = %(r_error)s, sent_at = %(r_now)s
+         WHERE id = %(r_id)s)"""
+_RECEIPT = """receipt AS (
         INSERT INTO inbox (consumer, event_id, processed_at)
-        SELECT CAST(%(consumer)s AS varchar), CAST(%(event_id)s AS uuid), %(now)s
-        WHERE CAST(%(consumer)s AS varchar) IS NOT NULL
-        ON CONFLICT DO NOTHING
-    )
-    INSERT INTO outbox (event_id, routing_key, correlation_id, body, created_at, available_at)
-    VALUES (%(o_event_id)s, %(o_routing_key)s, %(o_correlation_id)s, %(o_body)s,
-            %(o_created_at)s, %(o_available_at)s)
-"""
-# The same without an event: a confirmation, copy or notice that went out announces nothing.
-_RECORD_QUIETLY = """
-    WITH claimed AS (
-        INSERT INTO inbox (consumer, event_id, processed_at)
-        SELECT CAST(%(consumer)s AS varchar), CAST(%(event_id)s AS uuid), %(now)s
-        WHERE CAST(%(consumer)s AS varchar) IS NOT NULL
-        ON CONFLICT DO NOTHING
-    )
-    UPDATE letters SET state = %(state)s, error = %(error)s, sent_at = %(now)s WHERE id = %(id)s
-"""
+        VALUES (%(r_consumer)s, %(r_event_id)s, %(r_now)s) ON CONFLICT DO NOTHING)"""
+_ANNOUNCE = """announced AS (
+        INSERT INTO outbox (event_id, routing_key, correlation_id, body, created_at, available_at)
+        VALUES (%(o_event_id)s, %(o_routing_key)s, %(o_correlation_id)s, %(o_body)s,
+                %(o_created_at)s, %(o_available_at)s))"""
 # Which outcomes are announced: every failure (someone may need to act on it), and the letter
 # itself reaching its target. A sent confirmation, copy or notice concerns nobody else.
 ANNOUNCED_SENT = frozenset(("letter",))
@@ -193,12 +183,76 @@ def deliver_once(
     may_send: Callable[[Connection], bool] | None = None,
     then: Then | None = None,
     held: HeldConnection | None = None,
+    after: Outgoing | None = None,
 ) -> Outcome:
     """Send ``out`` unless it was already sent; returns what became of it. ``skipped``: the
     event was handled before, or ``may_send`` said no (nothing done, ``then`` not run).
-    ``held``: the caller's own connection for single-statement steps (see HeldConnection)."""
+    ``held``: the caller's own connection for single-statement steps (see HeldConnection).
+    ``after``: a message that follows once ``out`` is sent (the supporter's copy after the
+    letter; not with ``may_send`` or ``then``): its claim shares the statement that records
+    ``out`` as sent, the receipt goes with the last outcome, and that outcome is returned. A
+    crash between that statement and the follow-on's hand-over sends the follow-on on
+    redelivery with ``sends`` = 2: counted as a possible resend, though it went once."""
     steps = _Steps(engine, held)
-    claim = {
+    claim = _claim_params(out, receipt)
+    if after is not None:
+        if may_send is not None or then is not None:
+            raise ValueError("a follow-on message cannot be combined with may_send or then")
+        claimed = steps.one(_CLAIM, claim)
+        if claimed is None:  # sent before (then the follow-on may not be), failed or erased
+            first = replace(receipt, record_on=receipt.record_on - {"sent"}) if receipt else None
+            with steps.transaction() as conn:
+                outcome = _not_claimed(conn, out, first, None)
+            if outcome != "sent":
+                return outcome
+            return deliver_once(
+                after,
+                engine=engine,
+                sender=sender,
+                settings=settings,
+                correlation_id=correlation_id,
+                receipt=receipt,
+                held=held,
+            )
+    elif may_send is None and then is None:
+        claimed = steps.one(_CLAIM, claim)
+        if claimed is None:
+            with steps.transaction() as conn:
+                return _not_claimed(conn, out, receipt, then)
+    else:
+        with steps.transaction() as conn:
+            if may_send is not None and not may_send(conn):
+                return "skipped"
+            claimed = conn.exec_driver_sql(_CLAIM, claim).first()
+            if claimed is None:
+                return _not_claimed(conn, out, receipt, then)
+    while True:
+        state, error = _hand_over(out, claimed, engine, sender, settings)
+        follow = after if state == "sent" else None
+        event: LetterSent | LetterFailed | None = None
+        if state == "failed":
+            event = LetterFailed(signature_id=out.signature_id, purpose=out.purpose, reason=error)
+        elif out.purpose in ANNOUNCED_SENT:
+            event = LetterSent(
+                signature_id=out.signature_id,
+                purpose=out.purpose,
+                message_id=out.message["Message-ID"],
+            )
+        if follow is None:
+            _record(steps, claimed.id, correlation_id, state, error, event, receipt, then)
+            return state
+        claimed = _record(
+            steps, claimed.id, correlation_id, state, error, event, None, None, follow, receipt
+        )
+        faults.point("before_follow_on")
+        out, after = follow, None
+        if claimed is None:
+            with steps.transaction() as conn:
+                return _not_claimed(conn, out, receipt, then)
+
+
+def _claim_params(out: Outgoing, receipt: Receipt | None) -> dict[str, Any]:
+    return {
         "signature_id": out.signature_id,
         "purpose": out.purpose,
         "campaign": out.campaign,
@@ -211,22 +265,17 @@ def deliver_once(
         "consumer": receipt.consumer if receipt else None,
         "event_id": receipt.event_id if receipt else None,
     }
-    if may_send is None and then is None:
-        claimed = steps.one(_CLAIM, claim)
-        if claimed is None:
-            with steps.transaction() as conn:
-                return _not_claimed(conn, out, receipt, then)
-    else:
-        with steps.transaction() as conn:
-            if may_send is not None and not may_send(conn):
-                return "skipped"
-            claimed = conn.exec_driver_sql(_CLAIM, claim).first()
-            if claimed is None:
-                return _not_claimed(conn, out, receipt, then)
+
+
+def _hand_over(
+    out: Outgoing, claimed: Any, engine: Engine, sender: SmtpSender, settings: Settings
+) -> tuple[Literal["sent", "failed"], str]:
+    """Give the claimed message to SMTP: ``sent``, or ``failed`` with the server's reason (5xx).
+    A temporary failure gives the claim back (when nothing was handed over) and is raised for
+    the consumer to retry."""
     if claimed.sends > 1:
         EMAILS.labels(out.purpose, "resend").inc()
         log.warning("resending after an interrupted send", purpose=out.purpose, sends=claimed.sends)
-
     recipients = delivery_recipients(
         out.message, out.recipient, live=settings.delivery == "live", sandbox_to=settings.sandbox_to
     )
@@ -239,20 +288,10 @@ def deliver_once(
         raise TransientFailure(str(exc)) from None
     except PermanentSmtpError as exc:
         EMAILS.labels(out.purpose, "failed").inc()
-        failed = LetterFailed(signature_id=out.signature_id, purpose=out.purpose, reason=str(exc))
-        _record(steps, claimed.id, correlation_id, "failed", str(exc), failed, receipt, then)
-        return "failed"
+        return "failed", str(exc)
     faults.point("after_smtp")
     EMAILS.labels(out.purpose, "sent").inc()
-    sent = (
-        LetterSent(
-            signature_id=out.signature_id, purpose=out.purpose, message_id=out.message["Message-ID"]
-        )
-        if out.purpose in ANNOUNCED_SENT
-        else None
-    )
-    _record(steps, claimed.id, correlation_id, "sent", None, sent, receipt, then)
-    return "sent"
+    return "sent", ""
 
 
 def _not_claimed(
@@ -299,28 +338,39 @@ def _record(
     letter_id: int,
     correlation_id: str | None,
     state: Literal["sent", "failed"],
-    error: str | None,
+    error: str,
     event: LetterSent | LetterFailed | None,
     receipt: Receipt | None,
     then: Then | None,
-) -> None:
-    claim = receipt is not None and state in receipt.record_on
+    follow: Outgoing | None = None,
+    follow_receipt: Receipt | None = None,
+) -> Any:
+    """Record the outcome (with its event and, for an outcome in ``receipt.record_on``, the
+    receipt). With ``follow``, the same statement claims that message (the receipt given is the
+    one its claim checks) and its claimed row is returned (None: not claimable)."""
+    ctes = [_DONE]
     params: dict[str, Any] = {
-        "state": state,
-        "error": error,
-        "now": datetime.now(UTC),
-        "id": letter_id,
-        "consumer": receipt.consumer if claim and receipt else None,
-        "event_id": receipt.event_id if claim and receipt else None,
+        "r_state": state,
+        "r_error": error or None,
+        "r_now": datetime.now(UTC),
+        "r_id": letter_id,
     }
-    sql = _RECORD_QUIETLY
+    if receipt is not None and state in receipt.record_on:
+        ctes.append(_RECEIPT)
+        params.update(r_consumer=receipt.consumer, r_event_id=receipt.event_id)
     if event is not None:
-        sql = _RECORD
+        ctes.append(_ANNOUNCE)
         row = outbox.row_for(event, correlation_id=correlation_id)
         params.update({f"o_{k}": v for k, v in row.items()})
+    sql = "WITH " + ", ".join(ctes)
+    if follow is not None:
+        params.update(_claim_params(follow, follow_receipt))
+        return steps.one(sql + _CLAIM, params)
+    sql += " SELECT NULL"
     if then is None:
         steps.one(sql, params)
-        return
+        return None
     with steps.transaction() as conn:
         conn.exec_driver_sql(sql, params)
         then(conn, state)
+    return None

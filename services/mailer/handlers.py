@@ -83,6 +83,7 @@ class MailerDeps:
         *,
         record_on: frozenset[Outcome] = ALL_OUTCOMES,
         then: Then | None = None,
+        after: Outgoing | None = None,
     ) -> Outcome:
         """Deliver for an event: nothing if the event was handled already; the event is recorded
         as handled with the outcomes in ``record_on``."""
@@ -95,6 +96,7 @@ class MailerDeps:
             receipt=Receipt(CONSUMER, envelope.id, record_on),
             then=then,
             held=self.held,
+            after=after,
         )
 
 
@@ -172,8 +174,9 @@ def note_confirmed(event: SignatureConfirmed, envelope: Envelope, deps: MailerDe
 
 def send_letter(event: SignatureResolved, envelope: Envelope, deps: MailerDeps) -> None:
     """Consumes signature.resolved; sends the campaign letter to the target, then a copy to the
-    supporter; emits letter.sent for the letter, letter.failed for either. Idempotent through the letters rows
-    for (signature, "letter") and (signature, "copy"); the inbox claim commits with the last."""
+    supporter; emits letter.sent for the letter, letter.failed for either. Idempotent through the
+    letters rows for (signature, "letter") and (signature, "copy"); the inbox claim commits with
+    the last outcome (the copy's claim shares the statement that records the letter as sent)."""
     campaign = deps.campaign(event.campaign)
     if not event.target.email:
         raise PermanentFailure("resolved target has no email address")
@@ -181,15 +184,24 @@ def send_letter(event: SignatureResolved, envelope: Envelope, deps: MailerDeps) 
     sid, supporter, target = event.signature_id, event.supporter, event.target
     msg = _built(lambda: compose.letter(sid, campaign, supporter, target, deps.settings, rendered))
     key = deps.key(supporter.email)
-    outcome = deps.deliver(
-        Outgoing(sid, "letter", campaign.slug, msg, target.email or "", key, rendered.text),
-        envelope,
-        record_on=frozenset(("failed", "erased")),  # once sent, the copy finishes the event
-    )
-    if outcome != "sent":
+    letter = Outgoing(sid, "letter", campaign.slug, msg, target.email or "", key, rendered.text)
+    try:  # built before the letter goes, so the letter's record can claim it at once
+        copy: Outgoing | None = Outgoing(
+            sid,
+            "copy",
+            campaign.slug,
+            compose.copy(sid, campaign, supporter, target, deps.settings, rendered),
+            supporter.email,
+            key,
+        )
+    except ValueError as exc:  # no copy can be built: the letter still goes, then dead-letter
+        copy, unbuildable = None, exc
+    if copy is not None:
+        deps.deliver(letter, envelope, after=copy)
         return
-    copy = _built(lambda: compose.copy(sid, campaign, supporter, target, deps.settings, rendered))
-    deps.deliver(Outgoing(sid, "copy", campaign.slug, copy, supporter.email, key), envelope)
+    outcome = deps.deliver(letter, envelope, record_on=frozenset(("failed", "erased")))
+    if outcome == "sent":
+        raise PermanentFailure(f"cannot build the copy: {str(unbuildable)[:200]}")
 
 
 def send_unresolvable_notice(

@@ -87,3 +87,45 @@ def test_mailer_killed_between_commit_and_ack_sends_once(
     assert len(by_purpose["confirmation"]) == 1  # the redelivery sent nothing
     assert len(by_purpose["letter"]) == 1
     assert _count(engine, "SELECT max(sends) FROM letters") == 1
+
+
+@pytest.mark.fault
+def test_mailer_killed_after_the_letter_before_the_copy_sends_each_once(
+    system, mail, engine, amqp_url, namespace, tmp_path
+) -> None:
+    """The statement that records the letter as sent also claims the copy. Killed right after
+    it: on redelivery the letter is not sent again, the claimed copy is, once."""
+    from tests.integration.mailer_helpers import resolved_event, stage_letters
+
+    mailer = system.services["mailer"]
+    system.start("relay")
+    marker = tmp_path / "k"
+    mailer.start({"DEARMP_FAULT_KILL_AT": "before_follow_on", "DEARMP_FAULT_MARKER": str(marker)})
+    event = resolved_event()
+    stage_letters(engine, [event])
+
+    assert mailer.wait_exit(60) == -9
+    assert marker.read_text() == "before_follow_on"
+    with engine.connect() as conn:
+        rows = dict(conn.execute(sa.text("SELECT purpose, state FROM letters")).all())
+    assert rows == {"letter": "sent", "copy": "sending"}
+    assert len(mail.messages) == 1  # the letter only
+
+    mailer.start()
+    mail.handler.wait_for(2, timeout=30)
+    queue = Topology(namespace).queue("mailer")
+    wait_until(lambda: queue_depth(amqp_url, queue) == 0, 30, message="the redelivery to be acked")
+    wait_until(
+        lambda: _count(engine, "SELECT count(*) FROM inbox WHERE consumer='mailer'") == 1,
+        20,
+        message="the event to be recorded as handled",
+    )
+    by_purpose = letters_by_purpose(mail.messages)
+    assert len(by_purpose["letter"]) == 1 and len(by_purpose["copy"]) == 1
+    with engine.connect() as conn:
+        rows = {
+            p: (st, n)
+            for p, st, n in conn.execute(sa.text("SELECT purpose, state, sends FROM letters"))
+        }
+    assert rows["letter"] == ("sent", 1)
+    assert rows["copy"] == ("sent", 2)  # claimed twice: counted as a possible resend
