@@ -22,7 +22,7 @@ Correctness is checked after every mailer run: the sink holds exactly the expect
 each once, and every letters row is ``sent``.
 
 Environment (optional): BENCH_N (letters per fast run, default 1000), BENCH_RAW_N (messages for
-raw, default 2000), BENCH_THREADS (thread counts for the fast runs, default "1,4"), BENCH_SCALE_N1
+raw, default 2000), BENCH_THREADS (thread counts for the fast runs, default "1,4,8"), BENCH_SCALE_N1
 and BENCH_SCALE_N8 (letters for the 50 ms runs, default 60 and 480), BENCH_ROUNDS (default 3),
 BENCH_TIME_LIMIT (seconds per run, default 180), BENCH_MODES (any of "throughput,scaling", default
 both: "scaling" alone runs only the 50 ms runs).
@@ -66,7 +66,7 @@ MAIL_DOMAIN = "bench.invalid"
 
 N = int(os.environ.get("BENCH_N", "1000"))
 RAW_N = int(os.environ.get("BENCH_RAW_N", "2000"))
-THREADS = [int(t) for t in os.environ.get("BENCH_THREADS", "1,4").split(",") if t.strip()]
+THREADS = [int(t) for t in os.environ.get("BENCH_THREADS", "1,4,8").split(",") if t.strip()]
 SCALE_N1 = int(os.environ.get("BENCH_SCALE_N1", "60"))
 SCALE_N8 = int(os.environ.get("BENCH_SCALE_N8", "480"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
