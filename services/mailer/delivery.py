@@ -36,6 +36,7 @@ from psycopg.rows import namedtuple_row
 from sqlalchemy.engine import Connection, Engine
 
 from services.mailer.models import erased_supporters, letters
+from services.mailer.retention import ADDRESS_RE
 from services.mailer.smtp import PermanentSmtpError, SmtpSender, TemporarySmtpError
 from shared import faults, inbox, outbox
 from shared.broker.consumer import TransientFailure
@@ -92,8 +93,24 @@ _CLAIM = """
 # Recording an outcome: the row's new state, and (when they apply) the inbox claim for the event
 # and the announcing event in the outbox. Data-modifying CTEs run whatever the main statement:
 # alone they end in ``SELECT NULL``; with a follow-on message, its claim is the main statement.
+#
+# The supporter may have been erased while the claim ran: the claim's snapshot predates the
+# erasure, and the erasure's scrub could not see the uncommitted claim. Recording then scrubs the
+# row as the erasure would have (services/mailer/retention.py), so nothing of theirs stays.
 _DONE = """done AS (
-        UPDATE letters SET state = %(r_state)s, error = %(r_error)s, sent_at = %(r_now)s
+        UPDATE letters
+           SET state = %(r_state)s, sent_at = %(r_now)s,
+               error = CASE WHEN gone THEN regexp_replace(CAST(%(r_error)s AS text),
+                                                          %(r_address)s, '[address removed]', 'g')
+                            ELSE %(r_error)s END,
+               body = CASE WHEN gone THEN NULL ELSE body END,
+               subject = CASE WHEN gone THEN '' ELSE subject END,
+               recipient = CASE WHEN gone AND purpose <> 'letter' THEN '' ELSE recipient END,
+               supporter_key = CASE WHEN gone THEN NULL ELSE letters.supporter_key END,
+               scrubbed_at = CASE WHEN gone THEN %(r_now)s ELSE scrubbed_at END
+          FROM (SELECT EXISTS (SELECT 1 FROM letters l JOIN erased_supporters e
+                                  ON e.supporter_key = l.supporter_key
+                                WHERE l.id = %(r_id)s) AS gone) AS erased
          WHERE id = %(r_id)s)"""
 _RECEIPT = """receipt AS (
         INSERT INTO inbox (consumer, event_id, processed_at)
@@ -354,6 +371,7 @@ def _record(
         "r_error": error or None,
         "r_now": datetime.now(UTC),
         "r_id": letter_id,
+        "r_address": ADDRESS_RE,
     }
     if receipt is not None and state in receipt.record_on:
         ctes.append(_RECEIPT)

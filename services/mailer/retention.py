@@ -26,7 +26,7 @@ from shared.logging import get_logger
 log = get_logger(__name__)
 
 BATCH = 1000
-_ADDRESS_RE = r"[^[:space:]<>@\"',;:]+@[^[:space:]<>\"',;:]+"
+ADDRESS_RE = r"[^[:space:]<>@\"',;:]+@[^[:space:]<>\"',;:]+"
 
 
 def _scrubbed(now: datetime) -> dict[str, object]:
@@ -35,7 +35,7 @@ def _scrubbed(now: datetime) -> dict[str, object]:
         "subject": "",
         # The target's address (a public office) stays; the supporter's own address goes.
         "recipient": sa.case((letters.c.purpose == "letter", letters.c.recipient), else_=""),
-        "error": sa.func.regexp_replace(letters.c.error, _ADDRESS_RE, "[address removed]", "g"),
+        "error": sa.func.regexp_replace(letters.c.error, ADDRESS_RE, "[address removed]", "g"),
         "supporter_key": None,
         "scrubbed_at": now,
     }

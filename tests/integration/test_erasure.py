@@ -98,6 +98,42 @@ def test_a_letter_in_flight_for_an_erased_supporter_is_not_sent(engine, settings
     assert count(engine, "SELECT count(*) FROM inbox WHERE consumer = 'mailer'") == 1
 
 
+def test_an_erasure_that_commits_during_the_claim_still_leaves_nothing(engine, settings) -> None:
+    """The race the claim cannot see: the erasure commits while the letter's claim is in
+    flight, so its scrub misses the new row. Recording the send finds the supporter erased and
+    scrubs the row itself; the copy is not sent."""
+    event = resolved_event(comment="My niece came here alone.")
+    key = supporter_key(settings.secret_key, event.supporter.email)
+    sent: list[str] = []
+
+    class EraseWhileSending:
+        """Takes the letter, and meanwhile the erasure (remember + scrub) commits."""
+
+        def send(self, message: object, **_: object) -> None:
+            sent.append(str(message["Message-ID"]))  # type: ignore[index]
+            from services.mailer.retention import erase_supporter
+
+            with engine.begin() as conn:
+                erase_supporter(conn, key, datetime.now(UTC))
+                # ...as if the claim had not yet committed when the scrub ran:
+                conn.execute(
+                    letters.update().values(
+                        body=event.supporter.comment, supporter_key=key, scrubbed_at=None
+                    )
+                )
+
+    envelope = Envelope.wrap(event, correlation_id=event.signature_id)
+    send_letter(event, envelope, MailerDeps(engine, EraseWhileSending(), settings))  # type: ignore[arg-type]
+    assert [m.split(".")[0] for m in sent] == ["<letter"]  # the copy was not sent
+    with engine.connect() as conn:
+        rows = {r.purpose: r for r in conn.execute(sa.select(letters))}
+    assert set(rows) == {"letter"}
+    assert rows["letter"].state == "sent"
+    assert rows["letter"].body is None and rows["letter"].supporter_key is None
+    assert rows["letter"].subject == "" and rows["letter"].scrubbed_at is not None
+    assert count(engine, "SELECT count(*) FROM inbox WHERE consumer = 'mailer'") == 1
+
+
 def test_the_resolver_forgets_held_signatures(engine) -> None:
     def held(email: str) -> uuid.UUID:
         event = resolved_event(email=email)
