@@ -125,6 +125,7 @@ def test_starttls_and_login(starttls_server, trusted) -> None:
     _send_two(SmtpSender(url), handler)
 
 
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")  # TLS from the start
 def test_implicit_tls_and_login(smtps_server, trusted) -> None:
     handler, port = smtps_server
     _send_two(
