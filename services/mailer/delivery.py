@@ -212,15 +212,19 @@ def deliver_once(
     redelivery with ``sends`` = 2: counted as a possible resend, though it went once."""
     steps = _Steps(engine, held)
     claim = _claim_params(out, receipt)
-    if after is not None:
-        if may_send is not None or then is not None:
-            raise ValueError("a follow-on message cannot be combined with may_send or then")
+    if after is not None and (may_send is not None or then is not None):
+        raise ValueError("a follow-on message cannot be combined with may_send or then")
+    if may_send is None and then is None:
         claimed = steps.one(_CLAIM, claim)
-        if claimed is None:  # sent before (then the follow-on may not be), failed or erased
-            first = replace(receipt, record_on=receipt.record_on - {"sent"}) if receipt else None
+        if claimed is None:
+            # With a follow-on, ``out`` sent before does not finish the event: the follow-on may
+            # not have gone yet.
+            first = receipt
+            if after is not None and receipt is not None:
+                first = replace(receipt, record_on=receipt.record_on - {"sent"})
             with steps.transaction() as conn:
-                outcome = _not_claimed(conn, out, first, None)
-            if outcome != "sent":
+                outcome = _not_claimed(conn, out, first, then)
+            if after is None or outcome != "sent":
                 return outcome
             return deliver_once(
                 after,
@@ -231,11 +235,6 @@ def deliver_once(
                 receipt=receipt,
                 held=held,
             )
-    elif may_send is None and then is None:
-        claimed = steps.one(_CLAIM, claim)
-        if claimed is None:
-            with steps.transaction() as conn:
-                return _not_claimed(conn, out, receipt, then)
     else:
         with steps.transaction() as conn:
             if may_send is not None and not may_send(conn):
