@@ -57,41 +57,32 @@ def _server_context(ca: trustme.CA) -> ssl.SSLContext:
     return context
 
 
-@pytest.fixture
-def starttls_server(ca: trustme.CA) -> Iterator[tuple[CatchingHandler, int]]:
-    """Plain on connect; STARTTLS and login required before any mail."""
+def _serve(**options: object) -> Iterator[tuple[CatchingHandler, int]]:
+    """A catching aiosmtpd server on a free port that requires login, with ``options``."""
     handler, port = CatchingHandler(), _free_port()
     controller = Controller(
         handler,
         hostname="127.0.0.1",
         port=port,
-        tls_context=_server_context(ca),
-        require_starttls=True,
         auth_required=True,
-        auth_require_tls=True,
         authenticator=_authenticate,
+        **options,  # type: ignore[arg-type]
     )
     controller.start()
     yield handler, port
     controller.stop()
+
+
+@pytest.fixture
+def starttls_server(ca: trustme.CA) -> Iterator[tuple[CatchingHandler, int]]:
+    """Plain on connect; STARTTLS required before login and mail."""
+    yield from _serve(tls_context=_server_context(ca), require_starttls=True, auth_require_tls=True)
 
 
 @pytest.fixture
 def smtps_server(ca: trustme.CA) -> Iterator[tuple[CatchingHandler, int]]:
-    """TLS from the first byte (port 465 style), login required."""
-    handler, port = CatchingHandler(), _free_port()
-    controller = Controller(
-        handler,
-        hostname="127.0.0.1",
-        port=port,
-        ssl_context=_server_context(ca),
-        auth_required=True,
-        auth_require_tls=False,
-        authenticator=_authenticate,
-    )
-    controller.start()
-    yield handler, port
-    controller.stop()
+    """TLS from the first byte (port 465 style)."""
+    yield from _serve(ssl_context=_server_context(ca), auth_require_tls=False)
 
 
 def _message(n: int = 1) -> EmailMessage:
