@@ -71,7 +71,10 @@ class _Pipelining(_PlainEnvelope):
     read together, so a message costs two round trips instead of four. The bytes written are
     smtplib's own, and every answer is handled as smtplib's ``sendmail`` handles it (the same
     exceptions, connection closed on 421, RSET otherwise). Anything unusual (a server without
-    PIPELINING, SMTPUTF8, an address that is not plain) goes to smtplib's ``sendmail``."""
+    PIPELINING, SMTPUTF8, an address that is not plain) goes to smtplib's ``sendmail``, as does
+    everything when ``use_pipelining`` is off (``?pipelining=false`` in DEARMP_SMTP_URL)."""
+
+    use_pipelining = True
 
     def sendmail(
         self,
@@ -87,7 +90,7 @@ class _Pipelining(_PlainEnvelope):
             not isinstance(msg, bytes)
             or isinstance(to_addrs, str)
             or not to_addrs
-            or not (smtp.does_esmtp and smtp.has_extn("pipelining"))
+            or not (self.use_pipelining and smtp.does_esmtp and smtp.has_extn("pipelining"))
             or any(o.lower() == "smtputf8" for o in (*mail_options, *rcpt_options))
             or not all(_PLAIN_ADDRESS.fullmatch(a) for a in (from_addr, *to_addrs))
         ):
@@ -171,6 +174,7 @@ class SmtpSender:
         self.username = unquote(parsed.username) if parsed.username else None
         self.password = unquote(parsed.password) if parsed.password else None
         self.starttls = options.get("starttls", "false").lower() in ("1", "true", "yes")
+        self.pipelining = options.get("pipelining", "true").lower() in ("1", "true", "yes")
         self.timeout = timeout
         self.limiter = limiter
         self._smtp: smtplib.SMTP | None = None
@@ -181,7 +185,7 @@ class SmtpSender:
         configuration, not the letter, so it is temporary (retried, then dead-lettered for an
         operator to replay), never a permanent failure recorded on the letter."""
         context = ssl.create_default_context()
-        smtp: smtplib.SMTP | None = None
+        smtp: _SMTP | _SMTP_SSL | None = None
         try:
             if self.implicit_tls:
                 smtp = _SMTP_SSL(self.host, self.port, timeout=self.timeout, context=context)
@@ -191,6 +195,7 @@ class SmtpSender:
                     smtp.starttls(context=context)
             if self.username:
                 smtp.login(self.username, self.password or "")
+            smtp.use_pipelining = self.pipelining
             return smtp
         except (smtplib.SMTPResponseException, smtplib.SMTPNotSupportedError) as exc:
             if smtp is not None:

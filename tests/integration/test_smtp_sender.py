@@ -182,3 +182,27 @@ def test_with_and_without_pipelining_every_answer_is_handled(pipelining: bool) -
         "<letter.4@dearmp.example>",
     ]
     assert catcher.messages[0].rcpt_tos == ["a@example.org", "b@example.org"]
+
+
+@pytest.mark.parametrize(("query", "writes"), [("", 2), ("?pipelining=false", 4)])
+def test_pipelining_can_be_turned_off_in_the_url(query: str, writes: int) -> None:
+    """For a server that offers PIPELINING but mishandles it: ``?pipelining=false`` writes one
+    command at a time (MAIL, RCPT, DATA, the message: four writes, not two)."""
+    catcher = MailCatcher().start()
+    sender = SmtpSender(catcher.url + query)
+    try:
+        sender.send(_message(1), to=["a@example.org"])  # opens the session
+        smtp = sender._smtp
+        assert smtp is not None and smtp.has_extn("pipelining")
+        written: list[bytes] = []
+        real_send = smtp.send
+        smtp.send = lambda data: (written.append(data), real_send(data))[1]  # type: ignore[method-assign]
+        sender.send(_message(2), to=["a@example.org"])
+        assert len(written) == writes
+    finally:
+        sender.close()
+        catcher.stop()
+    assert [str(c.message["Message-ID"]) for c in catcher.messages] == [
+        "<letter.1@dearmp.example>",
+        "<letter.2@dearmp.example>",
+    ]
