@@ -20,7 +20,7 @@ from services.mailer.throttle import TokenBucket
 from shared.mail import smtp_bytes
 
 if TYPE_CHECKING:
-    from _typeshed import SizedBuffer
+    from _typeshed import ReadableBuffer, SizedBuffer
 
 
 class TemporarySmtpError(Exception):
@@ -75,6 +75,9 @@ class _Pipelining(_PlainEnvelope):
     everything when ``use_pipelining`` is off (``?pipelining=false`` in DEARMP_SMTP_URL)."""
 
     use_pipelining = True
+    # Whether the current transaction's message went (or began to go) to the server: only then
+    # can the server have accepted it. Set before the DATA command when smtplib sends.
+    data_sent = False
 
     def sendmail(
         self,
@@ -85,6 +88,7 @@ class _Pipelining(_PlainEnvelope):
         rcpt_options: Sequence[str] = (),
     ) -> dict[str, tuple[int, bytes]]:
         smtp: smtplib.SMTP = self  # type: ignore[assignment]
+        self.data_sent = False
         smtp.ehlo_or_helo_if_needed()
         if (
             not isinstance(msg, bytes)
@@ -128,12 +132,17 @@ class _Pipelining(_PlainEnvelope):
         body = _LINE_START_DOT.sub(b"..", msg)
         if not body.endswith(b"\r\n"):
             body += b"\r\n"
+        self.data_sent = True
         smtp.send(body + b".\r\n")
         code, reply = smtp.getreply()
         if code != 250:
             self._end(code)
             raise smtplib.SMTPDataError(code, reply)
         return refused
+
+    def data(self, msg: ReadableBuffer | str) -> tuple[int, bytes]:
+        self.data_sent = True  # smtplib's path: from the DATA command on, it may be taken
+        return super().data(msg)  # type: ignore[misc,no-any-return]
 
     def _end(self, code: int) -> None:
         """After a refusal, as smtplib: the server is closing (421), or reset the transaction."""
@@ -215,11 +224,10 @@ class SmtpSender:
         if self.limiter is not None:
             self.limiter.acquire()
         for attempt in (1, 2):
-            handing_over = False
+            reused = self._smtp is not None
             try:
                 if self._smtp is None:
                     self._smtp = self._connect()
-                handing_over = True
                 sender, data = envelope_sender(message), smtp_bytes(message)
                 if sender is not None and data is not None:
                     self._smtp.sendmail(sender, to, data)  # the bytes send_message would write
@@ -227,11 +235,13 @@ class SmtpSender:
                     self._smtp.send_message(message, sender, to_addrs=to)
                 return
             except smtplib.SMTPServerDisconnected:
-                # A reused connection the server closed: reopen once before calling it temporary.
+                # A reused connection the server had closed: reopen once, unless the message
+                # went out (then the server may have it; the event's retry counts the resend).
+                sent = self._data_sent()
                 self.close()
-                if attempt == 2:
+                if attempt == 2 or not reused or sent:
                     raise TemporarySmtpError(
-                        "SMTP server disconnected", maybe_delivered=handing_over
+                        "SMTP server disconnected", maybe_delivered=sent
                     ) from None
             except smtplib.SMTPRecipientsRefused as exc:
                 self._reset()
@@ -245,10 +255,14 @@ class SmtpSender:
                 self._reset()
                 raise _classify(exc.smtp_code, _text(exc.smtp_error)) from None
             except (OSError, smtplib.SMTPException) as exc:
+                sent = self._data_sent()
                 self.close()
                 raise TemporarySmtpError(
-                    f"SMTP connection failed: {type(exc).__name__}", maybe_delivered=handing_over
+                    f"SMTP connection failed: {type(exc).__name__}", maybe_delivered=sent
                 ) from None
+
+    def _data_sent(self) -> bool:
+        return bool(getattr(self._smtp, "data_sent", True)) if self._smtp is not None else False
 
     def _reset(self) -> None:
         try:

@@ -206,3 +206,62 @@ def test_pipelining_can_be_turned_off_in_the_url(query: str, writes: int) -> Non
         "<letter.1@dearmp.example>",
         "<letter.2@dearmp.example>",
     ]
+
+
+class _DropsAfterTaking(CatchingHandler):
+    """Takes the message, then drops the connection before the client can read the 250: the
+    client cannot know the server has it."""
+
+    drop = False
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802
+        status = await super().handle_DATA(server, session, envelope)
+        if self.drop and server.transport is not None:
+            server.transport.close()
+        return status
+
+
+@pytest.mark.parametrize("pipelining", [True, False], ids=["pipelining", "one-at-a-time"])
+def test_a_connection_lost_after_the_message_went_is_not_resent_by_the_sender(
+    pipelining: bool,
+) -> None:
+    """The sender reopens a stale connection once by itself, but never once the message went
+    out: the server may have taken it, so it reports ``maybe_delivered`` and leaves the resend
+    to the event's retry, where ``letters.sends`` counts it."""
+    handler = _DropsAfterTaking(pipelining=pipelining)
+    port = _free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    sender = SmtpSender(f"smtp://127.0.0.1:{port}")
+    try:
+        sender.send(_message(1), to=["a@example.org"])
+        handler.drop = True
+        with pytest.raises(TemporarySmtpError) as caught:
+            sender.send(_message(2), to=["a@example.org"])
+        assert caught.value.maybe_delivered
+        assert len(handler.messages) == 2  # taken once, not sent again on a new connection
+        handler.drop = False
+        sender.send(_message(3), to=["a@example.org"])
+    finally:
+        sender.close()
+        controller.stop()
+    assert [str(c.message["Message-ID"]) for c in handler.messages] == [
+        f"<letter.{n}@dearmp.example>" for n in (1, 2, 3)
+    ]
+
+
+def test_a_connection_the_server_closed_while_idle_is_reopened_once() -> None:
+    catcher = MailCatcher().start()
+    sender = SmtpSender(catcher.url)
+    try:
+        sender.send(_message(1), to=["a@example.org"])
+        catcher.stop()  # drops the idle connection
+        catcher.start()
+        sender.send(_message(2), to=["a@example.org"])  # no error: reopened before anything went
+    finally:
+        sender.close()
+        catcher.stop()
+    assert [str(c.message["Message-ID"]) for c in catcher.messages] == [
+        "<letter.1@dearmp.example>",
+        "<letter.2@dearmp.example>",
+    ]
