@@ -243,23 +243,39 @@ def deliver_once(
             if claimed is None:
                 return _not_claimed(conn, out, receipt, then)
     while True:
-        state, error = _hand_over(out, claimed, engine, sender, settings)
-        follow = after if state == "sent" else None
-        event: LetterSent | LetterFailed | None = None
-        if state == "failed":
-            event = LetterFailed(signature_id=out.signature_id, purpose=out.purpose, reason=error)
-        elif out.purpose in ANNOUNCED_SENT:
-            event = LetterSent(
-                signature_id=out.signature_id,
-                purpose=out.purpose,
-                message_id=out.message["Message-ID"],
+        # The record of a send is prepared before the hand-over: after the server's 250 only the
+        # statement goes out (a crash before it reaches Postgres resends; once sent, Postgres
+        # commits it even if the mailer dies).
+        follow = after
+        announce = None
+        if out.purpose in ANNOUNCED_SENT:
+            message_id = out.message["Message-ID"]
+            announce = LetterSent(
+                signature_id=out.signature_id, purpose=out.purpose, message_id=message_id
             )
-        if follow is None:
-            _record(steps, claimed.id, correlation_id, state, error, event, receipt, then)
-            return state
-        claimed = _record(
-            steps, claimed.id, correlation_id, state, error, event, None, None, follow, receipt
+        sent_sql, sent = _record_statement(
+            claimed.id,
+            correlation_id,
+            "sent",
+            "",
+            announce,
+            None if follow else receipt,
+            follow,
+            receipt,
         )
+        state, error = _hand_over(out, claimed, engine, sender, settings)
+        if state == "failed":
+            failed = LetterFailed(signature_id=out.signature_id, purpose=out.purpose, reason=error)
+            sql, params = _record_statement(
+                claimed.id, correlation_id, "failed", error, failed, receipt
+            )
+            _run(steps, sql, params, then, state)
+            return state
+        sent["r_now"] = datetime.now(UTC)
+        if follow is None:
+            _run(steps, sent_sql, sent, then, state)
+            return state
+        claimed = _run(steps, sent_sql, sent, None, state)
         faults.point("before_follow_on")
         out, after = follow, None
         if claimed is None:
@@ -349,21 +365,19 @@ def _release(engine: Engine, letter_id: int) -> None:
         log.warning("could not release the letter after a temporary failure")
 
 
-def _record(
-    steps: _Steps,
+def _record_statement(
     letter_id: int,
     correlation_id: str | None,
     state: Literal["sent", "failed"],
     error: str,
     event: LetterSent | LetterFailed | None,
     receipt: Receipt | None,
-    then: Then | None,
     follow: Outgoing | None = None,
     follow_receipt: Receipt | None = None,
-) -> Any:
-    """Record the outcome (with its event and, for an outcome in ``receipt.record_on``, the
-    receipt). With ``follow``, the same statement claims that message (the receipt given is the
-    one its claim checks) and its claimed row is returned (None: not claimable)."""
+) -> tuple[str, dict[str, Any]]:
+    """The statement that records the outcome, with its event and, for an outcome in
+    ``receipt.record_on``, the receipt. With ``follow``, it also claims that message (the
+    receipt given is the one its claim checks) and returns the claimed row."""
     ctes = [_DONE]
     params: dict[str, Any] = {
         "r_state": state,
@@ -382,12 +396,15 @@ def _record(
     sql = "WITH " + ", ".join(ctes)
     if follow is not None:
         params.update(_claim_params(follow, follow_receipt))
-        return steps.one(sql + _CLAIM, params)
-    sql += " SELECT NULL"
+        return sql + _CLAIM, params
+    return sql + " SELECT NULL", params
+
+
+def _run(steps: _Steps, sql: str, params: dict[str, Any], then: Then | None, state: Outcome) -> Any:
+    """Run a record statement (with ``then``'s work in its transaction); its first row."""
     if then is None:
-        steps.one(sql, params)
-        return None
+        return steps.one(sql, params)
     with steps.transaction() as conn:
-        conn.exec_driver_sql(sql, params)
+        row = conn.exec_driver_sql(sql, params).first()
         then(conn, state)
-    return None
+    return row
