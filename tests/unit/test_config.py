@@ -51,3 +51,24 @@ def test_unknown_delivery_mode_is_refused(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setenv("DEARMP_DELIVERY", "production")
     with pytest.raises(ConfigError, match="DEARMP_DELIVERY"):
         load_settings()
+
+
+def test_the_readme_documents_every_setting_with_its_default() -> None:
+    """Each setting has a row in the README's configuration table, and the default it shows is
+    the one in shared/config.py (an operator sets what the table tells them)."""
+    import re
+
+    rows = dict(
+        re.findall(
+            r"^\| `(DEARMP_[A-Z0-9_]+)` \| `([^`]*)` \|", (ROOT / "README.md").read_text(), re.M
+        )
+    )
+    for name, field in Settings.model_fields.items():
+        variable = f"DEARMP_{name.upper()}"
+        assert variable in rows, f"{variable} is missing from the README's configuration table"
+        default = field.default
+        if isinstance(default, float) and default.is_integer():
+            default = int(default)
+        assert rows[variable] == str(default), (
+            f"{variable}: README {rows[variable]!r}, code {default!r}"
+        )
