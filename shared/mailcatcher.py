@@ -2,7 +2,8 @@
 
 Every message is kept in memory and, when a directory is given, written there as an ``.eml`` file.
 It offers PIPELINING, as real mail servers do (``pipelining=False`` does not).
-For fault tests it can answer slowly (``delay``), refuse recipients with a given code, and be
+For fault tests it can answer slowly (``delay``), refuse recipients with a given code, take a
+message and drop the connection before answering (``drop_after_taking``), and be
 stopped (dropping every open connection, as a crashed server would) and started again on the same
 port, keeping what it caught. Run it alone with ``python -m shared.mailcatcher --port 1025 --dir var/mail``.
 """
@@ -42,6 +43,9 @@ class CatchingHandler:
         self.delay = delay
         self.pipelining = pipelining
         self.refuse_code: int | None = None  # e.g. 550 or 451: refuse every recipient
+        # Take the next N messages, then drop the connection before answering: the client cannot
+        # know the server has them (a crash or network loss at the worst moment).
+        self.drop_after_taking = 0
         self.messages: list[Caught] = []
         self._lock = threading.Lock()
         self._arrived = threading.Condition(self._lock)
@@ -89,6 +93,9 @@ class CatchingHandler:
         if self.directory:
             stamp = time.strftime("%Y%m%dT%H%M%S")
             (self.directory / f"{stamp}-{index:06d}.eml").write_bytes(caught.data)
+        if self.drop_after_taking and server.transport is not None:
+            self.drop_after_taking -= 1
+            server.transport.close()
         return "250 Message accepted"
 
     def wait_for(self, count: int, timeout: float = 30.0) -> list[Caught]:

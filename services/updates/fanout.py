@@ -19,8 +19,9 @@ task (``dearmp serve updates``).
 - **Unsubscribes win.** The statement that marks a delivery ``sending`` reads the subscriber's
   current choice: someone who left before their copy went out is ``skipped``.
 - **SMTP trouble.** A 4xx answer or a lost connection puts that delivery back and pauses the job
-  (``waiting``, retried after a growing delay); nothing is dropped. A 5xx answer for one address
-  marks that delivery ``failed`` and the fan-out goes on.
+  (``waiting``, retried after a growing delay); nothing is dropped. A connection lost after the
+  copy's content went out counts it in ``possible_duplicates`` (the server may have it). A 5xx
+  answer for one address marks that delivery ``failed`` and the fan-out goes on.
 - **Bounded sweeps.** A sweep works for at most ``fanout_slice_seconds`` then lets the job go, so
   a stopping worker finishes quickly and replicas share the work.
 """
@@ -96,6 +97,16 @@ _PUT_BACK = sa.text(
     "UPDATE update_deliveries SET state = 'pending', sends = sends - 1 "
     "WHERE id = :id AND state = 'sending'"
 )
+# The connection was lost after the copy went out: the server may have it. Put back to be sent
+# again, and counted as a possible duplicate, as a take-over counts what a dead worker left.
+_PUT_BACK_MAYBE_SENT = sa.text("""
+WITH back AS (
+    UPDATE update_deliveries SET state = 'pending'
+    WHERE id = :id AND state = 'sending' RETURNING job_id
+)
+UPDATE fanout_jobs SET possible_duplicates = possible_duplicates + 1
+WHERE id IN (SELECT job_id FROM back)
+""")
 _COUNT = sa.text("""
 UPDATE fanout_jobs
 SET sent = sent + :sent, skipped = skipped + :skipped, failed = failed + :failed,
@@ -308,7 +319,11 @@ class Fanout:
                 )
             except TemporarySmtpError as exc:
                 if marks.result() == "sending":
-                    conn.execute(_PUT_BACK, {"id": row.id})
+                    if exc.maybe_delivered:
+                        conn.execute(_PUT_BACK_MAYBE_SENT, {"id": row.id})
+                        EMAILS.labels(PURPOSE, "resend").inc()
+                    else:
+                        conn.execute(_PUT_BACK, {"id": row.id})
                 raise Paused(str(exc)) from None
             except PermanentSmtpError as exc:
                 if marks.result() == "sending":

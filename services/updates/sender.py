@@ -44,10 +44,14 @@ class UpdateSender(SmtpSender):
                     self._smtp = self._connect()
                 return _transaction(self._smtp, sender, to, data, ready, meanwhile)
             except smtplib.SMTPServerDisconnected:
-                # A kept-open connection the server closed: reopen once before calling it temporary.
+                # A kept-open connection the server closed: reopen once before calling it
+                # temporary, unless the content went out (the server may have the copy).
+                sent = self._data_sent()
                 self.close()
-                if attempt == 2:
-                    raise TemporarySmtpError("SMTP server disconnected") from None
+                if attempt == 2 or sent:
+                    raise TemporarySmtpError(
+                        "SMTP server disconnected", maybe_delivered=sent
+                    ) from None
             except smtplib.SMTPRecipientsRefused as exc:
                 self._reset()
                 raise _classify(min(c for c, _ in exc.recipients.values()), "refused") from None
@@ -55,8 +59,11 @@ class UpdateSender(SmtpSender):
                 self._reset()
                 raise _classify(exc.smtp_code, _text(exc.smtp_error)) from None
             except (OSError, smtplib.SMTPException) as exc:
+                sent = self._data_sent()
                 self.close()
-                raise TemporarySmtpError(f"SMTP connection failed: {type(exc).__name__}") from None
+                raise TemporarySmtpError(
+                    f"SMTP connection failed: {type(exc).__name__}", maybe_delivered=sent
+                ) from None
         return False  # not reached
 
 
@@ -70,6 +77,7 @@ def _transaction(
 ) -> bool:
     """What ``sendmail`` does (same options, same exceptions), with ``ready()`` before DATA and
     ``meanwhile()`` between sending the content and reading the answer."""
+    smtp.data_sent = False  # type: ignore[attr-defined]  # see SmtpSender._data_sent
     smtp.ehlo_or_helo_if_needed()
     size = f" size={len(data)}" if smtp.does_esmtp and smtp.has_extn("size") else ""
     smtp.putcmd("mail", f"FROM:{_path(sender)}{size}")
@@ -98,6 +106,7 @@ def _transaction(
         _abandon(smtp, code)
         raise smtplib.SMTPDataError(code, resp)
     body = _LEADING_DOT.sub(b"..", data)  # as smtplib quotes it
+    smtp.data_sent = True  # type: ignore[attr-defined]
     smtp.send(body + (b"" if body.endswith(b"\r\n") else b"\r\n") + b".\r\n")
     if meanwhile is not None:
         meanwhile()

@@ -234,6 +234,35 @@ def test_a_5xx_for_one_address_fails_that_copy_and_the_rest_go_out(settings, eng
     assert len(mail.messages) == 11
 
 
+def test_a_connection_lost_after_a_copy_went_counts_it_and_sends_it_again(
+    settings, engine, mail
+) -> None:
+    """The server takes a copy and the connection drops before its 250: the fan-out pauses,
+    counts that copy as a possible duplicate, and sends it again (same Message-ID) with the rest;
+    the sender does not quietly send it twice by itself."""
+    subs: list[Sub] = add_subscribers(engine, 6)
+    number = publish(engine)
+    with engine.begin() as conn:
+        assert create_job(conn, SLUG, number)
+    live = settings.model_copy(
+        update={"delivery": "live", "fanout_pause_seconds": 0.2, "fanout_pause_max_seconds": 0.2}
+    )
+    sender = UpdateSender(mail.url)
+    mail.handler.drop_after_taking = 1  # the first copy
+    Fanout(engine, live, sender)()
+    paused = job_row(engine, number)
+    assert paused.status == "waiting" and paused.possible_duplicates == 1
+    assert len(mail.messages) == 1
+    wait_until(
+        lambda: Fanout(engine, live, sender)() and job_row(engine, number).status == "done", 20
+    )
+    done = job_row(engine, number)
+    assert (done.sent, done.possible_duplicates) == (6, 1)
+    counts = message_id_counts(mail.messages, number)
+    assert sorted(counts.values()) == [1, 1, 1, 1, 1, 2]
+    assert set(counts) == {message_id_for(s, number) for s in subs}
+
+
 def _dearmp(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "services.cli", *args],

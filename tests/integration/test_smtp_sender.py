@@ -208,19 +208,6 @@ def test_pipelining_can_be_turned_off_in_the_url(query: str, writes: int) -> Non
     ]
 
 
-class _DropsAfterTaking(CatchingHandler):
-    """Takes the message, then drops the connection before the client can read the 250: the
-    client cannot know the server has it."""
-
-    drop = False
-
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802
-        status = await super().handle_DATA(server, session, envelope)
-        if self.drop and server.transport is not None:
-            server.transport.close()
-        return status
-
-
 @pytest.mark.parametrize("pipelining", [True, False], ids=["pipelining", "one-at-a-time"])
 def test_a_connection_lost_after_the_message_went_is_not_resent_by_the_sender(
     pipelining: bool,
@@ -228,24 +215,20 @@ def test_a_connection_lost_after_the_message_went_is_not_resent_by_the_sender(
     """The sender reopens a stale connection once by itself, but never once the message went
     out: the server may have taken it, so it reports ``maybe_delivered`` and leaves the resend
     to the event's retry, where ``letters.sends`` counts it."""
-    handler = _DropsAfterTaking(pipelining=pipelining)
-    port = _free_port()
-    controller = Controller(handler, hostname="127.0.0.1", port=port)
-    controller.start()
-    sender = SmtpSender(f"smtp://127.0.0.1:{port}")
+    catcher = MailCatcher(pipelining=pipelining).start()
+    sender = SmtpSender(catcher.url)
     try:
         sender.send(_message(1), to=["a@example.org"])
-        handler.drop = True
+        catcher.handler.drop_after_taking = 1
         with pytest.raises(TemporarySmtpError) as caught:
             sender.send(_message(2), to=["a@example.org"])
         assert caught.value.maybe_delivered
-        assert len(handler.messages) == 2  # taken once, not sent again on a new connection
-        handler.drop = False
+        assert len(catcher.messages) == 2  # taken once, not sent again on a new connection
         sender.send(_message(3), to=["a@example.org"])
     finally:
         sender.close()
-        controller.stop()
-    assert [str(c.message["Message-ID"]) for c in handler.messages] == [
+        catcher.stop()
+    assert [str(c.message["Message-ID"]) for c in catcher.messages] == [
         f"<letter.{n}@dearmp.example>" for n in (1, 2, 3)
     ]
 
@@ -265,3 +248,25 @@ def test_a_connection_the_server_closed_while_idle_is_reopened_once() -> None:
         "<letter.1@dearmp.example>",
         "<letter.2@dearmp.example>",
     ]
+
+
+def test_the_update_sender_does_not_resend_by_itself_either() -> None:
+    """The fan-out's byte sender (services/updates/sender.py) follows the same rule: after the
+    content went out, a lost connection is ``maybe_delivered``, never a silent second copy."""
+    from services.updates.sender import UpdateSender
+
+    catcher = MailCatcher().start()
+    sender = UpdateSender(catcher.url)
+    data = _message(1).as_bytes().replace(b"\n", b"\r\n")
+    try:
+        assert sender.send_bytes(data, sender="letters@dearmp.example", to=["a@example.org"])
+        catcher.handler.drop_after_taking = 1
+        with pytest.raises(TemporarySmtpError) as caught:
+            sender.send_bytes(data, sender="letters@dearmp.example", to=["a@example.org"])
+        assert caught.value.maybe_delivered
+        assert len(catcher.messages) == 2
+        assert sender.send_bytes(data, sender="letters@dearmp.example", to=["a@example.org"])
+    finally:
+        sender.close()
+        catcher.stop()
+    assert len(catcher.messages) == 3
