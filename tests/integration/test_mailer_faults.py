@@ -110,6 +110,29 @@ def test_550_answers_fail_the_letters_and_list_them(system, mail, engine) -> Non
 
 
 @pytest.mark.fault
+def test_a_letter_the_server_took_before_the_connection_dropped_goes_again_counted(
+    system, mail, engine
+) -> None:
+    """The only kind of duplicate there is, made on purpose: the server takes the letter and the
+    connection drops before its 250 reaches the mailer. The event is retried, the letter goes
+    again with the same Message-ID, and the row says it was handed over twice."""
+    system.start("relay", "mailer")
+    mail.handler.drop_after_taking = 1
+    event = resolved_event()
+    stage_letters(engine, [event])
+    wait_until(
+        lambda: count(engine, "SELECT count(*) FROM letters WHERE state = 'sent'") == 2,
+        60,
+        message="the letter and the copy recorded as sent",
+    )
+    time.sleep(0.5)
+    seen = message_ids(mail.messages)
+    letter_id = f"letter.{event.signature_id}@dearmp.invalid"
+    assert seen == {letter_id: 2, f"copy.{event.signature_id}@dearmp.invalid": 1}
+    assert _resent(engine) == {letter_id: 2}
+
+
+@pytest.mark.fault
 @pytest.mark.timeout(240)
 def test_sigkill_at_random_while_sending_1000_letters_loses_none(
     system, mail, engine, amqp_url, namespace
