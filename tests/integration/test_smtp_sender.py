@@ -95,6 +95,11 @@ def _message(n: int = 1) -> EmailMessage:
     return msg
 
 
+def _ids(server: CatchingHandler | MailCatcher) -> list[str]:
+    """The Message-IDs the server took, in order."""
+    return [str(c.message["Message-ID"]) for c in server.messages]
+
+
 def _send_two(sender: SmtpSender, handler: CatchingHandler) -> None:
     """Two messages on one session (the connection is kept), both arrive intact."""
     try:
@@ -102,7 +107,7 @@ def _send_two(sender: SmtpSender, handler: CatchingHandler) -> None:
             sender.send(_message(n), to=["sandbox@dearmp.example"])
     finally:
         sender.close()
-    assert [str(c.message["Message-ID"]) for c in handler.messages] == [
+    assert _ids(handler) == [
         "<letter.1@dearmp.example>",
         "<letter.2@dearmp.example>",
     ]
@@ -177,7 +182,7 @@ def test_with_and_without_pipelining_every_answer_is_handled(pipelining: bool) -
     finally:
         sender.close()
         catcher.stop()
-    assert [str(c.message["Message-ID"]) for c in catcher.messages] == [
+    assert _ids(catcher) == [
         "<letter.1@dearmp.example>",
         "<letter.4@dearmp.example>",
     ]
@@ -202,7 +207,7 @@ def test_pipelining_can_be_turned_off_in_the_url(query: str, writes: int) -> Non
     finally:
         sender.close()
         catcher.stop()
-    assert [str(c.message["Message-ID"]) for c in catcher.messages] == [
+    assert _ids(catcher) == [
         "<letter.1@dearmp.example>",
         "<letter.2@dearmp.example>",
     ]
@@ -228,9 +233,7 @@ def test_a_connection_lost_after_the_message_went_is_not_resent_by_the_sender(
     finally:
         sender.close()
         catcher.stop()
-    assert [str(c.message["Message-ID"]) for c in catcher.messages] == [
-        f"<letter.{n}@dearmp.example>" for n in (1, 2, 3)
-    ]
+    assert _ids(catcher) == [f"<letter.{n}@dearmp.example>" for n in (1, 2, 3)]
 
 
 def test_a_connection_the_server_closed_while_idle_is_reopened_once() -> None:
@@ -244,7 +247,7 @@ def test_a_connection_the_server_closed_while_idle_is_reopened_once() -> None:
     finally:
         sender.close()
         catcher.stop()
-    assert [str(c.message["Message-ID"]) for c in catcher.messages] == [
+    assert _ids(catcher) == [
         "<letter.1@dearmp.example>",
         "<letter.2@dearmp.example>",
     ]
