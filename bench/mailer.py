@@ -275,6 +275,19 @@ def spread(runs: list[Result]) -> str:
     return f"{min(rates):,.0f}–{max(rates):,.0f}"
 
 
+def print_rounds(by_mode: dict[str, list[Result]]) -> None:
+    """Each round's own ratios (modes run interleaved, so a round shares its noisy moments)."""
+    raws = by_mode.get("raw smtplib, 1 connection", [])
+    ones = by_mode.get("50 ms sink, mailer 1 thread", [])
+    for mode, runs in by_mode.items():
+        if mode.startswith("mailer") and raws:
+            shares = ", ".join(f"{r.rate / w.rate:.2f}" for r, w in zip(runs, raws, strict=True))
+            print(f"round by round, {mode} ÷ raw: {shares}")
+        elif mode.startswith("50 ms") and mode != "50 ms sink, mailer 1 thread" and ones:
+            ratios = ", ".join(f"{r.rate / o.rate:.2f}×" for r, o in zip(runs, ones, strict=True))
+            print(f"round by round, {mode} ÷ 1 thread: {ratios}")
+
+
 def print_table(by_mode: dict[str, list[Result]], raw: float) -> None:
     print()
     print(
@@ -387,6 +400,7 @@ def main() -> int:
     raws = by_mode.get("raw smtplib, 1 connection")
     raw = median(raws) if raws else 0.0
     print_table(by_mode, raw)
+    print_rounds(by_mode)
     if raws:
         best = max(
             (mode for mode in by_mode if mode.startswith("mailer")),
