@@ -11,9 +11,9 @@ from __future__ import annotations
 import re
 import smtplib
 import ssl
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from email.message import EmailMessage
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qs, unquote, urlparse
 
 from services.mailer.throttle import TokenBucket
@@ -21,6 +21,9 @@ from shared.mail import smtp_bytes
 
 if TYPE_CHECKING:
     from _typeshed import ReadableBuffer, SizedBuffer
+
+
+T = TypeVar("T")
 
 
 class TemporarySmtpError(Exception):
@@ -119,24 +122,22 @@ class _Pipelining(_PlainEnvelope):
             smtp.send(b".\r\n")  # the server opened DATA with nobody to deliver to: close it
             data_code, data_reply = smtp.getreply()
         if mail_code != 250:
-            self._end(mail_code)
+            abandon(smtp, mail_code)
             raise smtplib.SMTPSenderRefused(mail_code, mail_reply, from_addr)
         if any(code == 421 for code, _ in refused.values()):
             smtp.close()
             raise smtplib.SMTPRecipientsRefused(refused)  # type: ignore[arg-type]
         if len(refused) == len(to_addrs):
-            self._end(0)
+            abandon(smtp, 0)
             raise smtplib.SMTPRecipientsRefused(refused)  # type: ignore[arg-type]
         if data_code != 354:
             raise smtplib.SMTPDataError(data_code, data_reply)  # smtplib leaves the reset to us
-        body = _LINE_START_DOT.sub(b"..", msg)
-        if not body.endswith(b"\r\n"):
-            body += b"\r\n"
+        block = data_block(msg)
         self.data_sent = True
-        smtp.send(body + b".\r\n")
+        smtp.send(block)
         code, reply = smtp.getreply()
         if code != 250:
-            self._end(code)
+            abandon(smtp, code)
             raise smtplib.SMTPDataError(code, reply)
         return refused
 
@@ -144,16 +145,25 @@ class _Pipelining(_PlainEnvelope):
         self.data_sent = True  # smtplib's path: from the DATA command on, it may be taken
         return super().data(msg)  # type: ignore[misc,no-any-return]
 
-    def _end(self, code: int) -> None:
-        """After a refusal, as smtplib: the server is closing (421), or reset the transaction."""
-        smtp: smtplib.SMTP = self  # type: ignore[assignment]
-        if code == 421:
-            smtp.close()
-        else:
-            smtp._rset()  # type: ignore[attr-defined]
+
+def abandon(smtp: smtplib.SMTP, code: int) -> None:
+    """After a refusal, as smtplib: the server is closing (421), or reset the transaction."""
+    if code == 421:
+        smtp.close()
+    else:
+        smtp._rset()  # type: ignore[attr-defined]
 
 
 _LINE_START_DOT = re.compile(rb"(?m)^\.")
+
+
+def data_block(data: bytes) -> bytes:
+    """The message as it goes after DATA: lines starting with a dot doubled, CRLF-terminated,
+    then the final dot (what smtplib's ``data`` writes)."""
+    body = _LINE_START_DOT.sub(b"..", data)
+    if not body.endswith(b"\r\n"):
+        body += b"\r\n"
+    return body + b".\r\n"
 
 
 def _line(verb: str, arg: str, options: Sequence[str]) -> str:
@@ -221,25 +231,33 @@ class SmtpSender:
             raise
 
     def send(self, message: EmailMessage, *, to: list[str]) -> None:
+        def transaction(smtp: smtplib.SMTP) -> None:
+            sender, data = envelope_sender(message), smtp_bytes(message)
+            if sender is not None and data is not None:
+                smtp.sendmail(sender, to, data)  # the bytes send_message would write
+            else:
+                smtp.send_message(message, sender, to_addrs=to)
+
+        self.transact(transaction)
+
+    def transact(self, transaction: Callable[[smtplib.SMTP], T]) -> T:
+        """Run one mail transaction on the kept connection (opened when needed), under the rate
+        limit, with smtplib's errors turned into ours: 5xx permanent, 4xx and connection
+        failures temporary. A reused connection the server had closed is reopened once, unless
+        the message went out (then the server may have it: ``maybe_delivered``, and the resend
+        is left to a retry that counts it). ``transaction`` keeps ``data_sent`` on the
+        connection up to date (``_Pipelining`` does for ``sendmail``)."""
         if self.limiter is not None:
             self.limiter.acquire()
         for attempt in (1, 2):
-            reused = self._smtp is not None
             try:
                 if self._smtp is None:
                     self._smtp = self._connect()
-                sender, data = envelope_sender(message), smtp_bytes(message)
-                if sender is not None and data is not None:
-                    self._smtp.sendmail(sender, to, data)  # the bytes send_message would write
-                else:
-                    self._smtp.send_message(message, sender, to_addrs=to)
-                return
+                return transaction(self._smtp)
             except smtplib.SMTPServerDisconnected:
-                # A reused connection the server had closed: reopen once, unless the message
-                # went out (then the server may have it; the event's retry counts the resend).
                 sent = self._data_sent()
                 self.close()
-                if attempt == 2 or not reused or sent:
+                if attempt == 2 or sent:
                     raise TemporarySmtpError(
                         "SMTP server disconnected", maybe_delivered=sent
                     ) from None
@@ -247,11 +265,7 @@ class SmtpSender:
                 self._reset()
                 codes = [code for code, _ in exc.recipients.values()]
                 raise _classify(min(codes), "recipient refused") from None
-            except (
-                smtplib.SMTPSenderRefused,
-                smtplib.SMTPDataError,
-                smtplib.SMTPResponseException,
-            ) as exc:
+            except smtplib.SMTPResponseException as exc:
                 self._reset()
                 raise _classify(exc.smtp_code, _text(exc.smtp_error)) from None
             except (OSError, smtplib.SMTPException) as exc:
@@ -260,6 +274,7 @@ class SmtpSender:
                 raise TemporarySmtpError(
                     f"SMTP connection failed: {type(exc).__name__}", maybe_delivered=sent
                 ) from None
+        raise AssertionError("not reached")
 
     def _data_sent(self) -> bool:
         return bool(getattr(self._smtp, "data_sent", True)) if self._smtp is not None else False
