@@ -8,8 +8,10 @@ from __future__ import annotations
 import socket
 import ssl
 from collections.abc import Iterator
+from contextlib import contextmanager
 from email.message import EmailMessage
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trustme
@@ -95,6 +97,20 @@ def _message(n: int = 1) -> EmailMessage:
     return msg
 
 
+@contextmanager
+def _catching(
+    url_query: str = "", sender_class: type[SmtpSender] = SmtpSender, **catcher_options: Any
+) -> Iterator[tuple[MailCatcher, Any]]:
+    """A running catcher and a sender connected to it; both closed after."""
+    catcher = MailCatcher(**catcher_options).start()
+    sender = sender_class(catcher.url + url_query)
+    try:
+        yield catcher, sender
+    finally:
+        sender.close()
+        catcher.stop()
+
+
 def _ids(server: CatchingHandler | MailCatcher) -> list[str]:
     """The Message-IDs the server took, in order."""
     return [str(c.message["Message-ID"]) for c in server.messages]
@@ -164,9 +180,7 @@ def test_an_untrusted_certificate_is_refused(starttls_server) -> None:
 def test_with_and_without_pipelining_every_answer_is_handled(pipelining: bool) -> None:
     """The same outcomes whether the server offers PIPELINING or not: delivered, 550 permanent,
     451 temporary (and the session still usable after each)."""
-    catcher = MailCatcher(pipelining=pipelining).start()
-    sender = SmtpSender(catcher.url)
-    try:
+    with _catching(pipelining=pipelining) as (catcher, sender):
         sender.send(_message(1), to=["a@example.org", "b@example.org"])
         assert sender._smtp is not None
         assert sender._smtp.has_extn("pipelining") is pipelining
@@ -179,9 +193,6 @@ def test_with_and_without_pipelining_every_answer_is_handled(pipelining: bool) -
         assert not caught.value.maybe_delivered
         catcher.handler.refuse_code = None
         sender.send(_message(4), to=["a@example.org"])
-    finally:
-        sender.close()
-        catcher.stop()
     assert _ids(catcher) == [
         "<letter.1@dearmp.example>",
         "<letter.4@dearmp.example>",
@@ -193,9 +204,7 @@ def test_with_and_without_pipelining_every_answer_is_handled(pipelining: bool) -
 def test_pipelining_can_be_turned_off_in_the_url(query: str, writes: int) -> None:
     """For a server that offers PIPELINING but mishandles it: ``?pipelining=false`` writes one
     command at a time (MAIL, RCPT, DATA, the message: four writes, not two)."""
-    catcher = MailCatcher().start()
-    sender = SmtpSender(catcher.url + query)
-    try:
+    with _catching(query) as (catcher, sender):
         sender.send(_message(1), to=["a@example.org"])  # opens the session
         smtp = sender._smtp
         assert smtp is not None and smtp.has_extn("pipelining")
@@ -204,9 +213,6 @@ def test_pipelining_can_be_turned_off_in_the_url(query: str, writes: int) -> Non
         smtp.send = lambda data: (written.append(data), real_send(data))[1]  # type: ignore[method-assign]
         sender.send(_message(2), to=["a@example.org"])
         assert len(written) == writes
-    finally:
-        sender.close()
-        catcher.stop()
     assert _ids(catcher) == [
         "<letter.1@dearmp.example>",
         "<letter.2@dearmp.example>",
@@ -220,9 +226,7 @@ def test_a_connection_lost_after_the_message_went_is_not_resent_by_the_sender(
     """The sender reopens a stale connection once by itself, but never once the message went
     out: the server may have taken it, so it reports ``maybe_delivered`` and leaves the resend
     to the event's retry, where ``letters.sends`` counts it."""
-    catcher = MailCatcher(pipelining=pipelining).start()
-    sender = SmtpSender(catcher.url)
-    try:
+    with _catching(pipelining=pipelining) as (catcher, sender):
         sender.send(_message(1), to=["a@example.org"])
         catcher.handler.drop_after_taking = 1
         with pytest.raises(TemporarySmtpError) as caught:
@@ -230,23 +234,15 @@ def test_a_connection_lost_after_the_message_went_is_not_resent_by_the_sender(
         assert caught.value.maybe_delivered
         assert len(catcher.messages) == 2  # taken once, not sent again on a new connection
         sender.send(_message(3), to=["a@example.org"])
-    finally:
-        sender.close()
-        catcher.stop()
     assert _ids(catcher) == [f"<letter.{n}@dearmp.example>" for n in (1, 2, 3)]
 
 
 def test_a_connection_the_server_closed_while_idle_is_reopened_once() -> None:
-    catcher = MailCatcher().start()
-    sender = SmtpSender(catcher.url)
-    try:
+    with _catching() as (catcher, sender):
         sender.send(_message(1), to=["a@example.org"])
         catcher.stop()  # drops the idle connection
         catcher.start()
         sender.send(_message(2), to=["a@example.org"])  # no error: reopened before anything went
-    finally:
-        sender.close()
-        catcher.stop()
     assert _ids(catcher) == [
         "<letter.1@dearmp.example>",
         "<letter.2@dearmp.example>",
@@ -258,10 +254,8 @@ def test_the_update_sender_does_not_resend_by_itself_either() -> None:
     content went out, a lost connection is ``maybe_delivered``, never a silent second copy."""
     from services.updates.sender import UpdateSender
 
-    catcher = MailCatcher().start()
-    sender = UpdateSender(catcher.url)
     data = _message(1).as_bytes().replace(b"\n", b"\r\n")
-    try:
+    with _catching(sender_class=UpdateSender) as (catcher, sender):
         assert sender.send_bytes(data, sender="letters@dearmp.example", to=["a@example.org"])
         catcher.handler.drop_after_taking = 1
         with pytest.raises(TemporarySmtpError) as caught:
@@ -269,7 +263,4 @@ def test_the_update_sender_does_not_resend_by_itself_either() -> None:
         assert caught.value.maybe_delivered
         assert len(catcher.messages) == 2
         assert sender.send_bytes(data, sender="letters@dearmp.example", to=["a@example.org"])
-    finally:
-        sender.close()
-        catcher.stop()
     assert len(catcher.messages) == 3
