@@ -17,7 +17,7 @@ install: $(STAMP)
 
 ## make run: migrate, load the demo campaigns and data, start every service, the relay and a mail catcher
 run: $(STAMP)
-	$(BIN)/python -m services.devrun
+	$(BIN)/python -m services.ops.devrun
 
 ## make test: the whole suite (needs RabbitMQ and Postgres: DEARMP_TEST_*_URL or testcontainers)
 test: $(STAMP)

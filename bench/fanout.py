@@ -196,7 +196,7 @@ class Service:
     def start(self) -> Service:
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "services.cli", "serve", self.name],
+                [sys.executable, "-m", "services.ops.cli", "serve", self.name],
                 env={**os.environ, **self.env},
                 cwd=ROOT,
                 stdout=log,

@@ -166,7 +166,7 @@ def main() -> None:
     log_path = ROOT / "var" / "bench" / "intake-server.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     server = subprocess.Popen(
-        [sys.executable, "-m", "services.cli", "serve", "intake"],
+        [sys.executable, "-m", "services.ops.cli", "serve", "intake"],
         env=env,
         cwd=ROOT,
         stdout=log_path.open("w"),

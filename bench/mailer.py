@@ -142,7 +142,7 @@ class Services:
         log = (self.log_dir / f"mailer-bench-{name}.log").open("ab")
         self.procs[name] = [
             subprocess.Popen(
-                [sys.executable, "-m", "services.cli", "serve", name, "--threads", str(threads)],
+                [sys.executable, "-m", "services.ops.cli", "serve", name, "--threads", str(threads)],
                 env={**os.environ, **self.env, **(extra or {}), "PYTHONUNBUFFERED": "1"},
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -136,7 +136,7 @@ def bench_import() -> None:
     env = {**os.environ, "DEARMP_DATABASE_URL": DB_URL}
     started = time.perf_counter()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "services.cli", "data", "import-onspd", str(CSV_PATH), "-q"],
+        [sys.executable, "-m", "services.ops.cli", "data", "import-onspd", str(CSV_PATH), "-q"],
         env=env,
         cwd=ROOT,
     )
@@ -261,7 +261,7 @@ def bench_end_to_end(engine: sa.Engine) -> None:
     threads = os.environ.get("BENCH_RESOLVER_THREADS", "4")
     procs = [
         subprocess.Popen(
-            [sys.executable, "-m", "services.cli", "serve", *args],
+            [sys.executable, "-m", "services.ops.cli", "serve", *args],
             env=env,
             cwd=ROOT,
             stdout=subprocess.DEVNULL,

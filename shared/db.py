@@ -40,20 +40,6 @@ def engine_for(url: str) -> Engine:
     return make_engine(url)
 
 
-def import_all_models() -> None:
-    """Import every module that defines tables, so ``metadata`` knows them all."""
-    import services.intake.admin.models  # noqa: F401
-    import services.intake.models  # noqa: F401
-    import services.intake.ratelimit  # noqa: F401
-    import services.mailer.models  # noqa: F401
-    import services.resolver.models  # noqa: F401
-    import services.resolver.remote  # noqa: F401
-    import services.updates.models  # noqa: F401
-    import shared.inbox  # noqa: F401
-    import shared.outbox  # noqa: F401
-    import shared.reference  # noqa: F401
-
-
 def alembic_config(database_url: str):  # type: ignore[no-untyped-def]
     from alembic.config import Config
 

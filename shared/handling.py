@@ -1,23 +1,82 @@
-"""What every consumer does around its handlers, in one place: route by event class, run the
-handler in one transaction with the inbox claim, and let it emit events through the outbox.
+"""What every consumer does around its handlers, in one place.
 
-A handler is a plain function: the event first, then a ``UnitOfWork``.
+A handler is a plain function, the event first, then its context. It is one of two kinds, named
+where it is defined:
+
+- ``@in_transaction``: the effect is database work. The dispatcher claims the event id in the
+  inbox and runs the handler in that same transaction, with a ``UnitOfWork`` (its connection,
+  ``emit`` to the outbox): a redelivered event changes nothing twice.
+- ``@external_effect``: the effect reaches the outside world (SMTP, an HTTP look-up) and cannot be
+  rolled back, so it happens outside any transaction, guarded by state of its own. The handler
+  gets an ``Effect``; it records what happened with ``with effect.record() as uow:`` (the inbox
+  claim and the record in one transaction; ``uow`` is None when the event was handled meanwhile
+  or the supporter erased) or through its own guard (the mailer's ``letters`` row, whose claim
+  statement reads the inbox and the erased list itself: ``external_effect(guarded=True)``).
+
+The erasure check is here too: a service that keeps a list of erased supporters (``Erasure``)
+never runs a handler for an event about one of them, except the erasure request itself. Inside
+the transaction the check waits for an erasure in progress (``shared.erased``), so an event and
+an erasure handled at the same moment cannot interleave.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar
 
+import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from shared import inbox, outbox
+from shared.erased import is_erased
 from shared.logging import get_logger
 from shared.messages import Envelope, Event
+from shared.supporters import supporter_key
 
 log = get_logger(__name__)
+
+Kind = Literal["transaction", "external"]
+F = TypeVar("F", bound=Callable[..., None])
+
+
+def in_transaction(func: F) -> F:
+    """Mark a handler whose whole effect is database work in the consumer's transaction."""
+    func.handler_kind = "transaction"  # type: ignore[attr-defined]
+    return func
+
+
+def external_effect(func: F | None = None, *, guarded: bool = False) -> Any:
+    """Mark a handler with an effect outside the database (SMTP, HTTP), guarded by its own state.
+    ``guarded=True``: its guard looks at the inbox and the erased list itself, in the statement
+    that claims the effect, so the dispatcher does not look first."""
+
+    def mark(f: F) -> F:
+        f.handler_kind = "external"  # type: ignore[attr-defined]
+        f.handler_guarded = guarded  # type: ignore[attr-defined]
+        return f
+
+    return mark(func) if func is not None else mark
+
+
+def kind_of(handler: Callable[..., None]) -> Kind:
+    kind = getattr(handler, "handler_kind", None)
+    if kind not in ("transaction", "external"):
+        raise TypeError(f"{handler.__qualname__} is neither @in_transaction nor @external_effect")
+    return kind  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class Erasure:
+    """A service's list of erased supporters (``shared.erased``) and the key that names them."""
+
+    table: sa.Table
+    secret_key: str
+
+    def key(self, email: str) -> str:
+        return supporter_key(self.secret_key, email)
 
 
 @dataclass
@@ -26,35 +85,103 @@ class UnitOfWork:
 
     conn: Connection
     envelope: Envelope
-    deps: Mapping[str, Any] = field(default_factory=dict)
+    deps: Any = None
 
     def emit(self, event: Event) -> uuid.UUID:
         """Stage an event in the outbox, carrying the journey's correlation id."""
         return outbox.add(self.conn, event, correlation_id=self.envelope.correlation_id)
 
 
-TransactionalHandler = Callable[[Any, UnitOfWork], None]
+@dataclass
+class Effect:
+    """One run of an external-effect handler: the envelope, the dependencies, and ``record()``."""
+
+    consumer: str
+    engine: Engine
+    envelope: Envelope
+    event: Event
+    deps: Any
+    erasure: Erasure | None = None
+
+    @contextmanager
+    def record(self) -> Iterator[UnitOfWork | None]:
+        """A transaction with the inbox claim and the erasure check: yields None (and records
+        nothing) when the event was handled meanwhile or its supporter erased."""
+        with self.engine.begin() as conn:
+            if not inbox.claim(conn, self.consumer, self.envelope.id):
+                log.info("duplicate event ignored", consumer=self.consumer)
+                yield None
+            elif _erased(conn, self.erasure, self.event, wait=True):
+                yield None
+            else:
+                yield UnitOfWork(conn=conn, envelope=self.envelope, deps=self.deps)
 
 
-def transactional(
-    consumer: str,
-    engine: Engine,
-    handlers: Mapping[type[Event], TransactionalHandler],
-    deps: Mapping[str, Any] | None = None,
-) -> Callable[[Envelope], None]:
-    """Build the consumer's ``handle(envelope)``: claim the event id in the inbox and run the
-    handler in the same transaction, so a redelivered event changes nothing twice."""
+def _erased(conn: Connection, erasure: Erasure | None, event: Event, *, wait: bool) -> bool:
+    supporter = getattr(event, "supporter", None)
+    if erasure is None or supporter is None:
+        return False
+    if not is_erased(conn, erasure.table, erasure.key(supporter.email), wait=wait):
+        return False
+    log.info("late event for an erased supporter: nothing done", event_type=event.TYPE)
+    return True
 
-    def handle(envelope: Envelope) -> None:
+
+class Dispatcher:
+    """The consumer's ``handle(envelope)``: route by event class and run the handler as its kind
+    says. Events no handler takes are consumed with a log line."""
+
+    def __init__(
+        self,
+        consumer: str,
+        engine: Engine,
+        handlers: Mapping[type[Event], Callable[..., None]],
+        deps: Any = None,
+        erasure: Erasure | None = None,
+    ) -> None:
+        self.consumer, self.engine, self.deps, self.erasure = consumer, engine, deps, erasure
+        self.handlers = dict(handlers)
+        self.kinds = {event_type: kind_of(h) for event_type, h in handlers.items()}
+
+    def __call__(self, envelope: Envelope) -> None:
         event = envelope.event()
-        handler = handlers.get(type(event))
+        handler = self.handlers.get(type(event))
         if handler is None:
-            log.info("event not handled here, skipped", consumer=consumer, event_type=envelope.type)
+            log.info(
+                "event not handled here, skipped", consumer=self.consumer, event_type=envelope.type
+            )
             return
-        with engine.begin() as conn:
-            if not inbox.claim(conn, consumer, envelope.id):
-                log.info("duplicate event ignored", consumer=consumer)
-                return
-            handler(event, UnitOfWork(conn=conn, envelope=envelope, deps=deps or {}))
+        if self.kinds[type(event)] == "transaction":
+            with self.engine.begin() as conn:
+                self.within(conn, envelope)
+            return
+        if not getattr(handler, "handler_guarded", False) and self._done_before(envelope, event):
+            return
+        handler(event, Effect(self.consumer, self.engine, envelope, event, self.deps, self.erasure))
 
-    return handle
+    def _done_before(self, envelope: Envelope, event: Event) -> bool:
+        """A quick look before an external effect (not a guarantee: ``Effect.record`` looks
+        again): handled already, or about an erased supporter (then consumed, and recorded)."""
+        # Read-only, in autocommit: no transaction to open or roll back.
+        with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            if inbox.already_processed(conn, self.consumer, envelope.id):
+                log.info("duplicate event ignored", consumer=self.consumer)
+                return True
+            if not _erased(conn, self.erasure, event, wait=False):
+                return False
+        with self.engine.begin() as conn:
+            inbox.claim(conn, self.consumer, envelope.id)
+        return True
+
+    def within(self, conn: Connection, envelope: Envelope) -> None:
+        """Run an in-transaction handler in the caller's transaction (tests hold one open to
+        show what a concurrent event sees)."""
+        event = envelope.event()
+        if self.kinds.get(type(event)) != "transaction":
+            raise TypeError(f"{envelope.type} has no in-transaction handler here")
+        if not inbox.claim(conn, self.consumer, envelope.id):
+            log.info("duplicate event ignored", consumer=self.consumer)
+            return
+        if _erased(conn, self.erasure, event, wait=True):
+            return
+        self.handlers[type(event)](event, UnitOfWork(conn=conn, envelope=envelope, deps=self.deps))

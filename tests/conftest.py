@@ -1,8 +1,9 @@
 """Shared fixtures: real RabbitMQ and Postgres, isolated per test.
 
-RabbitMQ and Postgres come from DEARMP_TEST_AMQP_URL / DEARMP_TEST_DATABASE_URL when set,
-otherwise from testcontainers. With neither, integration tests fail under CI=true and skip (with
-the reason) elsewhere. Each test gets its own database (a copy of a migrated template) and its own
+RabbitMQ and Postgres come from DEARMP_TEST_AMQP_URL / DEARMP_TEST_DATABASE_URL when set;
+otherwise from the local servers `make run` uses (127.0.0.1:5672 and :5432, default credentials)
+when they answer; otherwise from testcontainers. With none of these, integration tests fail under
+CI=true and skip (with the reason) elsewhere; ``make test`` ends with one line per skip cause. Each test gets its own database (a copy of a migrated template) and its own
 broker namespace (unique exchange and queue names), removed afterwards.
 """
 
@@ -39,19 +40,49 @@ def _containers() -> Iterator[ExitStack]:
         yield stack
 
 
+# The servers `make run` uses (shared/config.py's defaults), tried when DEARMP_TEST_* are unset.
+LOCAL_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
+LOCAL_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+def _amqp_answers(url: str) -> str | None:
+    """None if RabbitMQ at ``url`` takes a connection, else why not."""
+    import pika
+
+    params = pika.URLParameters(url)
+    params.socket_timeout = params.blocked_connection_timeout = 5
+    try:
+        pika.BlockingConnection(params).close()
+    except Exception as exc:
+        return type(exc).__name__
+    return None
+
+
+def _postgres_answers(url: str) -> str | None:
+    """None if PostgreSQL at ``url`` answers a query, else why not."""
+    engine = sa.create_engine(Settings(database_url=url).database_url)
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+    except Exception as exc:
+        return type(exc).__name__
+    finally:
+        engine.dispose()
+    return None
+
+
 @pytest.fixture(scope="session")
 def amqp_url(_containers: ExitStack) -> str:
+    """DEARMP_TEST_AMQP_URL; else the local RabbitMQ `make run` uses; else a container."""
     url = os.environ.get("DEARMP_TEST_AMQP_URL")
     if url:
-        import pika
-
-        try:
-            pika.BlockingConnection(pika.URLParameters(url)).close()
-        except Exception as exc:
-            _unavailable(
-                "RabbitMQ", f"cannot connect to DEARMP_TEST_AMQP_URL ({type(exc).__name__})"
-            )
+        why = _amqp_answers(url)
+        if why:
+            _unavailable("RabbitMQ", f"cannot connect to DEARMP_TEST_AMQP_URL ({why})")
         return url
+    local = _amqp_answers(LOCAL_AMQP_URL)
+    if local is None:
+        return LOCAL_AMQP_URL
     try:
         from testcontainers.rabbitmq import RabbitMqContainer
 
@@ -60,15 +91,23 @@ def amqp_url(_containers: ExitStack) -> str:
     except Exception as exc:
         _unavailable(
             "RabbitMQ",
-            f"DEARMP_TEST_AMQP_URL not set and testcontainers failed ({type(exc).__name__})",
+            f"not on 127.0.0.1:5672 ({local}; start it with 'rabbitmq-server -detached' or set "
+            f"DEARMP_TEST_AMQP_URL) and testcontainers failed ({type(exc).__name__})",
         )
         raise
 
 
 @pytest.fixture(scope="session")
 def pg_server_url(_containers: ExitStack) -> str:
+    """DEARMP_TEST_DATABASE_URL; else the local PostgreSQL `make run` uses; else a container."""
     url = os.environ.get("DEARMP_TEST_DATABASE_URL")
-    if not url:
+    if url:
+        why = _postgres_answers(url)
+        if why:
+            _unavailable("PostgreSQL", f"cannot connect to DEARMP_TEST_DATABASE_URL ({why})")
+    elif (local := _postgres_answers(LOCAL_DATABASE_URL)) is None:
+        url = LOCAL_DATABASE_URL
+    else:
         try:
             from testcontainers.postgres import PostgresContainer
 
@@ -79,18 +118,11 @@ def pg_server_url(_containers: ExitStack) -> str:
         except Exception as exc:
             _unavailable(
                 "PostgreSQL",
-                f"DEARMP_TEST_DATABASE_URL not set and testcontainers failed ({type(exc).__name__})",
+                f"not on 127.0.0.1:5432 ({local}; start it with 'pg_ctlcluster "
+                "--skip-systemctl-redirect $(ls /etc/postgresql) main start' or set "
+                f"DEARMP_TEST_DATABASE_URL) and testcontainers failed ({type(exc).__name__})",
             )
-    settings = Settings(database_url=url)  # normalises the driver name
-    engine = sa.create_engine(settings.database_url)
-    try:
-        with engine.connect() as conn:
-            conn.execute(sa.text("SELECT 1"))
-    except Exception as exc:
-        _unavailable("PostgreSQL", f"cannot connect ({type(exc).__name__})")
-    finally:
-        engine.dispose()
-    return settings.database_url
+    return Settings(database_url=url).database_url  # normalises the driver name
 
 
 def _admin(url: str) -> sa.Engine:
@@ -100,7 +132,7 @@ def _admin(url: str) -> sa.Engine:
 @pytest.fixture(scope="session")
 def template_database(pg_server_url: str) -> Iterator[str]:
     """A migrated database with the demo data, copied for each test."""
-    from services.devrun import load_demo
+    from services.ops.devrun import load_demo
     from shared.db import upgrade
 
     name = f"dearmp_tpl_{uuid.uuid4().hex[:8]}"

@@ -117,7 +117,7 @@ class ServiceProcess:
     def start(self, extra_env: dict[str, str] | None = None) -> ServiceProcess:
         VAR.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, **self.env, **(extra_env or {}), "PYTHONUNBUFFERED": "1"}
-        args = [sys.executable, "-m", "services.cli", "serve", self.name]
+        args = [sys.executable, "-m", "services.ops.cli", "serve", self.name]
         if self.name != "intake":
             args += ["--threads", str(self.threads)]
         log = self.log_path.open("ab")

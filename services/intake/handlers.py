@@ -6,10 +6,12 @@ twice; the updates are also plain overwrites of the same values, harmless if rep
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import sqlalchemy as sa
 
 from services.intake.models import help_requests, signatures
-from shared.handling import TransactionalHandler, UnitOfWork
+from shared.handling import UnitOfWork, in_transaction
 from shared.logging import get_logger
 from shared.messages import (
     Event,
@@ -25,6 +27,7 @@ from shared.supporters import normalise_email, same_domain
 log = get_logger(__name__)
 
 
+@in_transaction
 def note_resolved(event: SignatureResolved, uow: UnitOfWork) -> None:
     """Consumes signature.resolved: remember the constituency and target for the thank-you page."""
     uow.conn.execute(
@@ -39,6 +42,7 @@ def note_resolved(event: SignatureResolved, uow: UnitOfWork) -> None:
     )
 
 
+@in_transaction
 def note_unresolvable(event: SignatureUnresolvable, uow: UnitOfWork) -> None:
     """Consumes signature.unresolvable: record why, so the supporter can be told what to fix."""
     uow.conn.execute(
@@ -48,6 +52,7 @@ def note_unresolvable(event: SignatureUnresolvable, uow: UnitOfWork) -> None:
     )
 
 
+@in_transaction
 def note_letter_sent(event: LetterSent, uow: UnitOfWork) -> None:
     """Consumes letter.sent (purpose "letter"): the letter has gone to the target."""
     if event.purpose == "letter":
@@ -56,6 +61,7 @@ def note_letter_sent(event: LetterSent, uow: UnitOfWork) -> None:
         )
 
 
+@in_transaction
 def note_letter_failed(event: LetterFailed, uow: UnitOfWork) -> None:
     """Consumes letter.failed: the letter could not be delivered."""
     if event.purpose == "letter":
@@ -64,6 +70,7 @@ def note_letter_failed(event: LetterFailed, uow: UnitOfWork) -> None:
         )
 
 
+@in_transaction
 def forget_supporter(event: SupporterErasureRequested, uow: UnitOfWork) -> None:
     """Consumes supporter.erasure_requested; replaces the supporter's names, email, address,
     comment and own wording of the letter on their signatures with placeholders (the signature
@@ -102,6 +109,7 @@ def forget_supporter(event: SupporterErasureRequested, uow: UnitOfWork) -> None:
     )
 
 
+@in_transaction
 def note_erasure(event: SupporterErased, uow: UnitOfWork) -> None:
     """Consumes supporter.erased: the audit trail of an erasure request, one line per service
     (its counts and the request id, never the address). Idempotent: the inbox claim."""
@@ -113,7 +121,7 @@ def note_erasure(event: SupporterErased, uow: UnitOfWork) -> None:
     )
 
 
-HANDLERS: dict[type[Event], TransactionalHandler] = {
+HANDLERS: dict[type[Event], Callable[..., None]] = {
     SignatureResolved: note_resolved,
     SignatureUnresolvable: note_unresolvable,
     LetterSent: note_letter_sent,

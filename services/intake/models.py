@@ -46,3 +46,14 @@ help_requests = sa.Table(
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("handled_at", sa.DateTime(timezone=True)),
 )
+
+# Fixed-window counters for the rate limits (ratelimit.py); keys are HMACs, no personal data.
+rate_limits = sa.Table(
+    "rate_limits",
+    metadata,
+    sa.Column("key", sa.String(80), primary_key=True),
+    sa.Column("window_start", sa.DateTime(timezone=True), primary_key=True),
+    sa.Column("hits", sa.Integer, nullable=False),
+    # Counters need no crash safety: UNLOGGED skips the WAL, so a hit costs no disk flush.
+    prefixes=["UNLOGGED"],
+)

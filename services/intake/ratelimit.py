@@ -15,18 +15,6 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from shared.db import metadata
-
-rate_limits = sa.Table(
-    "rate_limits",
-    metadata,
-    sa.Column("key", sa.String(80), primary_key=True),
-    sa.Column("window_start", sa.DateTime(timezone=True), primary_key=True),
-    sa.Column("hits", sa.Integer, nullable=False),
-    # Counters need no crash safety: UNLOGGED skips the WAL, so a hit costs no disk flush.
-    prefixes=["UNLOGGED"],
-)
-
 
 @dataclass(frozen=True)
 class Limit:

@@ -13,7 +13,7 @@ from services.intake.app import create_app
 from services.intake.handlers import HANDLERS
 from shared.config import Settings, get_settings
 from shared.db import check_database, make_engine
-from shared.handling import transactional
+from shared.handling import Dispatcher
 from shared.logging import configure_logging, get_logger
 from shared.worker import broker_check, make_consumers
 
@@ -39,15 +39,15 @@ def app_factory() -> FastAPI:
     return build_app(settings)
 
 
-def serve(settings: Settings) -> None:
+def serve(settings: Settings, threads: int = 1) -> None:
+    """One consumer thread for the journey; the web app scales by DEARMP_HTTP_WORKERS (``threads``
+    is ignored)."""
     engine = make_engine(settings.database_url, pool_size=2)
-    consumers = make_consumers(
-        "intake", settings, lambda: transactional("intake", engine, HANDLERS)
-    )
-    threads = [
+    consumers = make_consumers("intake", settings, lambda: Dispatcher("intake", engine, HANDLERS))
+    running = [
         threading.Thread(target=c.run, name="intake-consumer", daemon=True) for c in consumers
     ]
-    for t in threads:
+    for t in running:
         t.start()
     options: dict[str, Any] = dict(
         host=settings.http_host,
@@ -75,6 +75,6 @@ def serve(settings: Settings) -> None:
         uvicorn.Server(uvicorn.Config(build_app(settings), **options)).run()
     for c in consumers:
         c.stop()
-    for t in threads:
+    for t in running:
         t.join(timeout=15)
     log.info("intake stopped")

@@ -37,7 +37,6 @@ from sqlalchemy.engine import Connection, Engine
 
 from services.mailer.models import erased_supporters, letters
 from services.mailer.retention import ADDRESS_RE
-from services.mailer.smtp import PermanentSmtpError, SmtpSender, TemporarySmtpError
 from shared import faults, inbox, outbox
 from shared.broker.consumer import TransientFailure
 from shared.config import Settings
@@ -45,6 +44,7 @@ from shared.logging import get_logger
 from shared.mail import delivery_recipients
 from shared.messages import LetterFailed, LetterSent
 from shared.metrics import EMAILS
+from shared.smtp import PermanentSmtpError, SmtpSender, TemporarySmtpError
 
 log = get_logger(__name__)
 

@@ -22,14 +22,19 @@ from services.mailer.delivery import (
     Then,
     deliver_once,
 )
-from services.mailer.models import pending_confirmations
+from services.mailer.models import erased_supporters, pending_confirmations
 from services.mailer.retention import erase_supporter
-from services.mailer.smtp import SmtpSender
-from services.mailer.throttle import TokenBucket
-from shared import inbox, outbox
 from shared.broker.consumer import PermanentFailure
 from shared.campaigns import Campaign, get_campaign
 from shared.config import Settings
+from shared.handling import (
+    Dispatcher,
+    Effect,
+    Erasure,
+    UnitOfWork,
+    external_effect,
+    in_transaction,
+)
 from shared.logging import get_logger
 from shared.messages import (
     Envelope,
@@ -41,7 +46,9 @@ from shared.messages import (
     SupporterErased,
     SupporterErasureRequested,
 )
+from shared.smtp import SmtpSender
 from shared.supporters import supporter_key
+from shared.throttle import TokenBucket
 from shared.tokens import make_token
 
 log = get_logger(__name__)
@@ -108,10 +115,13 @@ def _built(build: Callable[[], Any]) -> Any:
         raise PermanentFailure(f"cannot build the message: {str(exc)[:200]}") from None
 
 
-def send_confirmation(event: SignatureReceived, envelope: Envelope, deps: MailerDeps) -> None:
+@external_effect(guarded=True)
+def send_confirmation(event: SignatureReceived, effect: Effect) -> None:
     """Consumes signature.received; sends the confirmation email with a signed, expiring link and
     remembers the signature for the reminder. Idempotent through the letters row for (signature,
     "confirmation"); the inbox claim and the pending row commit with the outcome."""
+    deps: MailerDeps = effect.deps
+    envelope = effect.envelope
     campaign = deps.campaign(event.campaign)
     url = deps.confirm_url(event.signature_id)
     msg = _built(
@@ -149,34 +159,35 @@ def send_confirmation(event: SignatureReceived, envelope: Envelope, deps: Mailer
     )
 
 
-def note_confirmed(event: SignatureConfirmed, envelope: Envelope, deps: MailerDeps) -> None:
+@in_transaction
+def note_confirmed(event: SignatureConfirmed, uow: UnitOfWork) -> None:
     """Consumes signature.confirmed; marks the signature confirmed so no reminder goes out, and
     drops the personal fields the reminder would have needed. If it arrives before
     signature.received was handled, the confirmed row is written first and wins. Idempotent:
     inbox claim, and an upsert to the same values."""
-    with deps.engine.begin() as conn:
-        if not inbox.claim(conn, CONSUMER, envelope.id):
-            return
-        blank = {"confirmed": True, "email": "", "first_name": "", "last_name": ""}
-        stmt = insert(pending_confirmations).values(
-            signature_id=event.signature_id,
-            campaign=event.campaign,
-            received_at=envelope.occurred_at,
-            due_at=envelope.occurred_at,
-            **blank,
+    blank = {"confirmed": True, "email": "", "first_name": "", "last_name": ""}
+    stmt = insert(pending_confirmations).values(
+        signature_id=event.signature_id,
+        campaign=event.campaign,
+        received_at=uow.envelope.occurred_at,
+        due_at=uow.envelope.occurred_at,
+        **blank,
+    )
+    uow.conn.execute(
+        stmt.on_conflict_do_update(
+            index_elements=[pending_confirmations.c.signature_id], set_=blank
         )
-        conn.execute(
-            stmt.on_conflict_do_update(
-                index_elements=[pending_confirmations.c.signature_id], set_=blank
-            )
-        )
+    )
 
 
-def send_letter(event: SignatureResolved, envelope: Envelope, deps: MailerDeps) -> None:
+@external_effect(guarded=True)
+def send_letter(event: SignatureResolved, effect: Effect) -> None:
     """Consumes signature.resolved; sends the campaign letter to the target, then a copy to the
     supporter; emits letter.sent for the letter, letter.failed for either. Idempotent through the
     letters rows for (signature, "letter") and (signature, "copy"); the inbox claim commits with
     the last outcome (the copy's claim shares the statement that records the letter as sent)."""
+    deps: MailerDeps = effect.deps
+    envelope = effect.envelope
     campaign = deps.campaign(event.campaign)
     if not event.target.email:
         raise PermanentFailure("resolved target has no email address")
@@ -204,11 +215,11 @@ def send_letter(event: SignatureResolved, envelope: Envelope, deps: MailerDeps) 
         raise PermanentFailure(f"cannot build the copy: {str(unbuildable)[:200]}")
 
 
-def send_unresolvable_notice(
-    event: SignatureUnresolvable, envelope: Envelope, deps: MailerDeps
-) -> None:
+@external_effect(guarded=True)
+def send_unresolvable_notice(event: SignatureUnresolvable, effect: Effect) -> None:
     """Consumes signature.unresolvable; tells the supporter what went wrong and how to fix it.
     Idempotent through the letters row for (signature, "unresolvable")."""
+    deps: MailerDeps = effect.deps
     campaign = deps.campaign(event.campaign)
     msg = _built(
         lambda: compose.unresolvable_notice(
@@ -224,30 +235,23 @@ def send_unresolvable_notice(
             event.supporter.email,
             deps.key(event.supporter.email),
         ),
-        envelope,
+        effect.envelope,
     )
 
 
-def forget_supporter(
-    event: SupporterErasureRequested, envelope: Envelope, deps: MailerDeps
-) -> None:
+@in_transaction
+def forget_supporter(event: SupporterErasureRequested, uow: UnitOfWork) -> None:
     """Consumes supporter.erasure_requested; scrubs the supporter's letters (bodies, subjects,
     their address), deletes their pending confirmations, and remembers (by keyed hash) not to
     send them anything more; emits supporter.erased with the counts. Idempotent: inbox claim,
     and a second run finds nothing left to remove."""
-    with deps.engine.begin() as conn:
-        if not inbox.claim(conn, CONSUMER, envelope.id):
-            return
-        removed = erase_supporter(conn, deps.key(event.email), datetime.now(UTC))
-        outbox.add(
-            conn,
-            SupporterErased(service=CONSUMER, removed=removed),
-            correlation_id=envelope.correlation_id,
-        )
+    deps: MailerDeps = uow.deps
+    removed = erase_supporter(uow.conn, deps.key(event.email), datetime.now(UTC))
+    uow.emit(SupporterErased(service=CONSUMER, removed=removed))
     log.info("supporter erased", removed=removed)
 
 
-HANDLERS: dict[type[Event], Callable[[Any, Envelope, MailerDeps], None]] = {
+HANDLERS: dict[type[Event], Callable[..., None]] = {
     SignatureReceived: send_confirmation,
     SignatureConfirmed: note_confirmed,
     SignatureResolved: send_letter,
@@ -266,16 +270,8 @@ def make_deps(settings: Settings, engine: Engine, limiter: TokenBucket | None = 
     )
 
 
-def bootstrap(
-    settings: Settings, engine: Engine, limiter: TokenBucket | None = None
-) -> Callable[[Envelope], None]:
+def bootstrap(settings: Settings, engine: Engine, limiter: TokenBucket | None = None) -> Dispatcher:
     """Wire real adapters into the handlers; one call per consumer thread (own SMTP connection)."""
     deps = make_deps(settings, engine, limiter)
-
-    def handle(envelope: Envelope) -> None:
-        event: Event = envelope.event()
-        handler = HANDLERS.get(type(event))
-        if handler is not None:
-            handler(event, envelope, deps)
-
-    return handle
+    erasure = Erasure(erased_supporters, settings.secret_key)
+    return Dispatcher(CONSUMER, engine, HANDLERS, deps, erasure)

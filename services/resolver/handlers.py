@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
@@ -19,11 +18,19 @@ from sqlalchemy.engine import Connection, Engine
 
 from services.resolver.lookup import Backend, Resolution, Unavailable, make_backends, resolve
 from services.resolver.models import erased_supporters, held_signatures, resolutions
-from shared import inbox, outbox
+from shared import outbox
 from shared.broker.consumer import TransientFailure
 from shared.campaigns import Campaign, get_campaign
 from shared.config import Settings
-from shared.erased import is_erased, remember
+from shared.erased import remember
+from shared.handling import (
+    Dispatcher,
+    Effect,
+    Erasure,
+    UnitOfWork,
+    external_effect,
+    in_transaction,
+)
 from shared.logging import get_logger
 from shared.messages import (
     Envelope,
@@ -103,35 +110,25 @@ def answer_for(
         ) from None
 
 
-def resolve_signature(event: SignatureConfirmed, envelope: Envelope, deps: ResolverDeps) -> None:
+@external_effect
+def resolve_signature(event: SignatureConfirmed, effect: Effect) -> None:
     """Consumes signature.confirmed; emits signature.resolved or signature.unresolvable, or holds
-    the signature while the seat is vacant. A supporter erased before the event arrived is not
-    looked up, and nothing is stored or emitted for them. Idempotent: inbox claim in the effect's
-    transaction."""
-    key = deps.key(event.supporter.email)
-    # Read-only checks in autocommit: no transaction to open or roll back.
-    with deps.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        if inbox.already_processed(conn, CONSUMER, envelope.id):
-            log.info("duplicate event ignored", consumer=CONSUMER)
-            return
-        # Early, so their postcode goes to no look-up service; checked again below.
-        erased = is_erased(conn, erased_supporters, key, wait=False)
-        campaign = None if erased else get_campaign(conn, event.campaign)
-    answer = None if erased else answer_for(event, deps, campaign)
-    with deps.engine.begin() as conn:
-        if not inbox.claim(conn, CONSUMER, envelope.id):
-            log.info("duplicate event ignored", consumer=CONSUMER)
-            return
-        if answer is None or is_erased(conn, erased_supporters, key):
-            log.info("late event for an erased supporter: nothing stored", campaign=event.campaign)
+    the signature while the seat is vacant. The look-up (maybe remote) runs outside any
+    transaction; the answer is recorded with the inbox claim, so a redelivered event changes
+    nothing twice. A supporter erased before the event arrived is not looked up (the dispatcher's
+    check), and nothing is stored or emitted for one erased during the look-up (``record``)."""
+    deps: ResolverDeps = effect.deps
+    answer = answer_for(event, deps)
+    with effect.record() as uow:
+        if uow is None:
             return
         if answer.status == "retry":
             now = datetime.now(UTC)
-            conn.execute(
+            uow.conn.execute(
                 insert(held_signatures)
                 .values(
                     signature_id=event.signature_id,
-                    envelope=envelope.model_dump(mode="json"),
+                    envelope=effect.envelope.model_dump(mode="json"),
                     reason=answer.reason or "retry",
                     constituency_code=answer.constituency.code if answer.constituency else None,
                     held_at=now,
@@ -141,7 +138,7 @@ def resolve_signature(event: SignatureConfirmed, envelope: Envelope, deps: Resol
             )
             log.info("signature held", reason=answer.reason)
             return
-        record_answer(conn, event, answer, envelope.correlation_id)
+        record_answer(uow.conn, event, answer, effect.envelope.correlation_id)
 
 
 def retry_held(deps: ResolverDeps, batch: int = 50) -> int:
@@ -183,36 +180,28 @@ def retry_held(deps: ResolverDeps, batch: int = 50) -> int:
     return released
 
 
-def forget_supporter(
-    event: SupporterErasureRequested, envelope: Envelope, deps: ResolverDeps
-) -> None:
+@in_transaction
+def forget_supporter(event: SupporterErasureRequested, uow: UnitOfWork) -> None:
     """Consumes supporter.erasure_requested; remembers the supporter (by keyed hash) so a late
     signature.confirmed is not resolved, deletes their held signatures (their envelopes carry the
     supporter's details; the letter will not be sent) and emits supporter.erased with the count.
     ``resolutions`` hold no personal data. Idempotent: the inbox claim, and a second run finds
     nothing to delete."""
+    deps: ResolverDeps = uow.deps
     email = held_signatures.c.envelope[("payload", "supporter", "email")].astext
-    with deps.engine.begin() as conn:
-        if not inbox.claim(conn, CONSUMER, envelope.id):
-            log.info("duplicate event ignored", consumer=CONSUMER)
-            return
-        remember(conn, erased_supporters, deps.key(event.email), datetime.now(UTC))
-        candidates = conn.execute(
-            sa.select(held_signatures.c.signature_id, email.label("email")).where(
-                same_domain(email, event.email)
-            )
-        ).all()
-        ids = [row.signature_id for row in candidates if normalise_email(row.email) == event.email]
-        if ids:
-            conn.execute(held_signatures.delete().where(held_signatures.c.signature_id.in_(ids)))
-        outbox.add(
-            conn,
-            SupporterErased(service=CONSUMER, removed={"held_signatures": len(ids)}),
-            correlation_id=envelope.correlation_id,
+    remember(uow.conn, erased_supporters, deps.key(event.email), datetime.now(UTC))
+    candidates = uow.conn.execute(
+        sa.select(held_signatures.c.signature_id, email.label("email")).where(
+            same_domain(email, event.email)
         )
+    ).all()
+    ids = [row.signature_id for row in candidates if normalise_email(row.email) == event.email]
+    if ids:
+        uow.conn.execute(held_signatures.delete().where(held_signatures.c.signature_id.in_(ids)))
+    uow.emit(SupporterErased(service=CONSUMER, removed={"held_signatures": len(ids)}))
 
 
-HANDLERS: dict[type[Event], Callable[[Any, Envelope, ResolverDeps], None]] = {
+HANDLERS: dict[type[Event], Callable[..., None]] = {
     SignatureConfirmed: resolve_signature,
     SupporterErasureRequested: forget_supporter,
 }
@@ -232,14 +221,9 @@ def make_deps(settings: Settings, engine: Engine) -> ResolverDeps:
     )
 
 
-def bootstrap(settings: Settings, engine: Engine) -> Callable[[Envelope], None]:
+def bootstrap(settings: Settings, engine: Engine) -> Dispatcher:
     """Wire real backends into the handlers; one call per consumer thread (own HTTP session)."""
     deps = make_deps(settings, engine)
-
-    def handle(envelope: Envelope) -> None:
-        event = envelope.event()
-        handler = HANDLERS.get(type(event))
-        if handler is not None:
-            handler(event, envelope, deps)
-
-    return handle
+    return Dispatcher(
+        CONSUMER, engine, HANDLERS, deps, Erasure(erased_supporters, settings.secret_key)
+    )

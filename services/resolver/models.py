@@ -38,3 +38,13 @@ held_signatures = sa.Table(
 # Supporters who asked to be erased (by keyed hash only): a signature.confirmed of theirs that
 # arrives late is neither looked up, held nor resolved (shared.erased).
 erased_supporters = erased_supporters_table("resolver_erased_supporters")
+
+# Answers from postcodes.io and the Members API, cached (remote.py).
+resolver_cache = sa.Table(
+    "resolver_cache",
+    metadata,
+    sa.Column("url", sa.Text, primary_key=True),
+    sa.Column("status", sa.Integer, nullable=False),
+    sa.Column("body", JSONB, nullable=False),
+    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+)

@@ -16,21 +16,12 @@ from urllib.parse import quote
 
 import requests
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import JSONB, insert
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Engine
 
 from services.resolver.lookup import BackendUnavailable, Resolution
-from shared.db import metadata
+from services.resolver.models import resolver_cache
 from shared.messages import Constituency, Target
-
-resolver_cache = sa.Table(
-    "resolver_cache",
-    metadata,
-    sa.Column("url", sa.Text, primary_key=True),
-    sa.Column("status", sa.Integer, nullable=False),
-    sa.Column("body", JSONB, nullable=False),
-    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
-)
 
 POSTCODE_TTL = timedelta(days=7)
 MEMBER_TTL = timedelta(hours=12)

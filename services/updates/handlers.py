@@ -12,11 +12,10 @@ from sqlalchemy.engine import Engine
 from services.updates.jobs import create_job
 from services.updates.models import erased_supporters, subscribers
 from shared.config import Settings
-from shared.erased import is_erased, remember
-from shared.handling import TransactionalHandler, UnitOfWork, transactional
+from shared.erased import remember
+from shared.handling import Dispatcher, Erasure, UnitOfWork, in_transaction
 from shared.logging import get_logger
 from shared.messages import (
-    Envelope,
     Event,
     SignatureConfirmed,
     SubscriptionChanged,
@@ -25,24 +24,18 @@ from shared.messages import (
     UpdatePublished,
 )
 from shared.reference import campaign_updates
-from shared.supporters import normalise_email, same_domain, supporter_key
+from shared.supporters import normalise_email, same_domain
 
 log = get_logger(__name__)
 CONSUMER = "updates"
 
 
-def _key(uow: UnitOfWork, email: str) -> str:
-    return supporter_key(uow.deps["secret_key"], email)
-
-
+@in_transaction
 def record_subscriber(event: SignatureConfirmed, uow: UnitOfWork) -> None:
     """Consumes signature.confirmed; adds the supporter to the campaign's subscribers if they
-    asked to be kept updated, unless they were erased (the event arrived after the request).
-    Idempotent: inbox claim, and one row per signature (upsert)."""
+    asked to be kept updated (the dispatcher refuses it for an erased supporter: the event
+    arrived after the request). Idempotent: inbox claim, and one row per signature (upsert)."""
     if not event.supporter.opt_in:
-        return
-    if is_erased(uow.conn, erased_supporters, _key(uow, event.supporter.email)):
-        log.info("late event for an erased supporter: nothing stored", campaign=event.campaign)
         return
     uow.conn.execute(
         insert(subscribers)
@@ -58,6 +51,7 @@ def record_subscriber(event: SignatureConfirmed, uow: UnitOfWork) -> None:
     )
 
 
+@in_transaction
 def change_subscription(event: SubscriptionChanged, uow: UnitOfWork) -> None:
     """Consumes subscription.changed (from the unsubscribe page or a one-click unsubscribe); sets
     ``subscribed`` on the subscriber's row for this campaign, or on every row with the same
@@ -101,6 +95,7 @@ def change_subscription(event: SubscriptionChanged, uow: UnitOfWork) -> None:
     )
 
 
+@in_transaction
 def start_fanout(event: UpdatePublished, uow: UnitOfWork) -> None:
     """Consumes update.published; if staff asked for the update to be emailed, records its
     fan-out job, which the worker's fan-out task then sends (``fanout.py``). Emits nothing.
@@ -122,12 +117,14 @@ def start_fanout(event: UpdatePublished, uow: UnitOfWork) -> None:
     )
 
 
+@in_transaction
 def forget_supporter(event: SupporterErasureRequested, uow: UnitOfWork) -> None:
     """Consumes supporter.erasure_requested; remembers the supporter (by keyed hash) so a late
     signature.confirmed adds nothing back, deletes their subscriptions (every campaign) and emits
     supporter.erased with the count. Idempotent: the inbox claim, and a second run finds nothing
     to delete."""
-    remember(uow.conn, erased_supporters, _key(uow, event.email), datetime.now(UTC))
+    erasure: Erasure = uow.deps
+    remember(uow.conn, erased_supporters, erasure.key(event.email), datetime.now(UTC))
     candidates = uow.conn.execute(
         sa.select(subscribers.c.id, subscribers.c.email).where(
             same_domain(subscribers.c.email, event.email)
@@ -139,7 +136,7 @@ def forget_supporter(event: SupporterErasureRequested, uow: UnitOfWork) -> None:
     uow.emit(SupporterErased(service=CONSUMER, removed={"subscribers": len(ids)}))
 
 
-HANDLERS: dict[type[Event], TransactionalHandler] = {
+HANDLERS: dict[type[Event], Callable[..., None]] = {
     SignatureConfirmed: record_subscriber,
     SubscriptionChanged: change_subscription,
     UpdatePublished: start_fanout,
@@ -147,7 +144,8 @@ HANDLERS: dict[type[Event], TransactionalHandler] = {
 }
 
 
-def bootstrap(settings: Settings, engine: Engine) -> Callable[[Envelope], None]:
-    """The consumer's ``handle(envelope)``: the handlers in the inbox transaction, with the secret
-    that keys erased supporters."""
-    return transactional(CONSUMER, engine, HANDLERS, deps={"secret_key": settings.secret_key})
+def bootstrap(settings: Settings, engine: Engine) -> Dispatcher:
+    """The consumer's ``handle(envelope)``: the handlers in the inbox transaction, with the list
+    of erased supporters (and the secret that keys it)."""
+    erasure = Erasure(erased_supporters, settings.secret_key)
+    return Dispatcher(CONSUMER, engine, HANDLERS, deps=erasure, erasure=erasure)

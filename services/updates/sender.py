@@ -16,14 +16,14 @@ from __future__ import annotations
 import smtplib
 from collections.abc import Callable
 
-from services.mailer.smtp import (
+from services.updates.wire import SAFE_ADDRESS
+from shared.smtp import (
     PermanentSmtpError,
     SmtpSender,
     TemporarySmtpError,
     abandon,
     data_block,
 )
-from services.updates.wire import SAFE_ADDRESS
 
 __all__ = ["PermanentSmtpError", "TemporarySmtpError", "UpdateSender"]
 

@@ -1,6 +1,6 @@
 """Must-show 6: `make run` brings the system up and the demo campaign page answers.
 
-Runs the same entry point as `make run` (``python -m services.devrun``) against a database that
+Runs the same entry point as `make run` (``python -m services.ops.devrun``) against a database that
 does not exist yet, then stops it with Ctrl-C (SIGINT) and checks it exits cleanly.
 """
 
@@ -52,7 +52,7 @@ def test_make_run_serves_the_demo_campaign(pg_server_url, amqp_url, namespace) -
         "PYTHONUNBUFFERED": "1",
     }
     proc = subprocess.Popen(
-        [sys.executable, "-m", "services.devrun"],
+        [sys.executable, "-m", "services.ops.devrun"],
         env=env,
         cwd=ROOT,
         stdout=subprocess.PIPE,
@@ -85,7 +85,7 @@ def test_make_run_says_in_one_line_when_postgres_is_unreachable(amqp_url) -> Non
         "DEARMP_AMQP_URL": amqp_url,
     }
     result = subprocess.run(
-        [sys.executable, "-m", "services.devrun"],
+        [sys.executable, "-m", "services.ops.devrun"],
         env=env,
         cwd=ROOT,
         capture_output=True,
@@ -108,7 +108,7 @@ def test_make_run_says_in_one_line_when_rabbitmq_is_unreachable(pg_server_url) -
         "DEARMP_AMQP_URL": "amqp://guest:guest@127.0.0.1:1/%2F",
     }
     result = subprocess.run(
-        [sys.executable, "-m", "services.devrun"],
+        [sys.executable, "-m", "services.ops.devrun"],
         env=env,
         cwd=ROOT,
         capture_output=True,

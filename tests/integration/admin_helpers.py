@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from services.intake.admin.models import staff
 from services.intake.models import help_requests, signatures
 from services.mailer.models import letters
-from services.staff import add_staff
+from services.ops.staff import add_staff
 from tests.support import csrf_token_in
 
 CAMPAIGN = "guardians-for-children"

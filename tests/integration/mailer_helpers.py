@@ -74,10 +74,12 @@ def message_ids(caught: list[Any]) -> Counter[str]:
     return Counter(str(c.message["Message-ID"]).strip("<>") for c in caught)
 
 
-def dearmp(env: dict[str, str], *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def dearmp(
+    env: dict[str, str], *args: str, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     """Run the ``dearmp`` command line as an operator would."""
     return subprocess.run(
-        [sys.executable, "-m", "services.cli", *args],
+        [sys.executable, "-m", "services.ops.cli", *args],
         env={**os.environ, **env},
         cwd=ROOT,
         capture_output=True,

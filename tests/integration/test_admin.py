@@ -413,7 +413,7 @@ def test_dead_letter_page_lists_and_replays(settings, engine, amqp_url, namespac
 def test_staff_add_command(settings, engine, database_url) -> None:
     from typer.testing import CliRunner
 
-    from services.cli import app
+    from services.ops.cli import app
 
     env = {"DEARMP_DATABASE_URL": database_url}
     runner = CliRunner()

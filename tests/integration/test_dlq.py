@@ -13,8 +13,8 @@ import pika
 import pytest
 from typer.testing import CliRunner
 
-from services import dlq
-from services.cli import app
+from services.ops.cli import app
+from shared.broker import dlq
 from shared.broker.consumer import ATTEMPT_HEADER, ERROR_HEADER, Consumer
 from shared.broker.declare import declare_all
 from shared.messages import Envelope, SignatureReceived, Supporter

@@ -10,19 +10,34 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 from structlog.testing import capture_logs
 
-from services.mailer.handlers import MailerDeps, send_letter
+from services.mailer import handlers as mailer
+from services.mailer.handlers import MailerDeps
 from services.mailer.models import erased_supporters, letters
-from services.resolver.handlers import ResolverDeps, resolve_signature
-from services.resolver.handlers import forget_supporter as resolver_forget
+from services.resolver import handlers as resolver
+from services.resolver.handlers import ResolverDeps
 from services.resolver.lookup import Resolution
+from services.resolver.models import erased_supporters as resolver_erased
 from services.resolver.models import held_signatures
 from services.updates import handlers as updates
 from services.updates.models import erased_supporters as updates_erased
-from shared.handling import UnitOfWork
+from shared.handling import Dispatcher, Erasure
 from shared.messages import Envelope, SignatureConfirmed, SupporterErasureRequested
 from shared.supporters import supporter_key
 from tests.integration.mailer_helpers import MP, count, dearmp, resolved_event
 from tests.support import confirm_email, make_signature, post_signatures, wait_until
+
+
+def mailer_with(engine, settings, sender: object) -> Dispatcher:
+    """The mailer's real dispatch and handlers, with a stand-in SMTP sender."""
+    deps = MailerDeps(engine, sender, settings)  # type: ignore[arg-type]
+    erasure = Erasure(erased_supporters, settings.secret_key)
+    return Dispatcher("mailer", engine, mailer.HANDLERS, deps, erasure)
+
+
+def resolver_with(engine, deps: ResolverDeps) -> Dispatcher:
+    """The resolver's real dispatch and handlers, with the given backends."""
+    erasure = Erasure(resolver_erased, deps.secret_key)
+    return Dispatcher("resolver", engine, resolver.HANDLERS, deps, erasure)
 
 
 def test_erase_removes_a_supporter_everywhere_and_says_what_it_removed(
@@ -93,7 +108,7 @@ def test_a_letter_in_flight_for_an_erased_supporter_is_not_sent(engine, settings
             )
         )
     envelope = Envelope.wrap(event, correlation_id=event.signature_id)
-    send_letter(event, envelope, MailerDeps(engine, Refuse(), settings))  # type: ignore[arg-type]
+    mailer_with(engine, settings, Refuse())(envelope)
     assert count(engine, "SELECT count(*) FROM letters") == 0
     assert count(engine, "SELECT count(*) FROM inbox WHERE consumer = 'mailer'") == 1
 
@@ -123,7 +138,7 @@ def test_an_erasure_that_commits_during_the_claim_still_leaves_nothing(engine, s
                 )
 
     envelope = Envelope.wrap(event, correlation_id=event.signature_id)
-    send_letter(event, envelope, MailerDeps(engine, EraseWhileSending(), settings))  # type: ignore[arg-type]
+    mailer_with(engine, settings, EraseWhileSending())(envelope)
     assert [m.split(".")[0] for m in sent] == ["<letter"]  # the copy was not sent
     with engine.connect() as conn:
         rows = {r.purpose: r for r in conn.execute(sa.select(letters))}
@@ -159,8 +174,9 @@ def test_the_resolver_forgets_held_signatures(engine) -> None:
     request = Envelope.wrap(
         SupporterErasureRequested(email="jo.bloggs@example.org"), correlation_id=uuid.uuid4()
     )
-    resolver_forget(request.event(), request, deps)  # type: ignore[arg-type]
-    resolver_forget(request.event(), request, deps)  # type: ignore[arg-type]  # redelivered
+    handle = resolver_with(engine, deps)
+    handle(request)
+    handle(request)  # redelivered
     with engine.connect() as conn:
         left = conn.execute(sa.select(held_signatures.c.signature_id)).scalars().all()
         answers = (
@@ -226,8 +242,7 @@ def run_alongside(engine, settings, first: Envelope, then: Envelope) -> None:
     handle = updates.bootstrap(settings, engine)
     with engine.connect() as conn:
         transaction = conn.begin()
-        uow = UnitOfWork(conn, first, {"secret_key": settings.secret_key})
-        updates.HANDLERS[type(first.event())](first.event(), uow)
+        handle.within(conn, first)  # the dispatcher's own path, in a transaction held open
         worker = threading.Thread(target=handle, args=(then,))
         worker.start()
         waiting = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
@@ -284,18 +299,19 @@ def test_the_resolver_neither_looks_up_holds_nor_resolves_an_erased_supporter(
         engine=engine, backends=[backend], hold_for=timedelta(days=1), secret_key="k"
     )
     request = erasure_request("jo.bloggs@example.org")
-    resolver_forget(request.event(), request, deps)  # type: ignore[arg-type]
+    handle = resolver_with(engine, deps)
+    handle(request)
     gone = confirmed_event(email="Jo.Bloggs@Example.org", opt_in=False)
     stays = confirmed_event(email="someone.else@example.org", opt_in=False)
 
     with capture_logs() as logs:
         envelope = late(gone)
-        for event, env in ((gone, envelope), (gone, envelope), (stays, late(stays))):
-            resolve_signature(event, env, deps)  # the first redelivered
+        for env in (envelope, envelope, late(stays)):
+            handle(env)  # the first redelivered
     # A vacant seat would hold the envelope (the supporter's details): not for them either.
     deps.backends = [VacantSeat()]
     held = confirmed_event(email="jo.bloggs@example.org", opt_in=False)
-    resolve_signature(held, late(held), deps)
+    handle(late(held))
 
     assert backend.asked == [stays.supporter.postcode]  # their postcode went nowhere
     assert deps.backends[0].asked == []  # type: ignore[attr-defined]

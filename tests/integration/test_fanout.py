@@ -265,7 +265,7 @@ def test_a_connection_lost_after_a_copy_went_counts_it_and_sends_it_again(
 
 def _dearmp(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "services.cli", *args],
+        [sys.executable, "-m", "services.ops.cli", *args],
         env={**os.environ, **env},
         cwd=ROOT,
         capture_output=True,

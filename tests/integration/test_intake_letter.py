@@ -15,9 +15,9 @@ from fastapi.testclient import TestClient
 
 from services.intake.app import create_app
 from services.intake.forms import LETTER_MAX
-from services.intake.handlers import forget_supporter
+from services.intake.handlers import HANDLERS
 from shared.config import Settings
-from shared.handling import UnitOfWork
+from shared.handling import Dispatcher
 from shared.messages import Envelope, SupporterErasureRequested
 from tests.support import csrf_token_in, make_signature
 
@@ -200,6 +200,5 @@ def test_erasure_clears_own_words(settings, engine) -> None:
     request = Envelope.wrap(
         SupporterErasureRequested(email="jo.erase@example.org"), correlation_id=uuid.uuid4()
     )
-    with engine.begin() as conn:
-        forget_supporter(request.event(), UnitOfWork(conn, request))  # type: ignore[arg-type]
+    Dispatcher("intake", engine, HANDLERS)(request)
     assert [r.letter for r in stored(engine)] == [""]

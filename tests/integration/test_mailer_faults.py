@@ -59,8 +59,9 @@ def test_smtp_down_for_30s_then_back_every_letter_delivered_once(
 
     mail.handler.wait_for(2 * len(events), timeout=120)
     wait_until(
-        lambda: count(engine, "SELECT count(*) FROM letters WHERE state = 'sent'")
-        == 2 * len(events),
+        lambda: (
+            count(engine, "SELECT count(*) FROM letters WHERE state = 'sent'") == 2 * len(events)
+        ),
         60,
         message="every letter and copy recorded as sent",
     )
@@ -68,8 +69,10 @@ def test_smtp_down_for_30s_then_back_every_letter_delivered_once(
     seen = message_ids(mail.messages)
     duplicates = {mid: n for mid, n in seen.items() if n > 1}
     resent = _resent(engine)
-    print(f"after the outage: {len(seen)} distinct messages, duplicates {duplicates}, "
-          f"rows with letters.sends > 1: {len(resent)}")
+    print(
+        f"after the outage: {len(seen)} distinct messages, duplicates {duplicates}, "
+        f"rows with letters.sends > 1: {len(resent)}"
+    )
     assert set(seen) == _expected_ids(events), "lost or unexpected messages"
     assert duplicates == {}
     # Refused connections are not hand-overs: the send counts were given back each time.
@@ -88,8 +91,9 @@ def test_550_answers_fail_the_letters_and_list_them(system, mail, engine) -> Non
         message="the letters to fail",
     )
     wait_until(
-        lambda: count(engine, "SELECT count(*) FROM outbox WHERE routing_key = 'letter.failed'")
-        == 3,
+        lambda: (
+            count(engine, "SELECT count(*) FROM outbox WHERE routing_key = 'letter.failed'") == 3
+        ),
         30,
         message="letter.failed for each",
     )

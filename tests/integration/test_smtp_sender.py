@@ -18,8 +18,8 @@ import trustme
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
-from services.mailer.smtp import PermanentSmtpError, SmtpSender, TemporarySmtpError
 from shared.mailcatcher import CatchingHandler, MailCatcher
+from shared.smtp import PermanentSmtpError, SmtpSender, TemporarySmtpError
 
 USER, PASSWORD = "dearmp", "correct horse battery staple"
 

@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from services.intake.app import create_app
 from services.updates.handlers import HANDLERS
 from services.updates.models import subscribers
-from shared.handling import transactional
+from shared.handling import Dispatcher
 from shared.messages import Envelope, SubscriptionChanged
 from shared.outbox import outbox
 from shared.tokens import make_token
@@ -44,7 +44,7 @@ def staged(engine: sa.Engine) -> list[Envelope]:
 
 def apply_staged(engine: sa.Engine) -> list[SubscriptionChanged]:
     """What the updates service does with them (inbox claim, handler, one transaction)."""
-    handle = transactional("updates", engine, HANDLERS)
+    handle = Dispatcher("updates", engine, HANDLERS)
     envelopes = staged(engine)
     for envelope in envelopes:
         handle(envelope)
@@ -167,7 +167,7 @@ def test_a_tampered_or_foreign_token_is_refused(settings, engine, method: str) -
 
 def test_a_late_older_change_never_undoes_a_newer_one(settings, engine) -> None:
     [me] = add_subscribers(engine, 1)
-    handle = transactional("updates", engine, HANDLERS)
+    handle = Dispatcher("updates", engine, HANDLERS)
     now = datetime.now(UTC)
 
     def change(subscribed: bool, at: datetime) -> Envelope:

@@ -26,7 +26,7 @@ import typer.main
 import yaml
 from typer.testing import CliRunner
 
-from services.cli import app
+from services.ops.cli import app
 from shared.config import Settings
 from shared.messages import EVENT_TYPES
 from shared.topology import BINDINGS

@@ -35,7 +35,7 @@ def test_live_delivery_needs_a_real_mail_domain() -> None:
 def test_a_service_refuses_to_start_live_with_one_line() -> None:
     env = {"DEARMP_DELIVERY": "live", "PATH": "/usr/bin:/bin"}
     result = subprocess.run(
-        [sys.executable, "-m", "services.cli", "serve", "mailer"],
+        [sys.executable, "-m", "services.ops.cli", "serve", "mailer"],
         env=env,
         cwd=ROOT,
         capture_output=True,

@@ -9,8 +9,8 @@ import pytest
 
 from services.intake.signing import normalise_email as intake_normalise
 from services.mailer.reports import render_failed
-from services.mailer.throttle import TokenBucket
 from shared.supporters import mask_addresses, mask_email, normalise_email, supporter_key
+from shared.throttle import TokenBucket
 
 
 class FakeClock:
@@ -137,7 +137,7 @@ class _Recorder:
 def test_envelope_commands_are_exactly_smtplibs(address: str) -> None:
     """The mailer writes plain envelope addresses itself (smtplib would parse them again):
     the MAIL and RCPT commands must be what smtplib sends, for plain and odd addresses alike."""
-    from services.mailer.smtp import _PlainEnvelope
+    from shared.smtp import _PlainEnvelope
 
     fast = type("Fast", (_PlainEnvelope, _Recorder), {})()
     plain = _Recorder()
@@ -194,7 +194,7 @@ OK = [(250, b"ok"), (250, b"ok"), (250, b"ok"), (354, b"go"), (250, b"queued")]
 
 def _both(replies: list[tuple[int, bytes]], to: list[str]) -> list[tuple[object, _Scripted]]:
     """(what sendmail returned or raised, the connection) for the pipelining sender and smtplib."""
-    from services.mailer.smtp import _Pipelining
+    from shared.smtp import _Pipelining
 
     results = []
     for cls in (type("Fast", (_Pipelining, _Scripted), {}), _Scripted):
@@ -257,7 +257,7 @@ def test_pipelining_answers_every_refusal_as_smtplib_does(replies: list[tuple[in
 
 
 def test_without_pipelining_on_offer_it_is_smtplibs_sendmail() -> None:
-    from services.mailer.smtp import _Pipelining
+    from shared.smtp import _Pipelining
 
     conn = type("Fast", (_Pipelining, _Scripted), {})(OK[:1] + OK[2:], ("size",))
     assert conn.sendmail("letters@dearmp.example", ["mp@parliament.example"], BODY) == {}

@@ -27,10 +27,10 @@ from services.intake.admin.publishing import (
 from services.intake.admin.web import Staff, checked_form, form_expired, protected_router
 from services.intake.content import markdown
 from services.intake.deps import Engine, Settings
-from services.mailer.smtp import PermanentSmtpError, SmtpSender, TemporarySmtpError
 from shared.campaigns import get_campaign
 from shared.config import Settings as SettingsModel
 from shared.mail import build_message, delivery_recipients
+from shared.smtp import PermanentSmtpError, SmtpSender, TemporarySmtpError
 
 router = protected_router()
 DOUBLE_CLICK = timedelta(minutes=2)

@@ -13,10 +13,10 @@ from fastapi import Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from services import dlq
 from services.intake.admin.web import checked_form, form_expired, protected_router, render
 from services.intake.deps import Engine, Settings
 from services.mailer.reports import failed_letters
+from shared.broker import dlq
 from shared.config import Settings as SettingsModel
 from shared.supporters import mask_addresses
 from shared.topology import SERVICES, Topology

@@ -101,72 +101,12 @@ def serve_default(ctx: typer.Context) -> None:
 
 
 def _serve(name: Service, threads: int) -> None:
+    import importlib
+
     settings = settings_or_exit()
     configure(name.value, settings)
-    from shared.db import make_engine
-    from shared.worker import run_worker
-
-    if name is Service.intake:
-        from services.intake.serve import serve
-
-        serve(settings)
-        return
-    if name is Service.relay:
-        from services.relay import run_relay
-
-        run_relay(settings, threads=threads)
-        return
-    engine = make_engine(settings.database_url, pool_size=max(5, threads * 2))
-    if name is Service.mailer:
-        from services.mailer.handlers import bootstrap
-        from services.mailer.handlers import make_deps as mailer_deps
-        from services.mailer.reminders import send_due_reminders
-        from services.mailer.retention import scrub_expired
-        from services.mailer.throttle import TokenBucket
-
-        limiter = TokenBucket(settings.smtp_rate)  # one per process, shared by every sender
-        reminder_deps = mailer_deps(settings, engine, limiter)  # its own SMTP connection
-        run_worker(
-            "mailer",
-            settings,
-            engine,
-            lambda: bootstrap(settings, engine, limiter),
-            threads,
-            periodic=[
-                (settings.reminder_sweep_seconds, lambda: send_due_reminders(reminder_deps)),
-                (settings.retention_sweep_seconds, lambda: scrub_expired(engine, settings)),
-            ],
-            prefetch=settings.mailer_prefetch,
-        )
-    elif name is Service.resolver:
-        from services.resolver.handlers import bootstrap as resolver
-        from services.resolver.handlers import make_deps, retry_held
-
-        sweeper = make_deps(settings, engine)
-        run_worker(
-            "resolver",
-            settings,
-            engine,
-            lambda: resolver(settings, engine),
-            threads,
-            periodic=[(settings.held_sweep_seconds, lambda: retry_held(sweeper))],
-        )
-    else:
-        from services.updates.fanout import Fanout
-        from services.updates.handlers import bootstrap as updates
-        from services.updates.sender import UpdateSender
-
-        # One fan-out thread per process, with its own SMTP connection and its own DB connection
-        # (replicas share the jobs: each job is worked by one of them at a time).
-        fanout = Fanout(engine, settings, UpdateSender(settings.smtp_url))
-        run_worker(
-            "updates",
-            settings,
-            engine,
-            lambda: updates(settings, engine),
-            threads,
-            periodic=[(settings.fanout_sweep_seconds, fanout)],
-        )
+    # Each service wires itself (adapters, consumers, periodic jobs) in services/<name>/serve.py.
+    importlib.import_module(f"services.{name.value}.serve").serve(settings, threads)
 
 
 for _svc in Service:
@@ -325,7 +265,7 @@ def refresh_mps(quiet: Quiet = False) -> None:
 @friendly_errors
 def status_cmd(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Queue depths and consumers, dead letters, outbox backlog, letters by state."""
-    from services.status import collect_status, render_status
+    from services.ops.status import collect_status, render_status
 
     settings = settings_or_exit()
     report = collect_status(settings)
@@ -412,7 +352,7 @@ def staff_add(
     ] = False,
 ) -> None:
     """Add a staff account (asks for the password twice)."""
-    from services.staff import StaffError, add_staff, checked_email
+    from services.ops.staff import StaffError, add_staff, checked_email
     from shared.db import make_engine
 
     try:
@@ -431,7 +371,7 @@ def staff_add(
 
 
 def _dlq_service(queue: str) -> tuple[Settings, Any, str]:
-    from services.dlq import UnknownQueue, service_for
+    from shared.broker.dlq import UnknownQueue, service_for
     from shared.topology import Topology
 
     settings = settings_or_exit()
@@ -448,7 +388,7 @@ def _dlq_errors(func: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         import pika.exceptions
 
-        from services.dlq import BrokerUnavailable, QueueMissing, ReplayStopped
+        from shared.broker.dlq import BrokerUnavailable, QueueMissing, ReplayStopped
 
         try:
             return func(*args, **kwargs)
@@ -472,7 +412,7 @@ def dlq_list(
     limit: Annotated[int | None, typer.Option(help="At most this many, oldest first")] = None,
 ) -> None:
     """One line per dead-lettered message: event id, type, attempts, error."""
-    from services.dlq import list_dead_letters
+    from shared.broker.dlq import list_dead_letters
     from shared.supporters import mask_addresses
 
     settings, topology, service = _dlq_service(queue)
@@ -496,7 +436,7 @@ def dlq_replay(
     queue: Annotated[str, typer.Argument(help="A service (mailer) or its queue name")],
 ) -> None:
     """Move every dead-lettered message back to the service's queue, to be tried afresh."""
-    from services.dlq import replay
+    from shared.broker.dlq import replay
 
     settings, topology, service = _dlq_service(queue)
     moved = replay(settings.amqp_url, topology, service)

@@ -21,7 +21,7 @@ import sqlalchemy as sa
 
 from shared.config import ConfigError, Settings, load_settings
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ("relay", "resolver", "mailer", "updates", "intake")
 START_PG = "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start"
 START_RABBIT = "rabbitmq-server -detached"
@@ -130,7 +130,7 @@ def main() -> int:
         env = {**os.environ, "DEARMP_METRICS_PORT": str(base_port + i), "PYTHONUNBUFFERED": "1"}
         log = (logs / f"{name}.log").open("ab")
         children[name] = subprocess.Popen(
-            [sys.executable, "-m", "services.cli", "serve", name],
+            [sys.executable, "-m", "services.ops.cli", "serve", name],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,

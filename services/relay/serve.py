@@ -19,7 +19,7 @@ from shared.worker import broker_check, install_stop_signals
 log = get_logger(__name__)
 
 
-def run_relay(settings: Settings, threads: int = 1) -> None:
+def serve(settings: Settings, threads: int = 1) -> None:
     topology = Topology(settings.broker_namespace)
     engine = make_engine(settings.database_url, pool_size=max(2, threads + 1))
     stopping = threading.Event()

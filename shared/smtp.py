@@ -16,8 +16,8 @@ from email.message import EmailMessage
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qs, unquote, urlparse
 
-from services.mailer.throttle import TokenBucket
 from shared.mail import smtp_bytes
+from shared.throttle import TokenBucket
 
 if TYPE_CHECKING:
     from _typeshed import ReadableBuffer, SizedBuffer

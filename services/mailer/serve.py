@@ -1,0 +1,30 @@
+"""``dearmp serve mailer``: the mailer's consumers, its confirmation reminders and its retention
+sweep, wired to real SMTP and Postgres."""
+
+from __future__ import annotations
+
+from services.mailer.handlers import bootstrap, make_deps
+from services.mailer.reminders import send_due_reminders
+from services.mailer.retention import scrub_expired
+from shared.config import Settings
+from shared.db import make_engine
+from shared.throttle import TokenBucket
+from shared.worker import run_worker
+
+
+def serve(settings: Settings, threads: int = 1) -> None:
+    engine = make_engine(settings.database_url, pool_size=max(5, threads * 2))
+    limiter = TokenBucket(settings.smtp_rate)  # one per process, shared by every sender
+    reminder_deps = make_deps(settings, engine, limiter)  # its own SMTP connection
+    run_worker(
+        "mailer",
+        settings,
+        engine,
+        lambda: bootstrap(settings, engine, limiter),
+        threads,
+        periodic=[
+            (settings.reminder_sweep_seconds, lambda: send_due_reminders(reminder_deps)),
+            (settings.retention_sweep_seconds, lambda: scrub_expired(engine, settings)),
+        ],
+        prefetch=settings.mailer_prefetch,
+    )

@@ -1,0 +1,1 @@
+"""Operator commands: the dearmp CLI, status, staff accounts, make run."""

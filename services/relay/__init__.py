@@ -1,0 +1,1 @@
+"""The outbox relay: outbox rows to RabbitMQ, with publisher confirms."""

@@ -1,0 +1,26 @@
+"""``dearmp serve updates``: the subscriber list's consumers and the fan-out of published
+updates."""
+
+from __future__ import annotations
+
+from services.updates.fanout import Fanout
+from services.updates.handlers import bootstrap
+from services.updates.sender import UpdateSender
+from shared.config import Settings
+from shared.db import make_engine
+from shared.worker import run_worker
+
+
+def serve(settings: Settings, threads: int = 1) -> None:
+    engine = make_engine(settings.database_url, pool_size=max(5, threads * 2))
+    # One fan-out thread per process, with its own SMTP connection and its own DB connection
+    # (replicas share the jobs: each job is worked by one of them at a time).
+    fanout = Fanout(engine, settings, UpdateSender(settings.smtp_url))
+    run_worker(
+        "updates",
+        settings,
+        engine,
+        lambda: bootstrap(settings, engine),
+        threads,
+        periodic=[(settings.fanout_sweep_seconds, fanout)],
+    )
