@@ -21,7 +21,7 @@ run: $(STAMP)
 
 ## make test: the whole suite (needs RabbitMQ and Postgres: DEARMP_TEST_*_URL or testcontainers)
 test: $(STAMP)
-	$(BIN)/pytest -q -rs
+	$(BIN)/pytest -q
 
 test-unit: $(STAMP)
 	$(BIN)/pytest -q tests/unit

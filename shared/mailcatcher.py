@@ -43,6 +43,9 @@ class CatchingHandler:
         self.delay = delay
         self.pipelining = pipelining
         self.refuse_code: int | None = None  # e.g. 550 or 451: refuse every recipient
+        # Refuse for good (550 at the end of DATA) each message meant for one of these addresses:
+        # its recipient, or in sandbox mode its X-DearMP-Intended-Recipient.
+        self.refuse_meant_for: set[str] = set()
         # Take the next N messages, then drop the connection before answering: the client cannot
         # know the server has them (a crash or network loss at the worst moment).
         self.drop_after_taking = 0
@@ -86,6 +89,10 @@ class CatchingHandler:
         content = envelope.content or b""
         data = content.encode() if isinstance(content, str) else bytes(content)
         caught = Caught(str(envelope.mail_from), list(envelope.rcpt_tos), data)
+        meant_for = {a.lower() for a in envelope.rcpt_tos}
+        meant_for.add(str(caught.message.get("X-DearMP-Intended-Recipient", "")).lower())
+        if meant_for & {a.lower() for a in self.refuse_meant_for}:
+            return "550 5.1.1 Mailbox unavailable (test)"
         with self._arrived:
             self.messages.append(caught)
             index = len(self.messages)

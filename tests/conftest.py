@@ -3,8 +3,10 @@
 RabbitMQ and Postgres come from DEARMP_TEST_AMQP_URL / DEARMP_TEST_DATABASE_URL when set;
 otherwise from the local servers `make run` uses (127.0.0.1:5672 and :5432, default credentials)
 when they answer; otherwise from testcontainers. With none of these, integration tests fail under
-CI=true and skip (with the reason) elsewhere; ``make test`` ends with one line per skip cause. Each test gets its own database (a copy of a migrated template) and its own
-broker namespace (unique exchange and queue names), removed afterwards.
+CI=true and skip (with the reason) elsewhere. Under CI=true no test may skip at all (a skip is
+reported as a failure); elsewhere the run ends with one line per cause of skips. Each test gets its
+own database (a copy of a migrated template) and its own broker namespace (unique exchange and
+queue names), removed afterwards.
 """
 
 from __future__ import annotations
@@ -259,7 +261,26 @@ def system(service_env: dict[str, str], request: pytest.FixtureRequest) -> Itera
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
     outcome = yield
     rep = outcome.get_result()
+    if IN_CI and rep.skipped and not hasattr(rep, "wasxfail"):
+        # CI runs everything: a test that would skip (a missing server, browser or tool) fails.
+        reason = rep.longrepr[2] if isinstance(rep.longrepr, tuple) else str(rep.longrepr)
+        rep.outcome = "failed"
+        rep.longrepr = f"skipped under CI=true, which runs every test: {reason}"
     setattr(item, f"rep_{rep.when}", rep)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # type: ignore[no-untyped-def]
+    """One line per cause of skips, with how many tests it skipped."""
+    causes: dict[str, int] = {}
+    for rep in terminalreporter.stats.get("skipped", []):
+        reason = rep.longrepr[2] if isinstance(rep.longrepr, tuple) else str(rep.longrepr)
+        reason = reason.removeprefix("Skipped: ")
+        causes[reason] = causes.get(reason, 0) + 1
+    if not causes:
+        return
+    terminalreporter.write_sep("-", "skipped, by cause")
+    for reason, n in sorted(causes.items(), key=lambda kv: -kv[1]):
+        terminalreporter.write_line(f"{n:>4} skipped: {reason}")
 
 
 __all__ = ["wait_until", "Path"]

@@ -18,6 +18,7 @@ from services.intake.helprequests import submit_help_request
 from services.intake.signing import Outcome, submit_signature
 from shared.campaigns import Campaign, get_campaign
 from shared.config import Settings as SettingsModel
+from shared.states import SignatureStatus
 
 router = APIRouter(prefix="/api/v1", tags=["campaigns"])
 
@@ -52,7 +53,7 @@ class SignatureIn(BaseModel):
 
 
 class Accepted(BaseModel):
-    status: str = "pending"
+    status: str = SignatureStatus.PENDING.value
     message: str = (
         "Thank you. Check your email and press the button in it to confirm your signature."
     )

@@ -22,6 +22,7 @@ from shared.messages import (
     SupporterErased,
     SupporterErasureRequested,
 )
+from shared.states import SignatureStatus
 from shared.supporters import normalise_email, same_domain
 
 log = get_logger(__name__)
@@ -32,9 +33,11 @@ def note_resolved(event: SignatureResolved, uow: UnitOfWork) -> None:
     """Consumes signature.resolved: remember the constituency and target for the thank-you page."""
     uow.conn.execute(
         signatures.update()
-        .where(signatures.c.id == event.signature_id, signatures.c.status == "confirmed")
+        .where(
+            signatures.c.id == event.signature_id, signatures.c.status == SignatureStatus.CONFIRMED
+        )
         .values(
-            status="resolved",
+            status=SignatureStatus.RESOLVED,
             constituency_code=event.constituency.code if event.constituency else None,
             constituency_name=event.constituency.name if event.constituency else None,
             target_name=event.target.name,
@@ -48,7 +51,7 @@ def note_unresolvable(event: SignatureUnresolvable, uow: UnitOfWork) -> None:
     uow.conn.execute(
         signatures.update()
         .where(signatures.c.id == event.signature_id)
-        .values(status="unresolvable", unresolvable_reason=event.reason)
+        .values(status=SignatureStatus.UNRESOLVABLE, unresolvable_reason=event.reason)
     )
 
 
@@ -57,7 +60,9 @@ def note_letter_sent(event: LetterSent, uow: UnitOfWork) -> None:
     """Consumes letter.sent (purpose "letter"): the letter has gone to the target."""
     if event.purpose == "letter":
         uow.conn.execute(
-            signatures.update().where(signatures.c.id == event.signature_id).values(status="sent")
+            signatures.update()
+            .where(signatures.c.id == event.signature_id)
+            .values(status=SignatureStatus.SENT)
         )
 
 
@@ -66,7 +71,9 @@ def note_letter_failed(event: LetterFailed, uow: UnitOfWork) -> None:
     """Consumes letter.failed: the letter could not be delivered."""
     if event.purpose == "letter":
         uow.conn.execute(
-            signatures.update().where(signatures.c.id == event.signature_id).values(status="failed")
+            signatures.update()
+            .where(signatures.c.id == event.signature_id)
+            .values(status=SignatureStatus.FAILED)
         )
 
 
@@ -91,7 +98,10 @@ def forget_supporter(event: SupporterErasureRequested, uow: UnitOfWork) -> None:
             comment="",
             letter="",
             opt_in=False,
-            status=sa.case((signatures.c.status == "pending", "erased"), else_=signatures.c.status),
+            status=sa.case(
+                (signatures.c.status == SignatureStatus.PENDING, SignatureStatus.ERASED.value),
+                else_=signatures.c.status,
+            ),
         )
     ).rowcount
     candidates = uow.conn.execute(

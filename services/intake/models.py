@@ -6,6 +6,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 
 from shared.db import metadata
+from shared.states import SignatureStatus, check
 
 signatures = sa.Table(
     "signatures",
@@ -22,8 +23,8 @@ signatures = sa.Table(
     # The supporter's own wording of an editable letter; "" = the campaign's words.
     sa.Column("letter", sa.Text, nullable=False, server_default=""),
     sa.Column("opt_in", sa.Boolean, nullable=False, server_default=sa.false()),
-    # pending → confirmed; then the journey: resolved | unresolvable, letter_sent | letter_failed
-    sa.Column("status", sa.String(20), nullable=False, server_default="pending"),
+    # shared.states.SignatureStatus: pending → confirmed → resolved | unresolvable → sent | failed
+    sa.Column("status", sa.String(20), nullable=False, server_default=SignatureStatus.PENDING),
     sa.Column("constituency_code", sa.String(9)),
     sa.Column("constituency_name", sa.Text),
     sa.Column("target_name", sa.Text),
@@ -32,6 +33,7 @@ signatures = sa.Table(
     sa.Column("confirmed_at", sa.DateTime(timezone=True)),
     sa.UniqueConstraint("campaign", "email_normalised", name="uq_signatures_campaign_email"),
     sa.Index("ix_signatures_campaign_status", "campaign", "status"),
+    sa.CheckConstraint(check("status", SignatureStatus), name="status"),
 )
 
 # "Can't sign? Tell us": requests kept for staff to answer.

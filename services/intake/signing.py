@@ -23,13 +23,14 @@ from shared.campaigns import Campaign
 from shared.config import Settings
 from shared.messages import SignatureConfirmed, SignatureReceived, Supporter
 from shared.metrics import SIGNATURES
-from shared.supporters import normalise_email  # one definition, shared with every service
+from shared.states import SignatureStatus
+from shared.supporters import normalise_email
 
 # The hot path of a viral petition, as one statement: count the caller's and the email's
 # rate-limit hits (the email's only if the caller is under its limit), store the pending
 # signature if both are under their limits and this email has not signed this campaign, and
 # stage its signature.received event only if it was stored. One round trip, one commit.
-SIGN = """
+SIGN = f"""
 WITH ip AS (
     INSERT INTO rate_limits (key, window_start, hits) VALUES (%(ip_key)s, %(ip_window)s, 1)
     ON CONFLICT (key, window_start) DO UPDATE SET hits = rate_limits.hits + 1
@@ -44,7 +45,7 @@ WITH ip AS (
                             address_lines, comment, letter, opt_in, status, created_at)
     SELECT %(id)s, %(campaign)s, %(first_name)s, %(last_name)s, %(email)s, %(email_normalised)s,
            %(postcode)s, CAST(%(address_lines)s AS jsonb), %(comment)s, %(letter)s, %(opt_in)s,
-           'pending', %(created_at)s
+           '{SignatureStatus.PENDING}', %(created_at)s
     FROM hit WHERE hit.hits <= %(email_limit)s
     ON CONFLICT ON CONSTRAINT uq_signatures_campaign_email DO NOTHING
     RETURNING id
@@ -84,11 +85,11 @@ def confirm_signature(conn: Connection, signature_id: uuid.UUID) -> sa.Row | Non
     ).first()
     if row is None:
         return None
-    if row.status == "pending":
+    if row.status == SignatureStatus.PENDING:
         conn.execute(
             signatures.update()
             .where(signatures.c.id == signature_id)
-            .values(status="confirmed", confirmed_at=datetime.now(UTC))
+            .values(status=SignatureStatus.CONFIRMED, confirmed_at=datetime.now(UTC))
         )
         outbox.add(
             conn,

@@ -45,6 +45,7 @@ from shared.mail import delivery_recipients
 from shared.messages import LetterFailed, LetterSent
 from shared.metrics import EMAILS
 from shared.smtp import PermanentSmtpError, SmtpSender, TemporarySmtpError
+from shared.states import LetterState
 
 log = get_logger(__name__)
 
@@ -75,10 +76,10 @@ class Receipt:
     record_on: frozenset[Outcome] = ALL_OUTCOMES
 
 
-_CLAIM = """
+_CLAIM = f"""
     INSERT INTO letters (signature_id, purpose, campaign, state, message_id, recipient, subject,
                          body, supporter_key, sends, created_at)
-    SELECT CAST(%(signature_id)s AS uuid), %(purpose)s, %(campaign)s, 'sending', %(message_id)s,
+    SELECT CAST(%(signature_id)s AS uuid), %(purpose)s, %(campaign)s, '{LetterState.SENDING}', %(message_id)s,
            %(recipient)s, %(subject)s, CAST(%(body)s AS text),
            CAST(%(supporter_key)s AS varchar), 1, %(now)s
     WHERE NOT EXISTS (SELECT 1 FROM inbox WHERE consumer = CAST(%(consumer)s AS varchar)
@@ -86,8 +87,8 @@ _CLAIM = """
       AND NOT EXISTS (SELECT 1 FROM erased_supporters
                       WHERE supporter_key = CAST(%(supporter_key)s AS varchar))
     ON CONFLICT ON CONSTRAINT uq_letters_signature_purpose DO UPDATE
-       SET state = 'sending', sends = letters.sends + 1
-     WHERE letters.state NOT IN ('sent', 'failed')
+       SET state = '{LetterState.SENDING}', sends = letters.sends + 1
+     WHERE letters.state NOT IN ('{LetterState.SENT}', '{LetterState.FAILED}')
     RETURNING id, sends
 """
 # Recording an outcome: the row's new state, and (when they apply) the inbox claim for the event
@@ -358,8 +359,8 @@ def _release(engine: Engine, letter_id: int) -> None:
         with engine.begin() as conn:
             conn.execute(
                 letters.update()
-                .where(letters.c.id == letter_id, letters.c.state == "sending")
-                .values(state="created", sends=letters.c.sends - 1)
+                .where(letters.c.id == letter_id, letters.c.state == LetterState.SENDING)
+                .values(state=LetterState.CREATED, sends=letters.c.sends - 1)
             )
     except sa.exc.SQLAlchemyError:
         log.warning("could not release the letter after a temporary failure")

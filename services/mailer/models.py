@@ -6,9 +6,10 @@ import sqlalchemy as sa
 
 from shared.db import metadata
 from shared.erased import erased_supporters_table
+from shared.states import LetterState, check
 
 # One row per (signature, purpose): confirmation, reminder, letter, copy, unresolvable.
-# created → sending → sent | failed. ``sends`` counts SMTP hand-overs; above 1 means a crash
+# shared.states.LetterState: created → sending → sent | failed. ``sends`` counts SMTP hand-overs; above 1 means a crash
 # between the SMTP server's acceptance and our commit may have caused a duplicate.
 # ``supporter_key`` (a keyed hash of the supporter's normalised email, shared.supporters) finds a
 # supporter's rows for erasure. ``scrubbed_at``: the body, subject, the supporter's address and
@@ -32,6 +33,7 @@ letters = sa.Table(
     sa.Column("supporter_key", sa.String(64)),
     sa.Column("scrubbed_at", sa.DateTime(timezone=True)),
     sa.UniqueConstraint("signature_id", "purpose", name="uq_letters_signature_purpose"),
+    sa.CheckConstraint(check("state", LetterState), name="state"),
     sa.Index("ix_letters_state", "state"),
     sa.Index("ix_letters_supporter_key", "supporter_key"),
     sa.Index(

@@ -1,4 +1,6 @@
-"""``dearmp letters failed``: the emails the SMTP server refused for good, with the reason.
+"""What the mailer lets others read (``dearmp status``, ``dearmp letters failed``, intake's staff
+pages): emails by state, and the ones the SMTP server refused for good, with the reason. Other
+services read the mailer's tables only through these functions.
 
 Addresses are masked (``j***@example.org``), in the recipient column and inside the reason, so
 the listing can be pasted into a ticket.
@@ -9,10 +11,25 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from services.mailer.models import letters
+from shared.states import LetterState
 from shared.supporters import mask_addresses, mask_email
+
+
+def letters_by_state(
+    conn: Connection, *, campaign: str | None = None, purpose: str | None = None
+) -> dict[str, int]:
+    """How many emails are in each state (every state named, 0 if none), for one campaign or
+    all, for one purpose (``letter``: to the target) or every email."""
+    query = sa.select(letters.c.state, sa.func.count().label("n")).group_by(letters.c.state)
+    if campaign is not None:
+        query = query.where(letters.c.campaign == campaign)
+    if purpose is not None:
+        query = query.where(letters.c.purpose == purpose)
+    found = {row.state: row.n for row in conn.execute(query)}
+    return {state.value: found.get(state.value, 0) for state in LetterState}
 
 
 def failed_letters(
@@ -27,7 +44,7 @@ def failed_letters(
             letters.c.recipient,
             letters.c.error,
         )
-        .where(letters.c.state == "failed")
+        .where(letters.c.state == LetterState.FAILED)
         .order_by(letters.c.sent_at.desc(), letters.c.id.desc())
         .limit(limit)
     )

@@ -2,7 +2,9 @@
 
 One line per service: messages waiting in its queue, consumers attached (none means the service
 is not running), messages waiting out a retry delay, and dead letters (flagged, with the command
-that lists them). Then the outbox backlog (events not yet published) and letters by state.
+that lists them). Then the outbox backlog (events not yet published), every email by state, and
+each campaign's signatures by status (the same counts as the staff dashboard: both read them
+through ``services.intake.reports``; letters through ``services.mailer.reports``).
 ``--json`` gives the same figures, plus the raw depth of every queue, for scripts.
 """
 
@@ -12,14 +14,15 @@ from typing import Any
 
 import pika
 import pika.exceptions
-import sqlalchemy as sa
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from services.mailer.models import letters
+from services.intake.reports import signature_counts
+from services.mailer.reports import letters_by_state
 from shared.broker.declare import connection_parameters
 from shared.config import Settings
 from shared.db import make_engine
 from shared.outbox import backlog
+from shared.states import LetterState
 from shared.topology import SERVICES, Topology
 
 
@@ -84,16 +87,16 @@ def collect_status(settings: Settings) -> dict[str, Any]:
     try:
         with engine.connect() as conn:
             report["outbox_backlog"] = backlog(conn)
-            report["letters"] = dict(
-                conn.execute(
-                    sa.select(letters.c.state, sa.func.count()).group_by(letters.c.state)
-                ).all()
-            )
+            report["letters"] = letters_by_state(conn)
+            report["campaigns"] = {
+                slug: counts.as_json() for slug, counts in sorted(signature_counts(conn).items())
+            }
     except (OperationalError, InterfaceError) as exc:
         reason = str(exc.orig).strip().splitlines()[0][:120] if exc.orig else "unreachable"
         report["database_error"] = f"cannot reach the database (DEARMP_DATABASE_URL): {reason}"
         report["outbox_backlog"] = None
         report["letters"] = {}
+        report["campaigns"] = {}
     finally:
         engine.dispose()
     return report
@@ -143,11 +146,14 @@ def render_status(report: dict[str, Any], *, color: bool = False) -> str:
         + (" (is the relay running?)" if backlog_n else "")
     )
     by_state = report["letters"]
-    order = ["created", "sending", "sent", "failed"]
-    states = [s for s in order if s in by_state] + sorted(set(by_state) - set(order))
-    parts = [f"{s} {by_state[s]}" for s in states]
-    text = " · ".join(parts) or "none yet"
-    if by_state.get("failed"):
+    parts = [f"{s} {n}" for s, n in by_state.items()]
+    text = " · ".join(parts) if any(by_state.values()) else "none yet"
+    if by_state.get(LetterState.FAILED):
         text += "  (dearmp letters failed)"
-    lines.append(f"Letters: {text}")
+    lines.append(f"Emails: {text}")
+    for slug, counts in report.get("campaigns", {}).items():
+        lines.append(
+            f"Campaign {slug}: {counts['confirmed']} confirmed, {counts['pending']} waiting to "
+            f"confirm; letters sent {counts['sent']}, failed {counts['failed']}"
+        )
     return "\n".join(lines)

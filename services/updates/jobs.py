@@ -1,4 +1,4 @@
-"""Fan-out jobs: recording one when an update is published, and reading its progress.
+"""Fan-out jobs: recording one when an update is published (its progress is read in reports.py).
 
 A job is created in the transaction that handles ``update.published`` (with the inbox claim), so a
 redelivered event finds it already there (one job per campaign and update number). Its counts are
@@ -8,7 +8,6 @@ deliveries when it finishes.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
@@ -45,37 +44,3 @@ def create_job(conn: Connection, campaign: str, update_number: int) -> bool:
         .returning(fanout_jobs.c.id)
     ).first()
     return created is not None
-
-
-@dataclass(frozen=True)
-class Progress:
-    status: str  # running | waiting | done
-    total: int
-    sent: int
-    skipped: int
-    failed: int
-    possible_duplicates: int
-    last_error: str | None
-
-    @property
-    def handled(self) -> int:
-        return self.sent + self.skipped + self.failed
-
-    @property
-    def done(self) -> bool:
-        return self.status == "done"
-
-
-def job_progress(conn: Connection, campaign: str, update_number: int) -> Progress | None:
-    row = conn.execute(
-        sa.select(
-            fanout_jobs.c.status,
-            fanout_jobs.c.total,
-            fanout_jobs.c.sent,
-            fanout_jobs.c.skipped,
-            fanout_jobs.c.failed,
-            fanout_jobs.c.possible_duplicates,
-            fanout_jobs.c.last_error,
-        ).where(fanout_jobs.c.campaign == campaign, fanout_jobs.c.update_number == update_number)
-    ).first()
-    return Progress(**row._mapping) if row is not None else None

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from sqlalchemy.engine import Engine
 
-from services.updates.jobs import Progress, job_progress
+from services.updates.reports import Progress, job_progress
 
 
 class NotStarted(Exception):

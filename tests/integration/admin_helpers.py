@@ -1,6 +1,9 @@
 """Helpers for the staff pages' tests: staff accounts, signing in, and figures to chart.
 
-Factories take keyword-only arguments; rows go straight into the tables the pages read.
+Factories take keyword-only arguments. ``chart_signatures`` writes rows spread over two days
+straight into the tables (a real journey cannot be back-dated), in the one vocabulary of
+``shared.states`` that the tables' CHECK constraints enforce; tests of what the handlers write
+drive the handlers (tests/e2e/test_journey_counts.py).
 """
 
 from __future__ import annotations
@@ -15,11 +18,13 @@ from services.intake.admin.models import staff
 from services.intake.models import help_requests, signatures
 from services.mailer.models import letters
 from services.ops.staff import add_staff
+from shared.states import LetterState, SignatureStatus
 from tests.support import csrf_token_in
 
 CAMPAIGN = "guardians-for-children"
 STAFF_EMAIL = "organiser@example.org"
 STAFF_PASSWORD = "correct horse battery staple"
+SENT, FAILED = LetterState.SENT, LetterState.FAILED
 
 
 def make_staff(
@@ -51,7 +56,7 @@ def make_signature_row(
     campaign: str = CAMPAIGN,
     created_at: datetime,
     confirmed_at: datetime | None = None,
-    status: str | None = None,
+    status: SignatureStatus | None = None,
     constituency: tuple[str, str] | None = ("E14001063", "Aldershot"),
     email: str | None = None,
 ) -> dict[str, Any]:
@@ -65,7 +70,7 @@ def make_signature_row(
         "email_normalised": email.lower(),
         "postcode": "GU11 1AA",
         "address_lines": ["1 Test Street", "Aldershot"],
-        "status": status or ("letter_sent" if confirmed_at else "pending"),
+        "status": status or (SignatureStatus.SENT if confirmed_at else SignatureStatus.PENDING),
         "constituency_code": constituency[0] if confirmed_at and constituency else None,
         "constituency_name": constituency[1] if confirmed_at and constituency else None,
         "created_at": created_at,
@@ -114,11 +119,11 @@ def chart_signatures(
                     "recipient": "alex.demo.mp@demo-parliament.invalid",
                     "subject": "Please act",
                     "created_at": r["confirmed_at"],
-                    "sent_at": r["confirmed_at"] if state in ("sent", "failed") else None,
-                    "error": "550 5.1.1 mailbox unknown" if state == "failed" else None,
+                    "sent_at": r["confirmed_at"] if state in (SENT, FAILED) else None,
+                    "error": "550 5.1.1 mailbox unknown" if state == FAILED else None,
                 }
                 for n, r in enumerate(confirmed_rows)
-                for state in [("sent", "sent", "sent", "sent", "sent", "failed", "created")[n % 7]]
+                for state in [(SENT, SENT, SENT, SENT, SENT, FAILED, LetterState.CREATED)[n % 7]]
             ],
         )
     return len(rows)

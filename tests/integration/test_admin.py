@@ -11,9 +11,12 @@ from fastapi.testclient import TestClient
 
 from services.intake.admin.auth import COOKIE, LOCKOUT, MAX_FAILURES
 from services.intake.app import create_app
+from services.updates import handlers as updates_handlers
 from shared.broker.declare import declare_all
 from shared.config import Settings
+from shared.messages import Envelope, SignatureConfirmed, Supporter
 from shared.topology import Topology
+from tests.e2e.test_journey_counts import dashboard_row
 from tests.integration.admin_helpers import (
     CAMPAIGN,
     STAFF_EMAIL,
@@ -25,7 +28,7 @@ from tests.integration.admin_helpers import (
     make_staff,
     staff_row,
 )
-from tests.support import csrf_token_in, publish_raw, queue_depth
+from tests.support import csrf_token_in, make_signature, publish_raw, queue_depth
 
 PAGES = [
     "/admin",
@@ -41,6 +44,22 @@ FORMS = [
     f"/admin/c/{CAMPAIGN}/help/1/handled",
     "/admin/dlq/mailer/replay",
 ]
+
+
+def subscribed_confirmation(n: int) -> SignatureConfirmed:
+    """A supporter who confirmed and asked for updates, as intake announces them."""
+    signed = make_signature(email=f"subscriber-{n}@example.org", opt_in=True)
+    return SignatureConfirmed(
+        signature_id=uuid.uuid4(),
+        campaign=CAMPAIGN,
+        supporter=Supporter(
+            first_name=signed["first_name"],
+            last_name=signed["last_name"],
+            email=signed["email"],
+            postcode=signed["postcode"],
+            opt_in=True,
+        ),
+    )
 
 
 def client_for(settings: Settings, engine: sa.Engine) -> TestClient:
@@ -269,16 +288,13 @@ def test_publish_shows_update_on_campaign_page_and_emails_only_when_ticked(
     assert envelope["payload"] == {"campaign": CAMPAIGN, "update_number": 2, "title": "Second"}
     page = client.get(f"/admin/c/{CAMPAIGN}").text
     assert "(waiting to start)" in page  # emailed, but the updates service has not begun yet
-    with engine.begin() as conn:  # the updates service's fan-out job, half-way through
-        conn.execute(
-            sa.text(
-                "INSERT INTO fanout_jobs (campaign, update_number, status, upto, total, sent, skipped,"
-                " retry_at, created_at, updated_at) VALUES (:c, 2, 'running', 10, 10, 4, 1, now(),"
-                " now(), now())"
-            ),
-            {"c": CAMPAIGN},
-        )
-    assert "running: 4 sent, 1 skipped of 10 (50%)" in client.get(f"/admin/c/{CAMPAIGN}").text
+    # Three subscribers, and the update.published event handled by the updates service's own
+    # handler: the page shows the fan-out job that handler recorded.
+    handle = updates_handlers.bootstrap(settings, engine)
+    for n in range(3):
+        handle(Envelope.wrap(subscribed_confirmation(n), correlation_id=uuid.uuid4()))
+    handle(Envelope.model_validate_json(bytes(events[0].body)))
+    assert "running: 0 sent of 3 (0%)" in client.get(f"/admin/c/{CAMPAIGN}").text
 
     # Missing fields: the GOV.UK error pattern, and nothing published.
     empty = client.post(
@@ -358,9 +374,21 @@ def test_campaign_page_has_charts_counts_help_and_failed_letters(settings, engin
     assert "<script" not in html
     assert "Aldershot" in html and "Sevenoaks" in html
     assert "I live abroad; can I sign?" in html
-    # The dashboard has the counts by status.
-    dashboard = client.get("/admin").text
-    assert "Letter sent" in dashboard and "Pending" in dashboard
+    # The dashboard has the counts by status: the confirmed rows' letters went (chart_signatures
+    # marks them sent), the others wait for confirmation.
+    with engine.connect() as conn:
+        confirmed, pending = conn.execute(
+            sa.text(
+                "SELECT count(confirmed_at), count(*) - count(confirmed_at) FROM signatures "
+                "WHERE campaign = :c"
+            ),
+            {"c": CAMPAIGN},
+        ).one()
+    assert confirmed and pending
+    row = dashboard_row(client.get("/admin").text, CAMPAIGN)
+    assert row["Confirmed"] == confirmed == row["Letter sent"]
+    assert row["Waiting to confirm"] == pending
+    assert row["Letter failed"] == 0 and row["Erased before confirming"] == 0
 
     # Mark the help request handled.
     done = client.post(

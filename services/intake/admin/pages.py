@@ -14,7 +14,7 @@ from services.intake.admin import charts, queries
 from services.intake.admin.publishing import next_number
 from services.intake.admin.web import checked_form, form_expired, protected_router, render
 from services.intake.deps import Engine, Settings
-from services.updates.jobs import job_progress
+from services.updates.reports import job_progress
 from shared.campaigns import get_campaign
 
 router = protected_router()
@@ -27,7 +27,9 @@ STATE_COLOURS = {"created": GREY, "sending": ORANGE, "sent": GREEN, "failed": RE
 def dashboard(request: Request, engine: Engine, settings: Settings) -> HTMLResponse:
     with engine.connect() as conn:
         summaries = queries.campaign_summaries(conn)
-    return render(request, settings, "index.html", campaigns=summaries, statuses=queries.STATUSES)
+    return render(
+        request, settings, "index.html", campaigns=summaries, statuses=queries.STATUS_LABELS
+    )
 
 
 def signatures_chart(hours: list[queries.Hour]) -> tuple[Any, list[dict[str, Any]]]:
@@ -97,7 +99,7 @@ def campaign_view(
         # Fan-out progress, read from the updates service's job table (read-only dashboard).
         fanouts = {u.number: job_progress(conn, slug, u.number) for u in updates if u.emailed}
         upcoming = next_number(conn, slug)
-        summary = next((s for s in queries.campaign_summaries(conn) if s.slug == slug), None)
+        summary = next(iter(queries.campaign_summaries(conn, slug)), None)
     chart, hour_rows = signatures_chart(hours)
     extra.setdefault("draft", {})
     return render(
@@ -107,7 +109,7 @@ def campaign_view(
         status,
         campaign=campaign,
         summary=summary,
-        statuses=queries.STATUSES,
+        statuses=queries.STATUS_LABELS,
         signatures_chart=chart,
         hour_rows=hour_rows,
         letters_chart=letters_chart(by_state),

@@ -1,6 +1,8 @@
 """What the staff pages show, read from Postgres. Staff pages are few: aggregates run on read.
 
-Letters are the mailer's table; the staff pages only read it (as ``dearmp status`` does).
+Letters are the mailer's, read through ``services.mailer.reports`` (as ``dearmp status`` does);
+signatures are counted by ``services.intake.reports``, which ``dearmp status`` uses too, so the two
+always agree.
 """
 
 from __future__ import annotations
@@ -12,12 +14,21 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from services.intake.models import help_requests, signatures
-from services.mailer.models import letters
+from services.intake.reports import SignatureCounts, signature_counts
+from services.mailer import reports as mailer_reports
 from shared.reference import campaign_updates, campaigns
+from shared.states import SignatureStatus
 
-# The journey of a signature, in order, as intake records it.
-STATUSES = ("pending", "confirmed", "resolved", "unresolvable", "letter_sent", "letter_failed")
-LETTER_STATES = ("created", "sending", "sent", "failed")
+# The journey of a signature, in order, as the dashboard's columns name it.
+STATUS_LABELS: dict[SignatureStatus, str] = {
+    SignatureStatus.PENDING: "Waiting to confirm",
+    SignatureStatus.CONFIRMED: "Finding the target",
+    SignatureStatus.RESOLVED: "Letter on its way",
+    SignatureStatus.UNRESOLVABLE: "No target found",
+    SignatureStatus.SENT: "Letter sent",
+    SignatureStatus.FAILED: "Letter failed",
+    SignatureStatus.ERASED: "Erased before confirming",
+}
 
 
 @dataclass
@@ -26,41 +37,39 @@ class CampaignSummary:
     title: str
     goal: int
     open: bool
-    by_status: dict[str, int] = field(default_factory=dict)
+    counts: SignatureCounts = field(default_factory=SignatureCounts)
+
+    @property
+    def by_status(self) -> dict[str, int]:
+        return self.counts.by_status
 
     @property
     def confirmed(self) -> int:
-        """Signatures that count towards the goal: every status after pending."""
-        return sum(n for status, n in self.by_status.items() if status != "pending")
+        """Signatures that count towards the goal, as on the public page."""
+        return self.counts.confirmed
 
     @property
     def percent(self) -> int:
         return min(100, round(100 * self.confirmed / self.goal)) if self.goal else 0
 
 
-def campaign_summaries(conn: Connection) -> list[CampaignSummary]:
-    out = {
-        row.slug: CampaignSummary(
+def campaign_summaries(conn: Connection, slug: str | None = None) -> list[CampaignSummary]:
+    query = sa.select(campaigns.c.slug, campaigns.c.title, campaigns.c.definition).order_by(
+        campaigns.c.slug
+    )
+    if slug is not None:
+        query = query.where(campaigns.c.slug == slug)
+    counts = signature_counts(conn, slug)
+    return [
+        CampaignSummary(
             row.slug,
             row.title,
             int(row.definition.get("goal") or 0),
             bool(row.definition.get("open", True)),
+            counts.get(row.slug, SignatureCounts()),
         )
-        for row in conn.execute(
-            sa.select(campaigns.c.slug, campaigns.c.title, campaigns.c.definition).order_by(
-                campaigns.c.slug
-            )
-        )
-    }
-    counts = conn.execute(
-        sa.select(signatures.c.campaign, signatures.c.status, sa.func.count().label("n")).group_by(
-            signatures.c.campaign, signatures.c.status
-        )
-    )
-    for row in counts:
-        if row.campaign in out:
-            out[row.campaign].by_status[row.status] = row.n
-    return list(out.values())
+        for row in conn.execute(query)
+    ]
 
 
 @dataclass(frozen=True)
@@ -97,13 +106,8 @@ def signatures_per_hour(
 
 
 def letters_by_state(conn: Connection, slug: str) -> dict[str, int]:
-    rows = conn.execute(
-        sa.select(letters.c.state, sa.func.count().label("n"))
-        .where(letters.c.campaign == slug)
-        .group_by(letters.c.state)
-    )
-    found = {row.state: row.n for row in rows}
-    return {state: found.pop(state, 0) for state in LETTER_STATES} | found
+    """Every email of the campaign (confirmations, letters, copies, notices) by state."""
+    return mailer_reports.letters_by_state(conn, campaign=slug)
 
 
 def constituency_counts(

@@ -1,0 +1,58 @@
+"""What intake lets others read (``dearmp status``): signatures by status, per campaign. Other
+services read intake's tables only through these functions.
+
+"Confirmed" means what the public count means: every signature confirmed, whatever became of its
+letter since (``SignatureStatus.counted()``); pending and erased-before-confirming ones are not.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from services.intake.models import signatures
+from shared.states import SignatureStatus
+
+
+@dataclass
+class SignatureCounts:
+    """One campaign's signatures: how many are in each status (every status named)."""
+
+    by_status: dict[str, int] = field(
+        default_factory=lambda: {status.value: 0 for status in SignatureStatus}
+    )
+
+    @property
+    def confirmed(self) -> int:
+        """Signatures that count towards the goal (as on the public page)."""
+        return sum(self.by_status[s] for s in SignatureStatus.counted())
+
+    @property
+    def pending(self) -> int:
+        return self.by_status[SignatureStatus.PENDING]
+
+    def as_json(self) -> dict[str, object]:
+        """``confirmed`` (as counted publicly), ``pending``, the letters ``sent`` and ``failed``,
+        and every status's count."""
+        return {
+            "confirmed": self.confirmed,
+            "pending": self.pending,
+            "sent": self.by_status[SignatureStatus.SENT],
+            "failed": self.by_status[SignatureStatus.FAILED],
+            "by_status": dict(self.by_status),
+        }
+
+
+def signature_counts(conn: Connection, campaign: str | None = None) -> dict[str, SignatureCounts]:
+    """{campaign: its counts}, for every campaign that has signatures (or just ``campaign``)."""
+    query = sa.select(
+        signatures.c.campaign, signatures.c.status, sa.func.count().label("n")
+    ).group_by(signatures.c.campaign, signatures.c.status)
+    if campaign is not None:
+        query = query.where(signatures.c.campaign == campaign)
+    out: dict[str, SignatureCounts] = {}
+    for row in conn.execute(query):
+        out.setdefault(row.campaign, SignatureCounts()).by_status[row.status] = row.n
+    return out
