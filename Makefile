@@ -26,9 +26,11 @@ test: $(STAMP)
 test-unit: $(STAMP)
 	$(BIN)/pytest -q tests/unit
 
+## make lint: ruff, mypy, and the import contracts in pyproject.toml (import-linter)
 lint: $(STAMP)
 	$(BIN)/ruff check shared services tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 
 ## make bench: benchmarks (not part of the test suite); figures go in docs/benchmarks.md
 bench: $(STAMP)

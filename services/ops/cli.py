@@ -205,7 +205,8 @@ def import_mps(path: Path, quiet: Quiet = False) -> None:
 @friendly_errors
 def resolve_cmd(postcode: str, campaign: Annotated[str | None, typer.Option()] = None) -> None:
     """Print, as JSON, the target a postcode resolves to (exit 3 if no backend could be asked)."""
-    from services.resolver.lookup import Unavailable, make_backends, resolve
+    from services.resolver.backends import make_backends
+    from services.resolver.lookup import Unavailable, resolve
     from shared import postcodes
     from shared.campaigns import get_campaign
     from shared.db import make_engine
@@ -352,7 +353,7 @@ def staff_add(
     ] = False,
 ) -> None:
     """Add a staff account (asks for the password twice)."""
-    from services.ops.staff import StaffError, add_staff, checked_email
+    from services.intake.admin.accounts import StaffError, add_staff, checked_email
     from shared.db import make_engine
 
     try:

@@ -16,7 +16,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Connection, Engine
 
-from services.resolver.lookup import Backend, Resolution, Unavailable, make_backends, resolve
+from services.resolver.backends import make_backends
+from services.resolver.lookup import Backend, Resolution, Unavailable, resolve
 from services.resolver.models import erased_supporters, held_signatures, resolutions
 from shared import outbox
 from shared.broker.consumer import TransientFailure

@@ -166,28 +166,3 @@ def resolve(postcode_raw: str, campaign: Campaign | None, backends: list[Backend
         waits = [e.retry_after for e in down if e.retry_after is not None]
         raise Unavailable("; ".join(str(e) for e in down), max(waits) if waits else None)
     return Resolution("unresolvable", postcode, reason="unknown_postcode")
-
-
-def make_backends(
-    names: str,
-    engine: Engine,
-    *,
-    postcodes_io_url: str,
-    members_api_url: str,
-    http: object | None = None,
-) -> list[Backend]:
-    """The backends named in DEARMP_RESOLVER_BACKENDS, in order."""
-    from services.resolver.remote import CachedHttp, MembersApi, PostcodesIoBackend
-
-    out: list[Backend] = []
-    for name in [n.strip() for n in names.split(",") if n.strip()]:
-        if name == "local":
-            out.append(LocalBackend(engine))
-        elif name == "postcodes_io":
-            client = http if isinstance(http, CachedHttp) else CachedHttp(engine)
-            out.append(
-                PostcodesIoBackend(client, postcodes_io_url, MembersApi(client, members_api_url))
-            )
-        else:
-            raise ValueError(f"unknown resolver backend {name!r} (use local, postcodes_io)")
-    return out

@@ -14,10 +14,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from services.intake.admin.accounts import add_staff
 from services.intake.admin.models import staff
 from services.intake.models import help_requests, signatures
 from services.mailer.models import letters
-from services.ops.staff import add_staff
 from shared.states import LetterState, SignatureStatus
 from tests.support import csrf_token_in
 

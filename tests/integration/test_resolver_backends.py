@@ -8,7 +8,8 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from services.resolver.lookup import Unavailable, make_backends, resolve
+from services.resolver.backends import make_backends
+from services.resolver.lookup import Unavailable, resolve
 from services.resolver.remote import CachedHttp, MembersApi, PostcodesIoBackend
 from tests.fakes import FakeParliament, member
 

@@ -15,7 +15,7 @@ from sqlalchemy.engine import Connection
 
 from services.intake.models import help_requests, signatures
 from services.intake.reports import SignatureCounts, signature_counts
-from services.mailer import reports as mailer_reports
+from services.mailer.reports import letters_by_state as emails_by_state
 from shared.reference import campaign_updates, campaigns
 from shared.states import SignatureStatus
 
@@ -107,7 +107,7 @@ def signatures_per_hour(
 
 def letters_by_state(conn: Connection, slug: str) -> dict[str, int]:
     """Every email of the campaign (confirmations, letters, copies, notices) by state."""
-    return mailer_reports.letters_by_state(conn, campaign=slug)
+    return emails_by_state(conn, campaign=slug)
 
 
 def constituency_counts(

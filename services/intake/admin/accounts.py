@@ -1,4 +1,4 @@
-"""``dearmp staff add EMAIL``: staff accounts for the /admin pages."""
+"""Staff accounts for the /admin pages, as `dearmp staff add EMAIL` makes them."""
 
 from __future__ import annotations
 
