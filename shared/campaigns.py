@@ -200,6 +200,15 @@ def get_campaign(conn: Connection, slug: str) -> Campaign | None:
     return parse_stored(slug, row.updated_at, row.definition)
 
 
+def open_campaigns(conn: Connection) -> list[Campaign]:
+    """Every campaign taking signatures, by title."""
+    rows = conn.execute(
+        sa.select(campaigns.c.slug, campaigns.c.updated_at, campaigns.c.definition)
+    ).all()
+    found = [parse_stored(row.slug, row.updated_at, row.definition) for row in rows]
+    return sorted((c for c in found if c.open), key=lambda c: c.title.casefold())
+
+
 def parse_stored(slug: str, updated_at: datetime, definition: dict[str, Any]) -> Campaign:
     """A stored campaign, parsed once per (slug, updated_at) in each process."""
     key = (slug, updated_at)

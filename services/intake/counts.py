@@ -27,17 +27,19 @@ class Counts:
     as_of: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
-_cache: dict[str, tuple[float, Counts]] = {}
+# Keyed by database and campaign (one process may serve more than one database: the tests do).
+_cache: dict[tuple[str, str], tuple[float, Counts]] = {}
 _lock = threading.Lock()
 
 
 def campaign_counts(engine: Engine, slug: str) -> Counts:
     now = time.monotonic()
-    cached = _cache.get(slug)
+    key = (str(engine.url), slug)
+    cached = _cache.get(key)
     if cached and now - cached[0] < TTL:
         return cached[1]
     with _lock:  # one query per campaign at a time in this process
-        cached = _cache.get(slug)
+        cached = _cache.get(key)
         if cached and time.monotonic() - cached[0] < TTL:
             return cached[1]
         with engine.connect() as conn:
@@ -61,5 +63,5 @@ def campaign_counts(engine: Engine, slug: str) -> Counts:
                 key=lambda c: (-int(c["count"]), str(c["name"])),  # type: ignore[call-overload]
             ),
         )
-        _cache[slug] = (time.monotonic(), counts)
+        _cache[key] = (time.monotonic(), counts)
         return counts

@@ -18,7 +18,7 @@ from services.intake.forms import COMMENT_MAX, LETTER_MAX
 from services.intake.helprequests import submit_help_request
 from services.intake.models import signatures
 from services.intake.signing import Outcome, confirm_signature, submit_signature
-from shared.campaigns import Campaign, get_campaign
+from shared.campaigns import Campaign, get_campaign, open_campaigns
 from shared.reasons import REASONS
 from shared.tokens import InvalidToken, read_token
 
@@ -54,6 +54,18 @@ def form_page(
 def _campaign(engine: Engine, slug: str) -> Campaign | None:
     with engine.connect() as conn:
         return get_campaign(conn, slug)
+
+
+@router.get("/", response_class=HTMLResponse)
+def home(request: Request, engine: Engine) -> HTMLResponse:
+    """The open campaigns: title, how many have signed, and the link to each."""
+    with engine.connect() as conn:
+        found = open_campaigns(conn)
+    listed = [
+        {"slug": c.slug, "title": c.title, "total": campaign_counts(engine, c.slug).total}
+        for c in found
+    ]
+    return page(request, "index.html", campaigns=listed)
 
 
 @router.get("/c/{slug}.json")

@@ -25,11 +25,23 @@ from starlette.requests import Request
 
 from services.intake import forms, helprequests, i18n
 from services.intake.app import create_app
+from services.intake.handlers import HANDLERS
 from shared import postcodes
 from shared.config import Settings
+from shared.handling import Dispatcher
+from shared.messages import (
+    Constituency,
+    Envelope,
+    LetterFailed,
+    LetterSent,
+    SignatureResolved,
+    SignatureUnresolvable,
+    Supporter,
+    Target,
+)
 from shared.reasons import REASONS
 from shared.tokens import make_token
-from tests.support import ROOT, csrf_token_in, make_signature
+from tests.support import ROOT, confirm, csrf_token_in, make_signature
 
 SLUG = "guardians-for-children"
 PAGE = f"/c/{SLUG}"
@@ -461,27 +473,139 @@ def test_help_errors_in_welsh(settings, engine) -> None:
     ]
 
 
+def sign_and_confirm(client: TestClient, settings: Settings, engine: sa.Engine) -> tuple[Any, str]:
+    """Sign through the API and confirm as the supporter does (open the link in the
+    confirmation email, press the button); the signature's id and its confirmation token."""
+    signed = make_signature(postcode="GU11 1AA")
+    response = client.post(f"/api/v1/campaigns/{SLUG}/signatures", json=signed)
+    assert response.status_code == 202
+    with engine.connect() as conn:
+        signature_id = conn.execute(
+            sa.text("SELECT id FROM signatures WHERE email = :email"), {"email": signed["email"]}
+        ).scalar_one()
+    token = make_token(settings.secret_key, "confirm", str(signature_id))
+    confirmed = confirm(client, f"/confirm/{token}")
+    assert confirmed.status_code == 200 and confirmed.url.path == f"/thanks/{token}"
+    assert "We are finding your MP." in confirmed.text
+    return signature_id, token
+
+
+Journey = SignatureResolved | SignatureUnresolvable | LetterSent | LetterFailed
+
+
+def deliver(engine: sa.Engine, event: Journey) -> None:
+    """What intake's consumer does with an event from the broker: its real handlers."""
+    envelope = Envelope.wrap(event, correlation_id=event.signature_id)
+    Dispatcher("intake", engine, HANDLERS)(envelope)
+
+
+SUPPORTER = Supporter(
+    first_name="Jo", last_name="Bloggs", email="jo@example.org", postcode="GU11 1AA"
+)
+ALDERSHOT = Constituency(code="E14000530", name="Aldershot")
+MEMBER = Target(name="Real Member", email="real.member.mp@parliament.uk")
+
+
+def thanks_page(client: TestClient, token: str, lang: str) -> str:
+    response = client.get(f"/thanks/{token}", headers={"Accept-Language": lang})
+    assert response.status_code == 200
+    assert response.headers["content-language"] == lang
+    return response.text
+
+
 def test_the_thank_you_page_translates_why_a_letter_cannot_be_sent(settings, engine) -> None:
     client = client_for(settings, engine)
-    response = client.post(
-        f"/api/v1/campaigns/{SLUG}/signatures", json=make_signature(postcode="GU11 1AA")
+    signature_id, token = sign_and_confirm(client, settings, engine)
+    deliver(
+        engine,
+        SignatureUnresolvable(
+            signature_id=signature_id,
+            campaign=SLUG,
+            supporter=SUPPORTER,
+            reason="no_contact",
+            message=REASONS["no_contact"],
+        ),
     )
-    assert response.status_code == 202
-    with engine.begin() as conn:
-        signature_id = conn.execute(sa.text("SELECT id FROM signatures")).scalar_one()
-        conn.execute(
-            sa.text("UPDATE signatures SET status='unresolvable', unresolvable_reason='no_contact'")
-        )
-    token = make_token(settings.secret_key, "confirm", str(signature_id))
-    page = client.get(f"/thanks/{token}", headers={"Accept-Language": "fr"}).text
+    page = thanks_page(client, token, "fr")
     assert "Nous n’avons pas pu envoyer votre lettre." in page
     assert "Votre député ne publie pas d’adresse e-mail." in page
     assert "Merci d’avoir signé «" in page
-    with engine.begin() as conn:
-        conn.execute(sa.text("UPDATE signatures SET unresolvable_reason=NULL"))
-    page = client.get(f"/thanks/{token}?lang=cy").text
+    assert "Nous recherchons votre député" not in page
+
+    # A reason this intake has no words for: the page says only that the letter cannot be sent
+    # (never gettext(""), which is the catalogue's header).
+    other_id, other_token = sign_and_confirm(client, settings, engine)
+    deliver(
+        engine,
+        SignatureUnresolvable(
+            signature_id=other_id,
+            campaign=SLUG,
+            supporter=SUPPORTER,
+            reason="a_reason_added_later",
+            message="Something new went wrong.",
+        ),
+    )
+    page = thanks_page(client, other_token, "cy")
     assert "Nid oeddem yn gallu anfon eich llythyr." in page
     assert "Project-Id-Version" not in page and "Plural-Forms" not in page
+    assert "Something new went wrong." not in page
+
+
+def test_the_thank_you_page_follows_the_letter_in_french_and_welsh(settings, engine) -> None:
+    client = client_for(settings, engine)
+    signature_id, token = sign_and_confirm(client, settings, engine)
+    assert "Nous recherchons votre député." in thanks_page(client, token, "fr")
+
+    deliver(
+        engine,
+        SignatureResolved(
+            signature_id=signature_id,
+            campaign=SLUG,
+            supporter=SUPPORTER,
+            constituency=ALDERSHOT,
+            target=MEMBER,
+        ),
+    )
+    going = "Votre lettre va être envoyée à Real Member, qui représente Aldershot au Parlement."
+    page = thanks_page(client, token, "fr")
+    assert going in page
+    assert "Nous recherchons votre député" not in page and "Elle a été envoyée." not in page
+
+    # The supporter's copy going out says nothing about the letter.
+    deliver(engine, LetterSent(signature_id=signature_id, purpose="copy", message_id="<c@x>"))
+    assert "Elle a été envoyée." not in thanks_page(client, token, "fr")
+
+    deliver(engine, LetterSent(signature_id=signature_id, purpose="letter", message_id="<l@x>"))
+    page = thanks_page(client, token, "fr")
+    assert going in page
+    assert "Elle a été envoyée. Nous vous en avons adressé une copie par e-mail." in page
+    page = thanks_page(client, token, "cy")
+    assert "Mae eich llythyr yn mynd at Real Member, AS dros Aldershot." in page
+    assert "Mae wedi cael ei anfon. Rydym wedi anfon copi atoch drwy e-bost." in page
+
+
+def test_the_thank_you_page_says_when_the_letter_failed(settings, engine) -> None:
+    client = client_for(settings, engine)
+    signature_id, token = sign_and_confirm(client, settings, engine)
+    deliver(
+        engine,
+        SignatureResolved(
+            signature_id=signature_id,
+            campaign=SLUG,
+            supporter=SUPPORTER,
+            constituency=ALDERSHOT,
+            target=MEMBER,
+        ),
+    )
+    deliver(
+        engine,
+        LetterFailed(signature_id=signature_id, purpose="letter", reason="550 mailbox unavailable"),
+    )
+    page = thanks_page(client, token, "fr")
+    assert "Nous n’avons pas pu acheminer votre lettre." in page
+    assert "Votre lettre va être envoyée à" not in page
+    page = thanks_page(client, token, "cy")
+    assert "Nid oeddem yn gallu danfon eich llythyr." in page
 
 
 # --- templates ------------------------------------------------------------------------------

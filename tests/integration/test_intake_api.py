@@ -6,10 +6,11 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from services.intake.app import create_app
+from shared.campaigns import read_campaign_file, save_campaign
 from shared.config import Settings
 from shared.db import make_engine
 from shared.tokens import make_token
-from tests.support import csrf_token_in, make_signature
+from tests.support import ROOT, confirm, csrf_token_in, make_signature
 
 URL = "/api/v1/campaigns/guardians-for-children/signatures"
 
@@ -174,3 +175,25 @@ def test_counts_json_totals_and_per_constituency(settings, engine) -> None:
         {"code": "E14001465", "name": "Sevenoaks", "count": 1},
     ]
     assert client_for(settings, engine).get("/c/nope.json").status_code == 404
+
+
+def test_the_home_page_lists_the_open_campaigns_with_their_counts(settings, engine) -> None:
+    client = client_for(settings, engine)
+    assert client.post(URL, json=make_signature()).status_code == 202
+    assert client.post(URL, json=make_signature()).status_code == 202
+    with engine.connect() as conn:
+        first = conn.execute(sa.text("SELECT id FROM signatures LIMIT 1")).scalar_one()
+    # One confirmed the way a supporter does (the other stays pending and does not count).
+    token = make_token(settings.secret_key, "confirm", str(first))
+    assert confirm(client, f"/confirm/{token}").status_code == 200
+    closed = read_campaign_file(ROOT / "campaigns" / "home-secretary-support.yaml")
+    with engine.begin() as conn:
+        save_campaign(conn, closed.model_copy(update={"open": False}))
+    page = client.get("/")
+    assert page.status_code == 200
+    html = page.text
+    assert '<a class="govuk-link" href="/c/guardians-for-children">' in html
+    assert "<strong>1</strong> person has signed" in html
+    assert "home-secretary-support" not in html and closed.title not in html
+    welsh = client.get("/?lang=cy").text
+    assert "Ymgyrchoedd" in welsh and 'href="/c/guardians-for-children"' in welsh

@@ -243,22 +243,15 @@ LINE_BREAKS = re.compile(r"[\x00-\x1f\x85\u2028\u2029]+")
 FIELDS = ["first_name", "last_name", "email", "postcode", "address_lines", "comment"]
 
 
-@pytest.mark.parametrize("field", FIELDS)
+@pytest.mark.parametrize("field", [f for f in FIELDS if f != "email"])
 @pytest.mark.parametrize("evil", INJECTIONS, ids=range(len(INJECTIONS)))
 def test_header_injection_in_any_field_adds_no_header_or_recipient(field: str, evil: str) -> None:
+    """Hostile text in any field but the address still builds every message (an exception here
+    fails the test), and never becomes a header or a recipient."""
     value: object = [evil, evil] if field == "address_lines" else evil
-    if field == "email":
-        value = f"{evil}@example.org" if "@" not in evil else evil
     s = supporter(**{field: value})
     for kind, (build, to) in KINDS.items():
-        try:
-            msg = build(s, campaign(html=True))
-        except ValueError:
-            # Only the supporter's own address may make a message unbuildable (the handler
-            # dead-letters it); it never becomes a header or a recipient.
-            assert field == "email", f"{kind}: {field} broke the message"
-            continue
-        parsed = parse(msg)
+        parsed = parse(build(s, campaign(html=True)))
         to_addr = MP.email if to == "target" else s.email
         check_structure(parsed, kind, str(to_addr))
         if kind == "letter" and field in ("first_name", "last_name"):
@@ -272,6 +265,18 @@ def test_header_injection_in_any_field_adds_no_header_or_recipient(field: str, e
 
 
 @pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("evil", INJECTIONS, ids=range(len(INJECTIONS)))
+def test_an_injected_supporter_address_is_refused(kind: str, evil: str) -> None:
+    """The supporter's own address is the one field meant to make a message unbuildable (the
+    handler dead-letters it): none of these is one plain address, so every kind refuses it
+    rather than letting it become a header or a recipient."""
+    build, _ = KINDS[kind]
+    s = supporter(email=f"{evil}@example.org" if "@" not in evil else evil)
+    with pytest.raises(ValueError):
+        build(s, campaign(html=True))
+
+
+@pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("html", [False, True])
 @pytest.mark.parametrize("typed", [*INJECTIONS, "Siân", "王 小明", "Tom & Jerry <3", ""])
 def test_the_bytes_the_mailer_sends_are_what_smtplib_would_write(
@@ -281,10 +286,8 @@ def test_the_bytes_the_mailer_sends_are_what_smtplib_would_write(
     byte for byte as smtplib's own generator does, whatever the supporter typed; multipart
     messages are left to smtplib."""
     build, _ = KINDS[kind]
-    try:
-        msg = build(supporter(first_name=typed or "Jo", comment=typed), campaign(html=html))
-    except ValueError:
-        return
+    # Nothing here is meant to be refused: a message that fails to build fails the test.
+    msg = build(supporter(first_name=typed or "Jo", comment=typed), campaign(html=html))
     fast = smtp_bytes(msg)
     if msg.is_multipart():  # the letter and its copy, when the campaign has HTML
         assert fast is None and html
