@@ -1,6 +1,7 @@
 """``make run``: the whole of Dear MP on this machine, without Docker.
 
-Migrates, loads the demo campaigns and reference data, starts a local mail catcher (messages
+Starts PostgreSQL and RabbitMQ if they are installed here but stopped (local_servers.py), migrates,
+loads the demo campaigns and reference data, starts a local mail catcher (messages
 stored under var/mail/), the relay and every service as child processes, and prints the URL to
 open. Ctrl-C stops everything cleanly. Honours DEARMP_* variables already set.
 """
@@ -9,7 +10,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -19,38 +19,30 @@ from urllib.parse import urlparse
 
 import sqlalchemy as sa
 
+from services.ops.local_servers import POSTGRES, RABBITMQ, System, ensure_running, reachable
 from shared.config import ConfigError, Settings, load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ("relay", "resolver", "mailer", "updates", "intake")
-START_PG = "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start"
-START_RABBIT = "rabbitmq-server -detached"
 
 
 def say(message: str) -> None:
     print(f"dearmp: {message}", flush=True)
 
 
-def reachable(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=2):
-            return True
-    except OSError:
-        return False
-
-
-def check_dependencies(settings: Settings) -> str | None:
+def check_dependencies(settings: Settings, system: System | None = None) -> str | None:
+    """Start PostgreSQL and RabbitMQ if they are installed here but stopped; None when both
+    answer, else one line saying what to do."""
+    system = system or System()
     db = sa.make_url(settings.database_url)
-    if not reachable(db.host or "127.0.0.1", db.port or 5432):
-        return (
-            f"PostgreSQL is not reachable at {db.host}:{db.port or 5432}; start it with: {START_PG}"
-        )
     amqp = urlparse(settings.amqp_url)
-    if not reachable(amqp.hostname or "127.0.0.1", amqp.port or 5672):
-        return (
-            f"RabbitMQ is not reachable at {amqp.hostname}:{amqp.port or 5672}; "
-            f"start it with: {START_RABBIT}"
-        )
+    for server, host, port in (
+        (POSTGRES, db.host or "127.0.0.1", db.port or 5432),
+        (RABBITMQ, amqp.hostname or "127.0.0.1", amqp.port or 5672),
+    ):
+        problem = ensure_running(server, host, port, say, system)
+        if problem:
+            return problem
     return None
 
 
