@@ -69,20 +69,7 @@ def row_for(event: Event, *, correlation_id: str | uuid.UUID | None = None) -> d
 
 
 def add_many(conn: Connection, events: list[tuple[Event, str | None]]) -> None:
-    now = datetime.now(UTC)
-    rows = []
-    for event, correlation_id in events:
-        envelope = Envelope.wrap(event, correlation_id=correlation_id)
-        rows.append(
-            dict(
-                event_id=envelope.id,
-                routing_key=envelope.type,
-                correlation_id=envelope.correlation_id,
-                body=envelope.to_json(),
-                created_at=now,
-                available_at=now,
-            )
-        )
+    rows = [row_for(event, correlation_id=correlation_id) for event, correlation_id in events]
     if rows:
         conn.execute(outbox.insert(), rows)
 

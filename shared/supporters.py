@@ -2,8 +2,9 @@
 
 Erasure is keyed by the normalised email: ``dearmp supporters erase EMAIL`` publishes
 ``supporter.erasure_requested`` with it, and each service removes the personal data it holds for
-every row whose email normalises to the same value. ``normalise_email`` must stay identical to
-intake's (``services/intake/signing.normalise_email``; a unit test holds them together).
+every row whose email normalises to the same value (``delete_rows_of``). ``normalise_email`` is
+defined here only; intake uses it to store ``signatures.email_normalised``, so every service
+normalises an address the same way.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import hmac
 import re
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 
 # Providers that ignore dots and/or +tags in the local part, as intake treats them.
 _GMAIL = ("gmail.com", "googlemail.com")
@@ -45,6 +47,23 @@ def same_domain(column: sa.ColumnElement[str], normalised: str) -> sa.ColumnElem
     domain = normalised.rpartition("@")[2]
     domains = _GMAIL if domain in _GMAIL else (domain,)
     return sa.or_(*(sa.func.lower(column).endswith(f"@{d}", autoescape=True) for d in domains))
+
+
+def delete_rows_of(
+    conn: Connection,
+    table: sa.Table,
+    key: sa.ColumnElement[object],
+    email: sa.ColumnElement[str],
+    normalised: str,
+) -> int:
+    """Delete the rows of ``table`` whose ``email`` normalises to ``normalised`` (an erasure):
+    a same-domain pre-filter in SQL, then ``normalise_email`` on what it finds. Returns how many
+    rows went."""
+    found = conn.execute(sa.select(key, email).where(same_domain(email, normalised))).all()
+    ids = [row[0] for row in found if normalise_email(row[1]) == normalised]
+    if ids:
+        conn.execute(table.delete().where(key.in_(ids)))
+    return len(ids)
 
 
 def supporter_key(secret: str, email: str) -> str:

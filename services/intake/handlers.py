@@ -23,7 +23,7 @@ from shared.messages import (
     SupporterErasureRequested,
 )
 from shared.states import SignatureStatus
-from shared.supporters import normalise_email, same_domain
+from shared.supporters import delete_rows_of
 
 log = get_logger(__name__)
 
@@ -55,26 +55,24 @@ def note_unresolvable(event: SignatureUnresolvable, uow: UnitOfWork) -> None:
     )
 
 
+def _letter_is(uow: UnitOfWork, event: LetterSent | LetterFailed, status: SignatureStatus) -> None:
+    """The letter to the target (not the confirmation, copy or notice) reached ``status``."""
+    if event.purpose == "letter":
+        uow.conn.execute(
+            signatures.update().where(signatures.c.id == event.signature_id).values(status=status)
+        )
+
+
 @in_transaction
 def note_letter_sent(event: LetterSent, uow: UnitOfWork) -> None:
     """Consumes letter.sent (purpose "letter"): the letter has gone to the target."""
-    if event.purpose == "letter":
-        uow.conn.execute(
-            signatures.update()
-            .where(signatures.c.id == event.signature_id)
-            .values(status=SignatureStatus.SENT)
-        )
+    _letter_is(uow, event, SignatureStatus.SENT)
 
 
 @in_transaction
 def note_letter_failed(event: LetterFailed, uow: UnitOfWork) -> None:
-    """Consumes letter.failed: the letter could not be delivered."""
-    if event.purpose == "letter":
-        uow.conn.execute(
-            signatures.update()
-            .where(signatures.c.id == event.signature_id)
-            .values(status=SignatureStatus.FAILED)
-        )
+    """Consumes letter.failed (purpose "letter"): the target's server refused it for good."""
+    _letter_is(uow, event, SignatureStatus.FAILED)
 
 
 @in_transaction
@@ -104,18 +102,11 @@ def forget_supporter(event: SupporterErasureRequested, uow: UnitOfWork) -> None:
             ),
         )
     ).rowcount
-    candidates = uow.conn.execute(
-        sa.select(help_requests.c.id, help_requests.c.email).where(
-            same_domain(help_requests.c.email, event.email)
-        )
-    ).all()
-    ids = [row.id for row in candidates if normalise_email(row.email) == event.email]
-    if ids:
-        uow.conn.execute(help_requests.delete().where(help_requests.c.id.in_(ids)))
+    helped = delete_rows_of(
+        uow.conn, help_requests, help_requests.c.id, help_requests.c.email, event.email
+    )
     uow.emit(
-        SupporterErased(
-            service="intake", removed={"signatures": scrubbed, "help_requests": len(ids)}
-        )
+        SupporterErased(service="intake", removed={"signatures": scrubbed, "help_requests": helped})
     )
 
 

@@ -27,14 +27,7 @@ from services.mailer.retention import erase_supporter
 from shared.broker.consumer import PermanentFailure
 from shared.campaigns import Campaign, get_campaign
 from shared.config import Settings
-from shared.handling import (
-    Dispatcher,
-    Effect,
-    Erasure,
-    UnitOfWork,
-    external_effect,
-    in_transaction,
-)
+from shared.handling import Dispatcher, Effect, Erasure, UnitOfWork, external_effect, in_transaction
 from shared.logging import get_logger
 from shared.messages import (
     Envelope,

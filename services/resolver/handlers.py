@@ -24,14 +24,7 @@ from shared.broker.consumer import TransientFailure
 from shared.campaigns import Campaign, get_campaign
 from shared.config import Settings
 from shared.erased import remember
-from shared.handling import (
-    Dispatcher,
-    Effect,
-    Erasure,
-    UnitOfWork,
-    external_effect,
-    in_transaction,
-)
+from shared.handling import Dispatcher, Effect, Erasure, UnitOfWork, external_effect, in_transaction
 from shared.logging import get_logger
 from shared.messages import (
     Envelope,
@@ -42,7 +35,7 @@ from shared.messages import (
     SupporterErased,
     SupporterErasureRequested,
 )
-from shared.supporters import normalise_email, same_domain, supporter_key
+from shared.supporters import delete_rows_of, supporter_key
 
 log = get_logger(__name__)
 CONSUMER = "resolver"
@@ -191,15 +184,10 @@ def forget_supporter(event: SupporterErasureRequested, uow: UnitOfWork) -> None:
     deps: ResolverDeps = uow.deps
     email = held_signatures.c.envelope[("payload", "supporter", "email")].astext
     remember(uow.conn, erased_supporters, deps.key(event.email), datetime.now(UTC))
-    candidates = uow.conn.execute(
-        sa.select(held_signatures.c.signature_id, email.label("email")).where(
-            same_domain(email, event.email)
-        )
-    ).all()
-    ids = [row.signature_id for row in candidates if normalise_email(row.email) == event.email]
-    if ids:
-        uow.conn.execute(held_signatures.delete().where(held_signatures.c.signature_id.in_(ids)))
-    uow.emit(SupporterErased(service=CONSUMER, removed={"held_signatures": len(ids)}))
+    held = delete_rows_of(
+        uow.conn, held_signatures, held_signatures.c.signature_id, email, event.email
+    )
+    uow.emit(SupporterErased(service=CONSUMER, removed={"held_signatures": held}))
 
 
 HANDLERS: dict[type[Event], Callable[..., None]] = {

@@ -24,7 +24,7 @@ from shared.messages import (
     UpdatePublished,
 )
 from shared.reference import campaign_updates
-from shared.supporters import normalise_email, same_domain
+from shared.supporters import delete_rows_of, normalise_email
 
 log = get_logger(__name__)
 CONSUMER = "updates"
@@ -125,15 +125,8 @@ def forget_supporter(event: SupporterErasureRequested, uow: UnitOfWork) -> None:
     to delete."""
     erasure: Erasure = uow.deps
     remember(uow.conn, erased_supporters, erasure.key(event.email), datetime.now(UTC))
-    candidates = uow.conn.execute(
-        sa.select(subscribers.c.id, subscribers.c.email).where(
-            same_domain(subscribers.c.email, event.email)
-        )
-    ).all()
-    ids = [row.id for row in candidates if normalise_email(row.email) == event.email]
-    if ids:
-        uow.conn.execute(subscribers.delete().where(subscribers.c.id.in_(ids)))
-    uow.emit(SupporterErased(service=CONSUMER, removed={"subscribers": len(ids)}))
+    gone = delete_rows_of(uow.conn, subscribers, subscribers.c.id, subscribers.c.email, event.email)
+    uow.emit(SupporterErased(service=CONSUMER, removed={"subscribers": gone}))
 
 
 HANDLERS: dict[type[Event], Callable[..., None]] = {
