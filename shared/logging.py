@@ -40,11 +40,23 @@ PII_KEYS = frozenset(
 )
 EMAIL_RE = re.compile(r"[A-Za-z0-9._%+\-']+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}")
 REDACTED = "[redacted]"
+# What a database error quotes back: PostgreSQL's DETAIL ("Failing row contains (…)", "Key (…)=(…)")
+# and SQLAlchemy's "[parameters: …]" hold the values of the row, names and addresses included.
+DB_DETAIL_RE = re.compile(r"DETAIL:[^\n]*")
+DB_PARAMETERS_RE = re.compile(r"\[parameters: .*?\](?=\n|$|\s*\(Background)", re.S)
+
+
+def redact_text(text: str) -> str:
+    """Free text (an exception's message, say) with email addresses and the row values a
+    database error quotes removed."""
+    text = DB_DETAIL_RE.sub("DETAIL: [redacted]", text)
+    text = DB_PARAMETERS_RE.sub("[parameters: [redacted]]", text)
+    return EMAIL_RE.sub("[email]", text)
 
 
 def _scrub(value: Any) -> Any:
     if isinstance(value, str):
-        return EMAIL_RE.sub("[email]", value)
+        return redact_text(value)
     if isinstance(value, Mapping):
         return {
             k: (REDACTED if str(k).lower() in PII_KEYS else _scrub(v)) for k, v in value.items()

@@ -29,7 +29,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 
 from shared import faults
 from shared.broker.declare import connection_parameters, declare_service
-from shared.logging import bound_context, get_logger
+from shared.logging import bound_context, get_logger, redact_text
 from shared.messages import BadEvent, Envelope, UnknownEvent
 from shared.metrics import HANDLER_SECONDS, MESSAGES
 from shared.topology import Topology
@@ -168,7 +168,7 @@ class Consumer:
             outcome = "ok"
         except (BadEvent, UnknownEvent, PermanentFailure) as exc:
             outcome = "dead_lettered"
-            self._dead_letter(publish, props, body, headers, f"{type(exc).__name__}: {exc}")
+            self._dead_letter(publish, props, body, headers, _reason(exc))
         except (TransientFailure, *DATABASE_UNREACHABLE) as exc:
             outcome = "retried"
             headers[TRANSIENT_HEADER] = transient + 1
@@ -187,7 +187,7 @@ class Consumer:
             if attempt >= self._max_attempts:
                 outcome = "dead_lettered"
                 log.exception("handler failed for the last time", queue=self.queue, attempt=attempt)
-                self._dead_letter(publish, props, body, headers, f"{type(exc).__name__}: {exc}")
+                self._dead_letter(publish, props, body, headers, _reason(exc))
             else:
                 outcome = "retried"
                 headers[ATTEMPT_HEADER] = attempt + 1
@@ -210,7 +210,7 @@ class Consumer:
             "handler failed, will retry",
             queue=self.queue,
             error=type(exc).__name__,
-            detail=str(exc)[:300],
+            detail=redact_text(str(exc))[:300],
             delay_ms=delay,
         )
         publish.basic_publish(
@@ -239,6 +239,12 @@ class Consumer:
             copy_props(props, headers),
             mandatory=True,
         )
+
+
+def _reason(exc: Exception) -> str:
+    """Why a message was dead-lettered, as its header keeps it: no personal data (a database
+    error's DETAIL and parameters quote the row's values)."""
+    return redact_text(f"{type(exc).__name__}: {exc}")
 
 
 def copy_props(props: BasicProperties, headers: dict[str, object]) -> BasicProperties:

@@ -1,8 +1,9 @@
 """One campaign, one real journey, and every place that counts it agreeing.
 
-Two supporters sign through the API and confirm from their emails; the mail server takes the
-letter to one MP and refuses the other's for good. The staff dashboard, ``dearmp status --json``
-and the public ``/c/{slug}.json`` then say the same: 2 confirmed, 1 letter sent, 1 failed.
+Three supporters sign through the API; two confirm from their emails, and the mail server takes
+the letter to one MP and refuses the other's for good; the third never confirms and is erased.
+The staff dashboard and campaign page, ``dearmp status --json`` and the public ``/c/{slug}.json``
+then say the same: 2 confirmed, 1 letter sent, 1 failed (the erased signature counts nowhere).
 Nothing is written by hand: the handlers write every status the readers read.
 """
 
@@ -14,7 +15,7 @@ import re
 import httpx
 
 from tests.integration.admin_helpers import login, make_staff
-from tests.integration.mailer_helpers import dearmp_json
+from tests.integration.mailer_helpers import dearmp, dearmp_json
 from tests.support import confirm_email, make_signature, post_signatures, wait_until
 
 CAMPAIGN = "guardians-for-children"
@@ -42,9 +43,13 @@ def test_dashboard_status_and_public_counts_agree_after_a_real_journey(
     system.start()
     sent_to_mp = make_signature(postcode="GU11 1AA")
     refused = make_signature(postcode="BR8 7RE", town="Swanley")
-    post_signatures(system.base_url, CAMPAIGN, [sent_to_mp, refused])
-    for caught in mail.handler.wait_for(2, timeout=60)[:2]:
-        assert confirm_email(caught.message).status_code == 200
+    never_confirmed = make_signature(postcode="GU12 4BB")
+    post_signatures(system.base_url, CAMPAIGN, [sent_to_mp, refused, never_confirmed])
+    for caught in mail.handler.wait_for(3, timeout=60)[:3]:
+        if caught.message["X-DearMP-Intended-Recipient"] != never_confirmed["email"]:
+            assert confirm_email(caught.message).status_code == 200
+    erased = dearmp(system.env, "supporters", "erase", never_confirmed["email"], "--wait")
+    assert erased.returncode == 0, erased.stderr + erased.stdout
 
     def final() -> bool:
         status = dearmp_json(system.env, "status", "--json")
@@ -55,7 +60,7 @@ def test_dashboard_status_and_public_counts_agree_after_a_real_journey(
 
     status = dearmp_json(system.env, "status", "--json")["campaigns"][CAMPAIGN]
     assert (status["confirmed"], status["sent"], status["failed"]) == (2, 1, 1)
-    assert status["pending"] == 0 and status["by_status"]["erased"] == 0
+    assert status["pending"] == 0 and status["by_status"]["erased"] == 1
 
     public = httpx.get(f"{system.base_url}/c/{CAMPAIGN}.json", timeout=10).json()
     assert public["total"] == 2
@@ -64,6 +69,8 @@ def test_dashboard_status_and_public_counts_agree_after_a_real_journey(
     with httpx.Client(base_url=system.base_url, timeout=30) as staff:
         assert login(staff).status_code == 303
         row = dashboard_row(staff.get("/admin").text, CAMPAIGN)
+        campaign_page = staff.get(f"/admin/c/{CAMPAIGN}").text
     assert row["Confirmed"] == 2
     assert row["Letter sent"] == 1 and row["Letter failed"] == 1
-    assert row["Waiting to confirm"] == 0
+    assert row["Waiting to confirm"] == 0 and row["Erased before confirming"] == 1
+    assert '<p class="dearmp-count"><strong>2</strong> confirmed' in campaign_page

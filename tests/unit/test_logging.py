@@ -45,3 +45,22 @@ def test_rendered_json_logs_contain_no_personal_data() -> None:
 def test_redaction_masks_by_key_at_any_depth() -> None:
     out = redact_pii(None, "info", {"event": "x", "data": [{"last_name": "Ó Briain", "ok": 1}]})
     assert out["data"] == [{"last_name": "[redacted]", "ok": 1}]
+
+
+def test_a_database_error_quoting_the_row_is_redacted() -> None:
+    """A CHECK or unique violation quotes the row (names, postcode, address) in its DETAIL, and
+    SQLAlchemy adds the statement's parameters: neither reaches a log line or a dead letter."""
+    error = (
+        "IntegrityError: (psycopg.errors.CheckViolation) new row for relation \"signatures\" "
+        "violates check constraint \"ck_signatures_status\"\n"
+        "DETAIL:  Failing row contains (4926e5bb, guardians, Siân, Zoë-Whitfield, GU11 1AA, "
+        '["12 Acacia Avenue"], supporter-cfc67f0a69@example.o).\n'
+        "[SQL: UPDATE signatures SET status=%(status)s::VARCHAR WHERE signatures.id = %(id_1)s]\n"
+        "[parameters: {'status': 'letter_sent', 'first_name': 'Siân'}]\n"
+        "(Background on this error at: https://sqlalche.me/e/21/gkpj)"
+    )
+    out = redact_pii(None, "error", {"event": "message dead-lettered", "reason": error})["reason"]
+    for needle in ("Siân", "Zoë", "Acacia", "GU11", "supporter-cfc67f0a69"):
+        assert needle not in out, needle
+    assert 'violates check constraint "ck_signatures_status"' in out
+    assert "DETAIL: [redacted]" in out and "[parameters: [redacted]]" in out
