@@ -4,7 +4,8 @@
 ``.ci/run`` starts it (``pg_ctlcluster … main start``, ``rabbitmq-server -detached``): directly as
 root, else through ``sudo -n`` (never a password prompt: without passwordless sudo the command to
 run is printed instead). When it is not installed, the one package to install is named. A server
-on another host is never started: it is only reported.
+on another host, or on a port other than the server's own (5432, 5672), is never started: it is
+only reported.
 """
 
 from __future__ import annotations
@@ -43,18 +44,20 @@ class LocalServer:
     variable: str  # the setting that points at it
     command: str  # must be on PATH for the server to count as installed
     package: str  # Debian's package
+    port: int  # where the local server listens unless configured otherwise
     start: Callable[[], list[str]]
     ready: Sequence[str] = ()  # a command that returns once the server has started
 
 
 POSTGRES = LocalServer(
-    "PostgreSQL", "DEARMP_DATABASE_URL", "pg_ctlcluster", "postgresql", postgres_start
+    "PostgreSQL", "DEARMP_DATABASE_URL", "pg_ctlcluster", "postgresql", 5432, postgres_start
 )
 RABBITMQ = LocalServer(
     "RabbitMQ",
     "DEARMP_AMQP_URL",
     "rabbitmq-server",
     "rabbitmq-server",
+    5672,
     lambda: ["rabbitmq-server", "-detached"],
     ready=("rabbitmqctl", "-q", "await_startup"),
 )
@@ -89,7 +92,9 @@ def ensure_running(
     line saying what is wrong and what to do."""
     if system.reachable(host, port):
         return None
-    if host not in LOCAL_HOSTS:
+    if host not in LOCAL_HOSTS or port != server.port:
+        # Another machine's server, or a port the local one does not listen on: starting the
+        # local server would not make this address answer.
         return f"{server.name} is not reachable at {host}:{port} (check {server.variable})"
     if system.which(server.command) is None:
         return (

@@ -95,7 +95,9 @@ def test_a_remote_server_is_never_started_and_a_failed_start_says_why() -> None:
     assert (
         problem == "PostgreSQL is not reachable at db.example.org:5432 (check DEARMP_DATABASE_URL)"
     )
-    assert machine.ran == []
+    problem = ensure_running(POSTGRES, "127.0.0.1", 5433, print, machine.system(root=True))
+    assert problem == "PostgreSQL is not reachable at 127.0.0.1:5433 (check DEARMP_DATABASE_URL)"
+    assert machine.ran == []  # nor on a port the local server does not listen on
 
     machine = Machine(installed={"pg_ctlcluster"}, start_fails=True)
     problem = ensure_running(POSTGRES, "127.0.0.1", 5432, print, machine.system(root=True))
