@@ -54,6 +54,15 @@ class Settings(BaseSettings):
     # this long after signing if still unconfirmed; letter bodies and other personal data in the
     # mailer's tables scrubbed this many days after sending. The sweeps run every *_sweep_seconds.
     smtp_rate: float = 0.0
+    # How long to wait at each SMTP step: RFC 5321's minimums unless set ("dot=600,block=180";
+    # steps: greeting, command, data, block, dot). After the server refuses our set-up (530,
+    # a 5xx to MAIL FROM, TLS), sending pauses this long, doubling up to the longest.
+    smtp_timeouts: str = ""
+    smtp_pause_seconds: float = 30.0
+    smtp_pause_max_seconds: float = 900.0
+    # A sending claim is a lease this long, renewed while the send waits: another sender may
+    # take the email over only after it ends (the sender died).
+    send_lease_seconds: float = 60.0
     reminder_after_seconds: float = 86400.0
     reminder_sweep_seconds: float = 60.0
     retention_days: float = 28.0
@@ -96,6 +105,14 @@ class Settings(BaseSettings):
             if url.startswith(prefix):
                 return "postgresql+psycopg://" + url[len(prefix) :]
         return url
+
+    @field_validator("smtp_timeouts")
+    @classmethod
+    def _smtp_steps(cls, text: str) -> str:
+        from shared.smtp import SmtpTimeouts
+
+        SmtpTimeouts.parse(text)  # a ValueError names what is wrong
+        return text
 
     @model_validator(mode="after")
     def _live_needs_real_secrets(self) -> Settings:

@@ -2,8 +2,9 @@
 
 Every message is kept in memory and, when a directory is given, written there as an ``.eml`` file.
 It offers PIPELINING, as real mail servers do (``pipelining=False`` does not).
-For fault tests it can answer slowly (``delay``), refuse recipients with a given code, take a
-message and drop the connection before answering (``drop_after_taking``), and be
+For fault tests it can answer slowly (``delay``; ``stall_*`` for the final dot of a few messages),
+refuse recipients or MAIL FROM with a given code, take a message and drop the connection before
+answering (``drop_after_taking``), and be
 stopped (dropping every open connection, as a crashed server would) and started again on the same
 port, keeping what it caught. Run it alone with ``python -m shared.mailcatcher --port 1025 --dir var/mail``.
 """
@@ -46,6 +47,15 @@ class CatchingHandler:
         # Refuse for good (550 at the end of DATA) each message meant for one of these addresses:
         # its recipient, or in sandbox mode its X-DearMP-Intended-Recipient.
         self.refuse_meant_for: set[str] = set()
+        # Answer MAIL FROM with this code (e.g. 530: "authentication required"), for every message.
+        self.refuse_mail_from: int | None = None
+        # Take ``stall_seconds`` to answer the final dot of the next ``stall_messages`` messages,
+        # as busy, greylisting or tarpitting servers do: storing the message first and answering
+        # later (``stall_stores_first``, as Postfix queues it), or answering and storing it only
+        # then, so a client that hangs up before the answer loses it (aiosmtpd's way).
+        self.stall_seconds = 0.0
+        self.stall_messages = 0
+        self.stall_stores_first = False
         # Take the next N messages, then drop the connection before answering: the client cannot
         # know the server has them (a crash or network loss at the worst moment).
         self.drop_after_taking = 0
@@ -70,6 +80,20 @@ class CatchingHandler:
             return responses
         return [*responses[:-1], "250-PIPELINING", responses[-1]]
 
+    async def handle_MAIL(  # noqa: N802
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        mail_options: list[str],
+    ) -> str:
+        if self.refuse_mail_from:
+            return f"{self.refuse_mail_from} 5.7.0 Authentication required (test)"
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
+
     async def handle_RCPT(
         self,
         server: SMTP,
@@ -86,6 +110,15 @@ class CatchingHandler:
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802
         if self.delay:
             await asyncio.sleep(self.delay)
+        stall = 0.0
+        if self.stall_messages > 0:
+            self.stall_messages -= 1
+            stall = self.stall_seconds
+        if stall and not self.stall_stores_first:
+            await asyncio.sleep(stall)
+            if server.transport is None or server.transport.is_closing():
+                return "451 4.4.2 Client went away (test)"  # nobody hears it; nothing kept
+            stall = 0.0
         content = envelope.content or b""
         data = content.encode() if isinstance(content, str) else bytes(content)
         caught = Caught(str(envelope.mail_from), list(envelope.rcpt_tos), data)
@@ -103,6 +136,8 @@ class CatchingHandler:
         if self.drop_after_taking and server.transport is not None:
             self.drop_after_taking -= 1
             server.transport.close()
+        if stall:  # stored: the client may give up waiting, but the message is kept
+            await asyncio.sleep(stall)
         return "250 Message accepted"
 
     def wait_for(self, count: int, timeout: float = 30.0) -> list[Caught]:

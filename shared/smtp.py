@@ -11,12 +11,17 @@ from __future__ import annotations
 import re
 import smtplib
 import ssl
+import threading
+import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from email.message import EmailMessage
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qs, unquote, urlparse
 
+from shared.logging import get_logger
 from shared.mail import smtp_bytes
+from shared.metrics import SMTP_PAUSED
 from shared.throttle import TokenBucket
 
 if TYPE_CHECKING:
@@ -24,6 +29,38 @@ if TYPE_CHECKING:
 
 
 T = TypeVar("T")
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class SmtpTimeouts:
+    """How long to wait at each step of a mail transaction, in seconds: RFC 5321 §4.5.3.2's
+    minimums by default. A client that gives up sooner and tries again duplicates mail (RFC
+    1047): a busy, greylisting or tarpitting server that takes its time is waited for.
+    ``DEARMP_SMTP_TIMEOUTS`` sets any of them (``dot=600,block=180``)."""
+
+    greeting: float = 300.0  # the server's 220 greeting (and connecting)
+    command: float = 300.0  # the answer to MAIL, RCPT and the session's commands (EHLO, …)
+    data: float = 120.0  # the answer to DATA (354)
+    block: float = 180.0  # sending each block of the message
+    dot: float = 600.0  # the answer to the final dot: the server is taking the message
+
+    @classmethod
+    def parse(cls, text: str) -> SmtpTimeouts:
+        """``name=seconds`` pairs, comma-separated; names not given keep the RFC's values."""
+        names = tuple(cls.__dataclass_fields__)
+        values: dict[str, float] = {}
+        for part in (p.strip() for p in text.split(",") if p.strip()):
+            name, _, seconds = (s.strip() for s in part.partition("="))
+            if name not in names:
+                raise ValueError(f"unknown SMTP step {name!r}: use {', '.join(names)}")
+            try:
+                values[name] = float(seconds)
+            except ValueError:
+                raise ValueError(f"{part!r}: seconds must be a number") from None
+            if values[name] <= 0:
+                raise ValueError(f"{part!r}: seconds must be more than 0")
+        return cls(**values)
 
 
 class TemporarySmtpError(Exception):
@@ -40,6 +77,13 @@ class PermanentSmtpError(Exception):
     pass
 
 
+class SetupRefused(TemporarySmtpError):
+    """The server refuses our set-up, not this message: 530 (authentication required), a 5xx to
+    MAIL FROM (our sender address), a refused login or STARTTLS, a TLS failure. Every message
+    would be refused the same way, so none is failed for it: sending pauses, the operator is
+    told, and the messages wait to be retried."""
+
+
 # An envelope address smtplib would send as "<address>" after parsing it again.
 _PLAIN_ADDRESS = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9.-]+")
 
@@ -50,12 +94,22 @@ class _PlainEnvelope:
     checked settings: a plain one is written directly, byte for byte what smtplib would write;
     anything else (and SMTPUTF8) goes to smtplib's own ``mail``/``rcpt``."""
 
+    timeouts = SmtpTimeouts()
+
+    def expect(self, seconds: float) -> None:
+        """Wait up to ``seconds`` for what comes next (the socket's timeout, step by step)."""
+        sock = getattr(self, "sock", None)
+        if sock is not None:
+            sock.settimeout(seconds)
+
     def mail(self, sender: str, options: Sequence[str] = ()) -> tuple[int, bytes]:
+        self.expect(self.timeouts.command)
         if not _PLAIN_ADDRESS.fullmatch(sender) or any(o.lower() == "smtputf8" for o in options):
             return super().mail(sender, options)  # type: ignore[misc,no-any-return]
         return self._command("mail", f"FROM:<{sender}>", options)
 
     def rcpt(self, recip: str, options: Sequence[str] = ()) -> tuple[int, bytes]:
+        self.expect(self.timeouts.command)
         if not _PLAIN_ADDRESS.fullmatch(recip):
             return super().rcpt(recip, options)  # type: ignore[misc,no-any-return]
         return self._command("rcpt", f"TO:<{recip}>", options)
@@ -109,9 +163,11 @@ class _Pipelining(_PlainEnvelope):
         commands = [_line("mail", f"FROM:<{from_addr}>", mail_opts)]
         commands += [_line("rcpt", f"TO:<{to}>", rcpt_options) for to in to_addrs]
         commands.append("data\r\n")
+        self.expect(self.timeouts.command)
         smtp.send("".join(commands))
         mail_code, mail_reply = smtp.getreply()
         answers = [smtp.getreply() for _ in to_addrs]
+        self.expect(self.timeouts.data)
         data_code, data_reply = smtp.getreply()
         refused = {
             to: answer
@@ -134,8 +190,11 @@ class _Pipelining(_PlainEnvelope):
             raise smtplib.SMTPDataError(data_code, data_reply)  # smtplib leaves the reset to us
         block = data_block(msg)
         self.data_sent = True
+        self.expect(self.timeouts.block)
         smtp.send(block)
+        self.expect(self.timeouts.dot)
         code, reply = smtp.getreply()
+        self.expect(self.timeouts.command)
         if code != 250:
             abandon(smtp, code)
             raise smtplib.SMTPDataError(code, reply)
@@ -143,7 +202,12 @@ class _Pipelining(_PlainEnvelope):
 
     def data(self, msg: ReadableBuffer | str) -> tuple[int, bytes]:
         self.data_sent = True  # smtplib's path: from the DATA command on, it may be taken
-        return super().data(msg)  # type: ignore[misc,no-any-return]
+        # smtplib's DATA is one call (the 354, the block, the final answer): wait the longest.
+        self.expect(max(self.timeouts.data, self.timeouts.block, self.timeouts.dot))
+        try:
+            return super().data(msg)  # type: ignore[misc,no-any-return]
+        finally:
+            self.expect(self.timeouts.command)
 
 
 def abandon(smtp: smtplib.SMTP, code: int) -> None:
@@ -182,7 +246,14 @@ class _SMTP_SSL(_Pipelining, smtplib.SMTP_SSL):  # noqa: N801 - smtplib's own na
 
 
 class SmtpSender:
-    def __init__(self, url: str, *, timeout: float = 30.0, limiter: TokenBucket | None = None):
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeouts: SmtpTimeouts | None = None,
+        limiter: TokenBucket | None = None,
+        pause: SendingPause | None = None,
+    ):
         parsed = urlparse(url)
         if parsed.scheme not in ("smtp", "smtps"):
             raise ValueError("DEARMP_SMTP_URL must start with smtp:// or smtps://")
@@ -194,8 +265,9 @@ class SmtpSender:
         self.password = unquote(parsed.password) if parsed.password else None
         self.starttls = options.get("starttls", "false").lower() in ("1", "true", "yes")
         self.pipelining = options.get("pipelining", "true").lower() in ("1", "true", "yes")
-        self.timeout = timeout
+        self.timeouts = timeouts or SmtpTimeouts()
         self.limiter = limiter
+        self.pause = pause
         self._smtp: smtplib.SMTP | None = None
 
     def _connect(self) -> smtplib.SMTP:
@@ -206,12 +278,15 @@ class SmtpSender:
         context = ssl.create_default_context()
         smtp: _SMTP | _SMTP_SSL | None = None
         try:
+            greeting = self.timeouts.greeting
             if self.implicit_tls:
-                smtp = _SMTP_SSL(self.host, self.port, timeout=self.timeout, context=context)
+                smtp = _SMTP_SSL(self.host, self.port, timeout=greeting, context=context)
             else:
-                smtp = _SMTP(self.host, self.port, timeout=self.timeout)
-                if self.starttls:
-                    smtp.starttls(context=context)
+                smtp = _SMTP(self.host, self.port, timeout=greeting)
+            smtp.timeouts = self.timeouts
+            smtp.expect(self.timeouts.command)
+            if not self.implicit_tls and self.starttls:
+                smtp.starttls(context=context)
             if self.username:
                 smtp.login(self.username, self.password or "")
             smtp.use_pipelining = self.pipelining
@@ -224,7 +299,11 @@ class SmtpSender:
                 if isinstance(exc, smtplib.SMTPResponseException)
                 else str(exc)
             )
-            raise TemporarySmtpError(f"SMTP server refused the session: {detail}"[:300]) from None
+            raise SetupRefused(f"SMTP server refused the session: {detail}"[:300]) from None
+        except ssl.SSLError as exc:  # a certificate we cannot trust, or no TLS where it is asked
+            if smtp is not None:
+                smtp.close()
+            raise SetupRefused(f"TLS with the SMTP server failed: {exc}"[:300]) from None
         except BaseException:
             if smtp is not None:
                 smtp.close()
@@ -247,8 +326,21 @@ class SmtpSender:
         the message went out (then the server may have it: ``maybe_delivered``, and the resend
         is left to a retry that counts it). ``transaction`` keeps ``data_sent`` on the
         connection up to date (``_Pipelining`` does for ``sendmail``)."""
+        if self.pause is not None:
+            self.pause.check()
         if self.limiter is not None:
             self.limiter.acquire()
+        try:
+            result = self._transact(transaction)
+        except SetupRefused as exc:
+            if self.pause is not None:
+                self.pause.refused(str(exc))
+            raise
+        if self.pause is not None:
+            self.pause.cleared()
+        return result
+
+    def _transact(self, transaction: Callable[[smtplib.SMTP], T]) -> T:
         for attempt in (1, 2):
             try:
                 if self._smtp is None:
@@ -265,6 +357,12 @@ class SmtpSender:
                 self._reset()
                 codes = [code for code, _ in exc.recipients.values()]
                 raise _classify(min(codes), "recipient refused") from None
+            except smtplib.SMTPSenderRefused as exc:
+                self._reset()  # our sender address, refused: every message would be
+                detail = f"{exc.smtp_code} {_text(exc.smtp_error)} (to MAIL FROM)"
+                if exc.smtp_code >= 500:
+                    raise SetupRefused(detail[:300]) from None
+                raise TemporarySmtpError(detail[:300]) from None
             except smtplib.SMTPResponseException as exc:
                 self._reset()
                 raise _classify(exc.smtp_code, _text(exc.smtp_error)) from None
@@ -305,6 +403,71 @@ def _text(raw: bytes | str) -> str:
     return raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw)
 
 
+# Answers about our set-up wherever they come: authentication required (RFC 4954), and
+# "must issue a STARTTLS command first" (RFC 3207).
+SETUP_CODES = frozenset((530,))
+
+
 def _classify(code: int, detail: str) -> Exception:
+    """A refusal of the recipient or the message: 5xx permanent, 4xx temporary; a refusal of our
+    set-up is neither the letter's fault nor permanent (``SetupRefused``)."""
     message = f"{code} {detail}"[:300]
+    if code in SETUP_CODES:
+        return SetupRefused(message)
     return PermanentSmtpError(message) if 500 <= code < 600 else TemporarySmtpError(message)
+
+
+class SendingPause:
+    """One per process, shared by its senders: after the server refuses our set-up, nobody tries
+    it again until the pause ends (``first`` seconds, doubling to ``longest``); a send that then
+    goes through ends the pause. ``on_change(reason | None)`` tells the operator (the mailer
+    records it for ``dearmp status``, logs it and sets a metric); it is called only when the
+    state changes, outside the lock."""
+
+    def __init__(
+        self,
+        first: float = 30.0,
+        longest: float = 900.0,
+        on_change: Callable[[str | None, float], object] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.first, self.longest = first, longest
+        self.on_change = on_change
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._until = 0.0
+        self._length = 0.0
+        self.reason: str | None = None
+
+    def check(self) -> None:
+        """Raise ``SetupRefused`` while paused (nothing is sent, nothing is tried)."""
+        with self._lock:
+            left = self._until - self.clock()
+            reason = self.reason
+        if reason is not None and left > 0:
+            raise SetupRefused(f"sending paused for {left:.0f}s more: {reason}"[:300])
+
+    def refused(self, reason: str) -> None:
+        with self._lock:
+            if reason.startswith("sending paused"):
+                return
+            self._length = min(self.longest, self._length * 2 if self._length else self.first)
+            self._until = self.clock() + self._length
+            self.reason = reason
+            length = self._length
+        log.warning(
+            "the mail server refuses our set-up: sending paused", reason=reason, seconds=length
+        )
+        SMTP_PAUSED.set(1)
+        if self.on_change is not None:
+            self.on_change(reason, length)
+
+    def cleared(self) -> None:
+        with self._lock:
+            if self.reason is None:
+                return
+            self.reason, self._until, self._length = None, 0.0, 0.0
+        log.info("the mail server takes our mail again: sending resumed")
+        SMTP_PAUSED.set(0)
+        if self.on_change is not None:
+            self.on_change(None, 0.0)

@@ -212,6 +212,10 @@ def service_env(database_url: str, amqp_url: str, namespace: str, mail: object) 
         # Many test signatures come from 127.0.0.1; rate limits have their own tests.
         "DEARMP_RATE_LIMIT_IP": "100000/60",
         "DEARMP_RATE_LIMIT_EMAIL": "100000/60",
+        # Short sending leases and pauses, so a test sees them end (the defaults: 60 s, 30 s).
+        "DEARMP_SEND_LEASE_SECONDS": "6",
+        "DEARMP_SMTP_PAUSE_SECONDS": "1",
+        "DEARMP_SMTP_PAUSE_MAX_SECONDS": "4",
     }
 
 

@@ -22,10 +22,14 @@ delivered more than once".
 
 from __future__ import annotations
 
+import os
+import socket
+import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from typing import Any, Literal
 from uuid import UUID
@@ -78,17 +82,21 @@ class Receipt:
 
 _CLAIM = f"""
     INSERT INTO letters (signature_id, purpose, campaign, state, message_id, recipient, subject,
-                         body, supporter_key, sends, created_at)
+                         body, supporter_key, sends, created_at, lease_owner, lease_until)
     SELECT CAST(%(signature_id)s AS uuid), %(purpose)s, %(campaign)s, '{LetterState.SENDING}', %(message_id)s,
            %(recipient)s, %(subject)s, CAST(%(body)s AS text),
-           CAST(%(supporter_key)s AS varchar), 1, %(now)s
+           CAST(%(supporter_key)s AS varchar), 1, %(now)s, %(lease_owner)s, %(lease_until)s
     WHERE NOT EXISTS (SELECT 1 FROM inbox WHERE consumer = CAST(%(consumer)s AS varchar)
                                             AND event_id = CAST(%(event_id)s AS uuid))
       AND NOT EXISTS (SELECT 1 FROM erased_supporters
                       WHERE supporter_key = CAST(%(supporter_key)s AS varchar))
     ON CONFLICT ON CONSTRAINT uq_letters_signature_purpose DO UPDATE
-       SET state = '{LetterState.SENDING}', sends = letters.sends + 1
+       SET state = '{LetterState.SENDING}', sends = letters.sends + 1,
+           lease_owner = EXCLUDED.lease_owner, lease_until = EXCLUDED.lease_until
      WHERE letters.state NOT IN ('{LetterState.SENT}', '{LetterState.FAILED}')
+       AND (letters.state <> '{LetterState.SENDING}' OR letters.lease_until IS NULL
+            OR letters.lease_until < %(now)s)
+       AND NOT (letters.uncertain AND letters.sends >= 2)
     RETURNING id, sends
 """
 # Recording an outcome: the row's new state, and (when they apply) the inbox claim for the event
@@ -159,6 +167,83 @@ class HeldConnection:
                 pass
 
 
+class Leases:
+    """The sending claims this process holds. A claim is a lease (``letters.lease_owner``,
+    ``lease_until``): nobody else may send that email before it ends. While a send waits on a
+    slow server (up to the final dot's 10 minutes), a thread renews the process's leases every
+    third of their length; if the process dies, its leases end and the email may go again
+    (same Message-ID, counted in ``sends``)."""
+
+    def __init__(self, engine: Engine, seconds: float) -> None:
+        self.engine, self.seconds = engine, seconds
+        self._held: dict[int, str] = {}
+        self._lock = threading.Lock()
+        self._renewer: threading.Thread | None = None
+
+    def owner(self) -> str:
+        return f"{_HOST}:{os.getpid()}:{threading.get_ident()}"
+
+    def until(self) -> datetime:
+        return datetime.now(UTC) + timedelta(seconds=self.seconds)
+
+    @contextmanager
+    def holding(self, letter_id: int, owner: str) -> Iterator[None]:
+        with self._lock:
+            self._held[letter_id] = owner
+            if self._renewer is None:
+                self._renewer = threading.Thread(
+                    target=self._renew_forever, daemon=True, name="lease-renewer"
+                )
+                self._renewer.start()
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._held.pop(letter_id, None)
+
+    def _renew_forever(self) -> None:
+        while True:
+            time.sleep(self.seconds / 3)
+            with self._lock:
+                held = dict(self._held)
+            if held:
+                self.renew(held)
+
+    def renew(self, held: dict[int, str]) -> None:
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    sa.text(_RENEW),
+                    {
+                        "ids": list(held),
+                        "owners": list(held.values()),
+                        "until": self.until(),
+                    },
+                )
+        except sa.exc.SQLAlchemyError as exc:  # tried again a third of a lease later
+            log.warning("could not renew sending leases", error=type(exc).__name__)
+
+
+_HOST = socket.gethostname()
+_RENEW = f"""
+    UPDATE letters SET lease_until = :until
+      FROM unnest(CAST(:ids AS bigint[]), CAST(:owners AS varchar[])) AS held(id, owner)
+     WHERE letters.id = held.id AND letters.lease_owner = held.owner
+       AND letters.state = '{LetterState.SENDING}'
+"""
+_leases: dict[tuple[str, float], Leases] = {}
+_leases_lock = threading.Lock()
+
+
+def leases_for(engine: Engine, seconds: float) -> Leases:
+    """The process's one ``Leases`` for this database."""
+    key = (str(engine.url), seconds)
+    with _leases_lock:
+        if key not in _leases:
+            _leases[key] = Leases(engine, seconds)
+        return _leases[key]
+
+
 def is_erased(conn: Connection, supporter_key: str | None) -> bool:
     if supporter_key is None:
         return False
@@ -212,7 +297,8 @@ def deliver_once(
     crash between that statement and the follow-on's hand-over sends the follow-on on
     redelivery with ``sends`` = 2: counted as a possible resend, though it went once."""
     steps = _Steps(engine, held)
-    claim = _claim_params(out, receipt)
+    leases = leases_for(engine, settings.send_lease_seconds)
+    claim = _claim_params(out, receipt, leases)
     if after is not None and (may_send is not None or then is not None):
         raise ValueError("a follow-on message cannot be combined with may_send or then")
     if may_send is None and then is None:
@@ -224,7 +310,7 @@ def deliver_once(
             if after is not None and receipt is not None:
                 first = replace(receipt, record_on=receipt.record_on - {"sent"})
             with steps.transaction() as conn:
-                outcome = _not_claimed(conn, out, first, then)
+                outcome = _not_claimed(conn, out, first, then, correlation_id)
             if after is None or outcome != "sent":
                 return outcome
             return deliver_once(
@@ -242,7 +328,7 @@ def deliver_once(
                 return "skipped"
             claimed = conn.exec_driver_sql(_CLAIM, claim).first()
             if claimed is None:
-                return _not_claimed(conn, out, receipt, then)
+                return _not_claimed(conn, out, receipt, then, correlation_id)
     while True:
         # The record of a send is prepared before the hand-over: after the server's 250 only the
         # statement goes out (a crash before it reaches Postgres resends; once sent, Postgres
@@ -263,8 +349,10 @@ def deliver_once(
             None if follow else receipt,
             follow,
             receipt,
+            leases,
         )
-        state, error = _hand_over(out, claimed, engine, sender, settings)
+        with leases.holding(claimed.id, claim["lease_owner"]):
+            state, error = _hand_over(out, claimed, engine, sender, settings)
         if state == "failed":
             failed = LetterFailed(signature_id=out.signature_id, purpose=out.purpose, reason=error)
             sql, params = _record_statement(
@@ -281,10 +369,10 @@ def deliver_once(
         out, after = follow, None
         if claimed is None:
             with steps.transaction() as conn:
-                return _not_claimed(conn, out, receipt, then)
+                return _not_claimed(conn, out, receipt, then, correlation_id)
 
 
-def _claim_params(out: Outgoing, receipt: Receipt | None) -> dict[str, Any]:
+def _claim_params(out: Outgoing, receipt: Receipt | None, leases: Leases) -> dict[str, Any]:
     return {
         "signature_id": out.signature_id,
         "purpose": out.purpose,
@@ -297,6 +385,8 @@ def _claim_params(out: Outgoing, receipt: Receipt | None) -> dict[str, Any]:
         "now": datetime.now(UTC),
         "consumer": receipt.consumer if receipt else None,
         "event_id": receipt.event_id if receipt else None,
+        "lease_owner": leases.owner(),
+        "lease_until": leases.until(),
     }
 
 
@@ -316,7 +406,13 @@ def _hand_over(
         sender.send(out.message, to=recipients)
     except TemporarySmtpError as exc:
         EMAILS.labels(out.purpose, "temporary_failure").inc()
-        if not exc.maybe_delivered:
+        if exc.maybe_delivered:
+            # The server may have it: resent once at most, after the lease ends (same
+            # Message-ID, counted in ``sends``), and shown as "may be duplicated".
+            _mark_uncertain(engine, claimed.id)
+            EMAILS.labels(out.purpose, "uncertain").inc()
+            log.warning("the connection was lost after the message went", purpose=out.purpose)
+        else:
             _release(engine, claimed.id)
         raise TransientFailure(str(exc)) from None
     except PermanentSmtpError as exc:
@@ -328,9 +424,15 @@ def _hand_over(
 
 
 def _not_claimed(
-    conn: Connection, out: Outgoing, receipt: Receipt | None, then: Then | None
+    conn: Connection,
+    out: Outgoing,
+    receipt: Receipt | None,
+    then: Then | None,
+    correlation_id: str | None = None,
 ) -> Outcome:
-    """Why the claim wrote nothing (the rare path): handled before, erased, or already done."""
+    """Why the claim wrote nothing (the rare path): handled before, erased, already done, being
+    sent by someone else (a live lease: retried later), or resent once already after a lost
+    connection (then recorded as sent, "may be duplicated", and not sent a third time)."""
     if receipt and inbox.already_processed(conn, receipt.consumer, receipt.event_id):
         log.info("duplicate event ignored", purpose=out.purpose)
         return "skipped"
@@ -339,17 +441,52 @@ def _not_claimed(
         log.info("supporter erased, nothing sent", purpose=out.purpose)
         outcome = "erased"
     else:
-        outcome = conn.execute(
-            sa.select(letters.c.state).where(
-                letters.c.signature_id == out.signature_id, letters.c.purpose == out.purpose
+        row = conn.execute(
+            sa.select(letters.c.id, letters.c.state, letters.c.lease_until, letters.c.uncertain)
+            .where(letters.c.signature_id == out.signature_id, letters.c.purpose == out.purpose)
+            .with_for_update()
+        ).one()
+        now = datetime.now(UTC)
+        if row.state == LetterState.SENDING and row.lease_until and row.lease_until >= now:
+            raise TransientFailure("another sender holds this email's lease: it may be sending it")
+        if row.state in (LetterState.SENT, LetterState.FAILED):
+            outcome = "sent" if row.state == LetterState.SENT else "failed"
+            log.info("already delivered, nothing sent", purpose=out.purpose, state=outcome)
+        else:  # uncertain and resent once: it went at least once; never a third time
+            conn.execute(
+                letters.update()
+                .where(letters.c.id == row.id)
+                .values(
+                    state=LetterState.SENT,
+                    sent_at=now,
+                    error="may be duplicated: the connection was lost after the message went",
+                )
             )
-        ).scalar_one()
-        log.info("already delivered, nothing sent", purpose=out.purpose, state=outcome)
+            if out.purpose in ANNOUNCED_SENT:
+                message_id = out.message["Message-ID"]
+                announce = LetterSent(
+                    signature_id=out.signature_id, purpose=out.purpose, message_id=message_id
+                )
+                outbox.add(conn, announce, correlation_id=correlation_id)
+            log.warning("not resending again after a second lost connection", purpose=out.purpose)
+            outcome = "sent"
     if receipt and outcome in receipt.record_on:
         inbox.claim(conn, receipt.consumer, receipt.event_id)
     if then:
         then(conn, outcome)
     return outcome
+
+
+def _mark_uncertain(engine: Engine, letter_id: int) -> None:
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                letters.update()
+                .where(letters.c.id == letter_id, letters.c.state == LetterState.SENDING)
+                .values(uncertain=True)
+            )
+    except sa.exc.SQLAlchemyError:
+        log.warning("could not mark the letter as maybe delivered")
 
 
 def _release(engine: Engine, letter_id: int) -> None:
@@ -360,7 +497,12 @@ def _release(engine: Engine, letter_id: int) -> None:
             conn.execute(
                 letters.update()
                 .where(letters.c.id == letter_id, letters.c.state == LetterState.SENDING)
-                .values(state=LetterState.CREATED, sends=letters.c.sends - 1)
+                .values(
+                    state=LetterState.CREATED,
+                    sends=letters.c.sends - 1,
+                    lease_owner=None,
+                    lease_until=None,
+                )
             )
     except sa.exc.SQLAlchemyError:
         log.warning("could not release the letter after a temporary failure")
@@ -375,6 +517,7 @@ def _record_statement(
     receipt: Receipt | None,
     follow: Outgoing | None = None,
     follow_receipt: Receipt | None = None,
+    leases: Leases | None = None,
 ) -> tuple[str, dict[str, Any]]:
     """The statement that records the outcome, with its event and, for an outcome in
     ``receipt.record_on``, the receipt. With ``follow``, it also claims that message (the
@@ -396,7 +539,8 @@ def _record_statement(
         params.update({f"o_{k}": v for k, v in row.items()})
     sql = "WITH " + ", ".join(ctes)
     if follow is not None:
-        params.update(_claim_params(follow, follow_receipt))
+        assert leases is not None
+        params.update(_claim_params(follow, follow_receipt, leases))
         return sql + _CLAIM, params
     return sql + " SELECT NULL", params
 

@@ -39,7 +39,7 @@ from shared.messages import (
     SupporterErased,
     SupporterErasureRequested,
 )
-from shared.smtp import SmtpSender
+from shared.smtp import SendingPause, SmtpSender, SmtpTimeouts
 from shared.supporters import supporter_key
 from shared.throttle import TokenBucket
 from shared.tokens import make_token
@@ -253,18 +253,34 @@ HANDLERS: dict[type[Event], Callable[..., None]] = {
 }
 
 
-def make_deps(settings: Settings, engine: Engine, limiter: TokenBucket | None = None) -> MailerDeps:
-    """One per thread: each has its own SMTP connection; the rate limiter is the process's."""
+def make_deps(
+    settings: Settings,
+    engine: Engine,
+    limiter: TokenBucket | None = None,
+    pause: SendingPause | None = None,
+) -> MailerDeps:
+    """One per thread: each has its own SMTP connection; the rate limiter and the pause (after
+    the server refuses our set-up) are the process's."""
     return MailerDeps(
         engine=engine,
-        sender=SmtpSender(settings.smtp_url, limiter=limiter),
+        sender=SmtpSender(
+            settings.smtp_url,
+            timeouts=SmtpTimeouts.parse(settings.smtp_timeouts),
+            limiter=limiter,
+            pause=pause,
+        ),
         settings=settings,
         held=HeldConnection(engine),
     )
 
 
-def bootstrap(settings: Settings, engine: Engine, limiter: TokenBucket | None = None) -> Dispatcher:
+def bootstrap(
+    settings: Settings,
+    engine: Engine,
+    limiter: TokenBucket | None = None,
+    pause: SendingPause | None = None,
+) -> Dispatcher:
     """Wire real adapters into the handlers; one call per consumer thread (own SMTP connection)."""
-    deps = make_deps(settings, engine, limiter)
+    deps = make_deps(settings, engine, limiter, pause)
     erasure = Erasure(erased_supporters, settings.secret_key)
     return Dispatcher(CONSUMER, engine, HANDLERS, deps, erasure)

@@ -32,6 +32,13 @@ letters = sa.Table(
     sa.Column("sent_at", sa.DateTime(timezone=True)),
     sa.Column("supporter_key", sa.String(64)),
     sa.Column("scrubbed_at", sa.DateTime(timezone=True)),
+    # A ``sending`` claim is a lease: nobody else may send the email before ``lease_until``,
+    # which its sender renews while it waits on the mail server (delivery.py, Leases).
+    sa.Column("lease_owner", sa.String(120)),
+    sa.Column("lease_until", sa.DateTime(timezone=True)),
+    # The connection was lost after the message went: the server may have it. Resent once at
+    # most (after the lease ends, same Message-ID); shown as "may be duplicated".
+    sa.Column("uncertain", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.UniqueConstraint("signature_id", "purpose", name="uq_letters_signature_purpose"),
     sa.CheckConstraint(check("state", LetterState), name="state"),
     sa.Index("ix_letters_state", "state"),
@@ -70,3 +77,14 @@ pending_confirmations = sa.Table(
 # Supporters who asked to be erased (by keyed hash only): nothing more is sent for them, even
 # for events already in flight when the request arrived (shared.erased).
 erased_supporters = erased_supporters_table("erased_supporters")
+
+# Each mailer process that has paused sending because the mail server refuses our set-up (530,
+# a 5xx to MAIL FROM, TLS): shown by ``dearmp status`` until a send goes through again.
+sending_pauses = sa.Table(
+    "sending_pauses",
+    metadata,
+    sa.Column("owner", sa.String(120), primary_key=True),  # host:pid
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("since", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("until", sa.DateTime(timezone=True), nullable=False),
+)

@@ -13,7 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from services.mailer.models import letters
+from services.mailer.models import letters, sending_pauses
 from shared.states import LetterState
 from shared.supporters import mask_addresses, mask_email
 
@@ -30,6 +30,30 @@ def letters_by_state(
         query = query.where(letters.c.purpose == purpose)
     found = {row.state: row.n for row in conn.execute(query)}
     return {state.value: found.get(state.value, 0) for state in LetterState}
+
+
+def sending_paused(conn: Connection) -> list[dict[str, Any]]:
+    """Mailer processes that paused sending because the mail server refuses our set-up: who,
+    why (addresses masked), since when and until when they wait before trying again."""
+    rows = conn.execute(sa.select(sending_pauses).order_by(sending_pauses.c.since)).all()
+    return [
+        {
+            "owner": row.owner,
+            "reason": mask_addresses(row.reason),
+            "since": row.since.isoformat(),
+            "until": row.until.isoformat(),
+        }
+        for row in rows
+    ]
+
+
+def maybe_duplicated(conn: Connection, *, campaign: str | None = None) -> int:
+    """Emails handed to the server more than once (a crash or a lost connection after the
+    message went): the recipient may have two copies (same Message-ID)."""
+    query = sa.select(sa.func.count()).where(letters.c.sends > 1)
+    if campaign is not None:
+        query = query.where(letters.c.campaign == campaign)
+    return int(conn.execute(query).scalar_one())
 
 
 def failed_letters(

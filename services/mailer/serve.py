@@ -4,6 +4,7 @@ sweep, wired to real SMTP and Postgres."""
 from __future__ import annotations
 
 from services.mailer.handlers import bootstrap, make_deps
+from services.mailer.pauses import process_pause
 from services.mailer.reminders import send_due_reminders
 from services.mailer.retention import scrub_expired
 from shared.config import Settings
@@ -15,12 +16,13 @@ from shared.worker import run_worker
 def serve(settings: Settings, threads: int = 1) -> None:
     engine = make_engine(settings.database_url, pool_size=max(5, threads * 2))
     limiter = TokenBucket(settings.smtp_rate)  # one per process, shared by every sender
-    reminder_deps = make_deps(settings, engine, limiter)  # its own SMTP connection
+    pause = process_pause(settings, engine)  # likewise: the server refuses our set-up
+    reminder_deps = make_deps(settings, engine, limiter, pause)  # its own SMTP connection
     run_worker(
         "mailer",
         settings,
         engine,
-        lambda: bootstrap(settings, engine, limiter),
+        lambda: bootstrap(settings, engine, limiter, pause),
         threads,
         periodic=[
             (settings.reminder_sweep_seconds, lambda: send_due_reminders(reminder_deps)),

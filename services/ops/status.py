@@ -17,7 +17,7 @@ import pika.exceptions
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from services.intake.reports import signature_counts
-from services.mailer.reports import letters_by_state
+from services.mailer.reports import letters_by_state, maybe_duplicated, sending_paused
 from shared.broker.declare import connection_parameters
 from shared.config import Settings
 from shared.db import make_engine
@@ -88,6 +88,8 @@ def collect_status(settings: Settings) -> dict[str, Any]:
         with engine.connect() as conn:
             report["outbox_backlog"] = backlog(conn)
             report["letters"] = letters_by_state(conn)
+            report["maybe_duplicated"] = maybe_duplicated(conn)
+            report["sending_paused"] = sending_paused(conn)
             report["campaigns"] = {
                 slug: counts.as_json() for slug, counts in sorted(signature_counts(conn).items())
             }
@@ -97,6 +99,8 @@ def collect_status(settings: Settings) -> dict[str, Any]:
         report["outbox_backlog"] = None
         report["letters"] = {}
         report["campaigns"] = {}
+        report["maybe_duplicated"] = None
+        report["sending_paused"] = []
     finally:
         engine.dispose()
     return report
@@ -151,6 +155,24 @@ def render_status(report: dict[str, Any], *, color: bool = False) -> str:
     if by_state.get(LetterState.FAILED):
         text += "  (dearmp letters failed)"
     lines.append(f"Emails: {text}")
+    if report.get("maybe_duplicated"):
+        lines.append(
+            _paint(
+                f"{report['maybe_duplicated']} emails may be duplicated (handed to the server "
+                "twice after a crash or a lost connection; same Message-ID)",
+                "yellow",
+                color,
+            )
+        )
+    for pause in report.get("sending_paused", []):
+        lines.append(
+            _paint(
+                f"Sending paused on {pause['owner']} since {pause['since'][:19]}: the mail server "
+                f"refuses our set-up ({pause['reason']}); letters wait, none is failed for it",
+                "red",
+                color,
+            )
+        )
     for slug, counts in report.get("campaigns", {}).items():
         lines.append(
             f"Campaign {slug}: {counts['confirmed']} confirmed, {counts['pending']} waiting to "

@@ -20,6 +20,7 @@ from services.updates.wire import SAFE_ADDRESS
 from shared.smtp import (
     PermanentSmtpError,
     SmtpSender,
+    SmtpTimeouts,
     TemporarySmtpError,
     abandon,
     data_block,
@@ -55,6 +56,9 @@ def _transaction(
     """What ``sendmail`` does (same options, same exceptions), with ``ready()`` before DATA and
     ``meanwhile()`` between sending the content and reading the answer."""
     smtp.data_sent = False  # type: ignore[attr-defined]  # see SmtpSender.transact
+    steps: SmtpTimeouts = smtp.timeouts  # type: ignore[attr-defined]  # RFC 5321's, or set
+    expect: Callable[[float], None] = smtp.expect  # type: ignore[attr-defined]
+    expect(steps.command)
     smtp.ehlo_or_helo_if_needed()
     size = f" size={len(data)}" if smtp.does_esmtp and smtp.has_extn("size") else ""
     smtp.putcmd("mail", f"FROM:{_path(sender)}{size}")
@@ -78,16 +82,20 @@ def _transaction(
         smtp.rset()
         return False
     smtp.putcmd("data")
+    expect(steps.data)
     code, resp = smtp.getreply()
     if code != 354:
         abandon(smtp, code)
         raise smtplib.SMTPDataError(code, resp)
     block = data_block(data)
     smtp.data_sent = True  # type: ignore[attr-defined]
+    expect(steps.block)
     smtp.send(block)
     if meanwhile is not None:
         meanwhile()
+    expect(steps.dot)
     code, resp = smtp.getreply()
+    expect(steps.command)
     if code != 250:
         abandon(smtp, code)
         raise smtplib.SMTPDataError(code, resp)

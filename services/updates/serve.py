@@ -8,6 +8,7 @@ from services.updates.handlers import bootstrap
 from services.updates.sender import UpdateSender
 from shared.config import Settings
 from shared.db import make_engine
+from shared.smtp import SmtpTimeouts
 from shared.worker import run_worker
 
 
@@ -15,7 +16,8 @@ def serve(settings: Settings, threads: int = 1) -> None:
     engine = make_engine(settings.database_url, pool_size=max(5, threads * 2))
     # One fan-out thread per process, with its own SMTP connection and its own DB connection
     # (replicas share the jobs: each job is worked by one of them at a time).
-    fanout = Fanout(engine, settings, UpdateSender(settings.smtp_url))
+    sender = UpdateSender(settings.smtp_url, timeouts=SmtpTimeouts.parse(settings.smtp_timeouts))
+    fanout = Fanout(engine, settings, sender)
     run_worker(
         "updates",
         settings,

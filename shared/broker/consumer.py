@@ -15,10 +15,14 @@ Each Consumer owns one connection and must run in one thread (pika is not thread
 
 from __future__ import annotations
 
+import functools
+import queue
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import pika
 import pika.exceptions
@@ -79,6 +83,7 @@ class Consumer:
         max_attempts: int = 5,
         prefetch: int = 16,
         heartbeat: int = 30,
+        handback_after: float = 5.0,
     ) -> None:
         self.service = service
         self.queue = topology.queue(service)
@@ -91,6 +96,7 @@ class Consumer:
         self._max_attempts = max_attempts
         self._prefetch = prefetch
         self._ack_every = max(1, prefetch // 2)
+        self.handback_after = handback_after
         self._stopping = threading.Event()
         self.connected = threading.Event()
 
@@ -115,42 +121,109 @@ class Consumer:
                 backoff = min(backoff * 2, 15)
 
     def _consume(self) -> None:
+        """One connection's life. This thread only does the broker's work: it receives messages,
+        answers heartbeats and settles (acks, retries, dead-letters) what the handler thread has
+        finished. The handler thread handles one message at a time, in order, for as long as the
+        handler takes (a mail server may take minutes to answer), and hands each outcome back
+        through ``add_callback_threadsafe`` (pika's pattern for work off the connection's
+        thread), so the broker never sees this consumer go quiet and never hands its message to
+        another replica meanwhile."""
         conn = pika.BlockingConnection(self._params)
+        session = _Session(conn)
+        worker: threading.Thread | None = None
         try:
             channel = conn.channel()
             declare_service(channel, self._topology, self.service, self._retry_delays)
             channel.basic_qos(prefetch_count=self._prefetch)
             publish_channel = conn.channel()
             publish_channel.confirm_delivery()
+            session.channel, session.publish = channel, publish_channel
+            worker = threading.Thread(
+                target=self._work, args=(session,), daemon=True, name=f"{self.service}-handler"
+            )
+            worker.start()
+            session.consume = lambda: channel.basic_consume(
+                self.queue,
+                lambda _ch, method, props, body: session.work.put((method, props, body)),
+            )
+            session.consumer_tag = session.consume()
             self.connected.set()
             log.info("consuming", queue=self.queue)
-            # Acknowledged after their commits, together: while more messages are already here,
-            # up to half the prefetch are acked in one frame; before waiting, at once.
-            handled, last_tag = 0, 0
-            for method, props, body in channel.consume(self.queue, inactivity_timeout=0.5):
-                if self._stopping.is_set():
-                    break
-                if method is None:
-                    continue
-                self._on_message(publish_channel, props, body)
-                faults.point("before_ack")
-                handled, last_tag = handled + 1, method.delivery_tag
-                if handled >= self._ack_every or not channel.get_waiting_message_count():
-                    channel.basic_ack(last_tag, multiple=True)
-                    handled = 0
-            if handled:
-                channel.basic_ack(last_tag, multiple=True)
-            channel.cancel()  # returns prefetched, unhandled messages to the queue
+            while not self._stopping.is_set() and worker.is_alive():
+                conn.process_data_events(time_limit=0.5)
+                self._hand_back_if_stalled(session)
+            if not session.handed_back:
+                channel.basic_cancel(session.consumer_tag)
+            # The message being handled finishes and is settled; the ones received but not yet
+            # handled go back to the queue when the channel closes (they were never acked).
+            session.work.put(None)
+            while worker.is_alive():
+                conn.process_data_events(time_limit=0.2)
+            conn.process_data_events(time_limit=0)
+            session.ack_now()
             log.info("stopped consuming", queue=self.queue)
         finally:
             self.connected.clear()
+            session.closed = True
+            session.work.put(None)
+            if worker is not None:
+                # It may be in the middle of a send: wait for it (its outcome is not settled on
+                # this connection; the broker redelivers the message, and the handler's own guard
+                # makes that harmless). No second handler thread ever runs beside it.
+                worker.join()
             if conn.is_open:
                 try:
                     conn.close()
                 except BROKER_ERRORS:
                     pass
 
-    def _on_message(self, publish: BlockingChannel, props: BasicProperties, body: bytes) -> None:
+    def _work(self, session: _Session) -> None:
+        """The handler thread: handle each message, then have it settled on the connection's
+        thread. Stops at a ``None``, or once the consumer is stopping or the connection gone."""
+        while True:
+            item = session.work.get()
+            if item is None or session.closed or self._stopping.is_set():
+                return
+            method, props, body = item
+            session.busy_since = time.monotonic()
+            outcome = self._outcome(props, body)
+            session.busy_since = None
+            settle = functools.partial(
+                self._settle, session, method.delivery_tag, props, body, outcome
+            )
+            try:
+                session.conn.add_callback_threadsafe(settle)
+            except BROKER_ERRORS:
+                return  # the connection is gone: the broker will redeliver the message
+
+    def _hand_back_if_stalled(self, session: _Session) -> None:
+        """While the handler has been on one message for ``handback_after`` seconds (a mail
+        server taking minutes to answer), the messages received behind it go back to the queue
+        for the other consumers and replicas, and no more come here until it is done: one
+        stalled send holds up nobody else's."""
+        busy = session.busy_since
+        if busy is None or time.monotonic() - busy < self.handback_after:
+            return
+        channel = session.channel
+        assert channel is not None
+        if not session.handed_back:
+            # Cancelled, this consumer gets nothing more (pika nacks what it had received but
+            # not yet dispatched); acking the message in hand still works on the channel.
+            channel.basic_cancel(session.consumer_tag)
+            session.handed_back = True
+            log.info("handler busy: messages behind it handed back", queue=self.queue)
+        while True:
+            try:
+                item = session.work.get_nowait()
+            except queue.Empty:
+                return
+            if item is None:
+                session.work.put(None)
+                return
+            channel.basic_nack(item[0].delivery_tag, multiple=False, requeue=True)
+
+    def _outcome(self, props: BasicProperties, body: bytes) -> _Outcome:
+        """Run the handler (on the handler thread) and say what should become of the message."""
         headers = dict(props.headers or {})
         attempt = int(headers.get(ATTEMPT_HEADER, 1))
         transient = int(headers.get(TRANSIENT_HEADER, 0))
@@ -165,12 +238,10 @@ class Consumer:
                 event_type=envelope.type,
             ):
                 self._handle(envelope)
-            outcome = "ok"
+            outcome = _Outcome("ok", event_type, headers)
         except (BadEvent, UnknownEvent, PermanentFailure) as exc:
-            outcome = "dead_lettered"
-            self._dead_letter(publish, props, body, headers, _reason(exc))
+            outcome = _Outcome("dead_lettered", event_type, headers, reason=_reason(exc))
         except (TransientFailure, *DATABASE_UNREACHABLE) as exc:
-            outcome = "retried"
             headers[TRANSIENT_HEADER] = transient + 1
             tier = attempt - 1 + transient
             wait = getattr(exc, "retry_after", None)
@@ -182,18 +253,46 @@ class Consumer:
                         len(self._retry_delays) - 1,
                     ),
                 )
-            self._retry(publish, props, body, headers, tier=tier, exc=exc)
+            outcome = _Outcome("retried", event_type, headers, tier=tier, exc=exc)
         except Exception as exc:
             if attempt >= self._max_attempts:
-                outcome = "dead_lettered"
                 log.exception("handler failed for the last time", queue=self.queue, attempt=attempt)
-                self._dead_letter(publish, props, body, headers, _reason(exc))
+                outcome = _Outcome("dead_lettered", event_type, headers, reason=_reason(exc))
             else:
-                outcome = "retried"
                 headers[ATTEMPT_HEADER] = attempt + 1
-                self._retry(publish, props, body, headers, tier=attempt - 1 + transient, exc=exc)
-        MESSAGES.labels(self.queue, event_type, outcome).inc()
+                tier = attempt - 1 + transient
+                outcome = _Outcome("retried", event_type, headers, tier=tier, exc=exc)
         HANDLER_SECONDS.labels(self.queue, event_type).observe(time.perf_counter() - started)
+        return outcome
+
+    def _settle(
+        self,
+        session: _Session,
+        delivery_tag: int,
+        props: BasicProperties,
+        body: bytes,
+        outcome: _Outcome,
+    ) -> None:
+        """On the connection's thread: publish a retry or dead letter (confirmed), then ack.
+        Acks go together: up to half the prefetch in one frame while more messages wait to be
+        handled, at once when none does."""
+        if session.closed or not session.conn.is_open:
+            return
+        publish = session.publish
+        assert publish is not None
+        if outcome.kind == "dead_lettered":
+            self._dead_letter(publish, props, body, outcome.headers, outcome.reason)
+        elif outcome.kind == "retried":
+            assert outcome.exc is not None
+            self._retry(publish, props, body, outcome.headers, tier=outcome.tier, exc=outcome.exc)
+        MESSAGES.labels(self.queue, outcome.event_type, outcome.kind).inc()
+        if session.handed_back and not self._stopping.is_set():
+            session.consumer_tag = session.consume()  # free again: take messages once more
+            session.handed_back = False
+        faults.point("before_ack")
+        session.handled, session.last_tag = session.handled + 1, delivery_tag
+        if session.handled >= self._ack_every or session.work.empty():
+            session.ack_now()
 
     def _retry(
         self,
@@ -239,6 +338,43 @@ class Consumer:
             copy_props(props, headers),
             mandatory=True,
         )
+
+
+@dataclass
+class _Outcome:
+    """What the handler thread decided for one message; settled on the connection's thread."""
+
+    kind: str  # ok | retried | dead_lettered
+    event_type: str
+    headers: dict[str, object]
+    tier: int = 0
+    exc: Exception | None = None
+    reason: str = ""
+
+
+class _Session:
+    """One connection's state, shared by its thread and its handler thread."""
+
+    def __init__(self, conn: pika.BlockingConnection) -> None:
+        self.conn = conn
+        self.channel: BlockingChannel | None = None
+        self.publish: BlockingChannel | None = None
+        self.work: queue.SimpleQueue[tuple[Any, BasicProperties, bytes] | None] = (
+            queue.SimpleQueue()
+        )
+        self.closed = False
+        self.handled = 0
+        self.last_tag = 0
+        self.busy_since: float | None = None  # when the handler took its current message
+        self.handed_back = False  # consumer cancelled while the handler is stuck
+        self.consumer_tag = ""
+        self.consume: Callable[[], str] = lambda: ""
+
+    def ack_now(self) -> None:
+        """Ack every message settled so far (connection thread only)."""
+        if self.handled and self.channel is not None and self.channel.is_open:
+            self.channel.basic_ack(self.last_tag, multiple=True)
+        self.handled = 0
 
 
 def _reason(exc: Exception) -> str:

@@ -19,7 +19,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 from shared.mailcatcher import CatchingHandler, MailCatcher
-from shared.smtp import PermanentSmtpError, SmtpSender, TemporarySmtpError
+from shared.smtp import PermanentSmtpError, SetupRefused, SmtpSender, TemporarySmtpError
 
 USER, PASSWORD = "dearmp", "correct horse battery staple"
 
@@ -150,17 +150,19 @@ def test_a_refused_login_is_temporary_not_the_letters_failure(starttls_server, t
     the letter failed."""
     handler, port = starttls_server
     sender = SmtpSender(f"smtp://{USER}:wrong@127.0.0.1:{port}?starttls=true")
-    with pytest.raises(TemporarySmtpError) as caught:
+    with pytest.raises(SetupRefused) as caught:
         sender.send(_message(), to=["sandbox@dearmp.example"])
     assert "535" in str(caught.value) and not caught.value.maybe_delivered
     assert handler.messages == []
 
 
 def test_without_starttls_the_server_refuses_and_nothing_is_sent(starttls_server, trusted) -> None:
+    """530 "must issue STARTTLS first" is about our set-up, not the letter: never permanent."""
     handler, port = starttls_server
     sender = SmtpSender(f"smtp://127.0.0.1:{port}")
-    with pytest.raises((TemporarySmtpError, PermanentSmtpError)):
+    with pytest.raises(SetupRefused) as caught:
         sender.send(_message(), to=["sandbox@dearmp.example"])
+    assert "530" in str(caught.value) and not caught.value.maybe_delivered
     sender.close()
     assert handler.messages == []
 
@@ -170,7 +172,7 @@ def test_an_untrusted_certificate_is_refused(starttls_server) -> None:
     or to an impostor, and the event is retried."""
     handler, port = starttls_server
     sender = SmtpSender(f"smtp://{USER}:{PASSWORD}@127.0.0.1:{port}?starttls=true")
-    with pytest.raises(TemporarySmtpError) as caught:
+    with pytest.raises(SetupRefused) as caught:
         sender.send(_message(), to=["sandbox@dearmp.example"])
     assert not caught.value.maybe_delivered
     assert handler.messages == []
@@ -264,3 +266,29 @@ def test_the_update_sender_does_not_resend_by_itself_either() -> None:
         assert len(catcher.messages) == 2
         assert sender.send_bytes(data, sender="letters@dearmp.example", to=["a@example.org"])
     assert len(catcher.messages) == 3
+
+
+def test_530_and_a_refused_sender_address_are_our_set_up_not_the_letter() -> None:
+    """530 to MAIL FROM (a login is needed), or a 5xx to MAIL FROM (our sender address is not
+    allowed), would refuse every message: ``SetupRefused``, never permanent; the pause keeps
+    every sender of the process from trying again until it ends, and a send that then goes
+    through ends it."""
+    from shared.smtp import SendingPause
+
+    now = [0.0]
+    changes: list[str | None] = []
+    pause = SendingPause(10, 40, on_change=lambda r, _s: changes.append(r), clock=lambda: now[0])
+    with _catching() as (catcher, sender):
+        sender.pause = pause
+        for code in (530, 553):
+            catcher.handler.refuse_mail_from = code
+            with pytest.raises(SetupRefused) as caught:
+                sender.send(_message(code), to=["a@example.org"])
+            assert str(code) in str(caught.value)
+            with pytest.raises(SetupRefused, match="sending paused"):
+                sender.send(_message(1), to=["a@example.org"])  # not even tried
+            now[0] += 41
+        catcher.handler.refuse_mail_from = None
+        sender.send(_message(2), to=["a@example.org"])
+    assert _ids(catcher) == ["<letter.2@dearmp.example>"]
+    assert changes[-1] is None and len(changes) == 3  # paused, paused longer, resumed

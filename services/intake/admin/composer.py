@@ -30,7 +30,7 @@ from services.intake.deps import Engine, Settings
 from shared.campaigns import get_campaign
 from shared.config import Settings as SettingsModel
 from shared.mail import build_message, delivery_recipients
-from shared.smtp import PermanentSmtpError, SmtpSender, TemporarySmtpError
+from shared.smtp import PermanentSmtpError, SmtpSender, SmtpTimeouts, TemporarySmtpError
 
 router = protected_router()
 DOUBLE_CLICK = timedelta(minutes=2)
@@ -113,7 +113,8 @@ def send_test(
         message, member.email, live=settings.delivery == "live", sandbox_to=settings.sandbox_to
     )
     try:
-        sender = SmtpSender(settings.smtp_url, timeout=20)
+        # A test to the staff member themselves, while they wait for the page: not worth minutes.
+        sender = SmtpSender(settings.smtp_url, timeouts=SmtpTimeouts(20, 20, 20, 20, 20))
     except ValueError as exc:
         return f"The test could not be sent: {exc}"
     try:

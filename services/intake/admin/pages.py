@@ -92,6 +92,7 @@ def campaign_view(
             return render(request, settings, "not_found.html", 404)
         hours = queries.signatures_per_hour(conn, slug, now=datetime.now(UTC))
         by_state = queries.letters_by_state(conn, slug)
+        duplicated = queries.maybe_duplicated(conn, slug)
         constituencies, unplaced = queries.constituency_counts(conn, slug)
         help_requests = queries.open_help_requests(conn, slug)
         handled = queries.handled_help_count(conn, slug)
@@ -113,6 +114,7 @@ def campaign_view(
         signatures_chart=chart,
         hour_rows=hour_rows,
         letters_chart=letters_chart(by_state),
+        maybe_duplicated=duplicated,
         letters=by_state,
         constituencies=constituencies,
         unplaced=unplaced,

@@ -16,6 +16,7 @@ from sqlalchemy.engine import Connection
 from services.intake.models import help_requests, signatures
 from services.intake.reports import SignatureCounts, signature_counts
 from services.mailer.reports import letters_by_state as emails_by_state
+from services.mailer.reports import maybe_duplicated as mailer_maybe_duplicated
 from shared.reference import campaign_updates, campaigns
 from shared.states import SignatureStatus
 
@@ -103,6 +104,11 @@ def signatures_per_hour(
     confirmed = _per_hour(conn, slug, signatures.c.confirmed_at, first)
     starts = [first + timedelta(hours=i) for i in range(hours)]
     return [Hour(s, signed.get(s, 0), confirmed.get(s, 0)) for s in starts]
+
+
+def maybe_duplicated(conn: Connection, slug: str) -> int:
+    """The campaign's emails handed to the server more than once (the recipient may have two)."""
+    return mailer_maybe_duplicated(conn, campaign=slug)
 
 
 def letters_by_state(conn: Connection, slug: str) -> dict[str, int]:
