@@ -19,6 +19,7 @@ import signal
 import threading
 import time
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
@@ -49,6 +50,11 @@ class CatchingHandler:
         self.refuse_meant_for: set[str] = set()
         # Answer MAIL FROM with this code (e.g. 530: "authentication required"), for every message.
         self.refuse_mail_from: int | None = None
+        # Refuse these recipients at RCPT (550 5.1.1), the others are taken.
+        self.refuse_recipients: set[str] = set()
+        # Called (in a worker thread, so it may block) with each message once it is stored and
+        # before the server answers: a test does something "while the server takes it".
+        self.on_message: Callable[[Caught], object] | None = None
         # Take ``stall_seconds`` to answer the final dot of the next ``stall_messages`` messages,
         # as busy, greylisting or tarpitting servers do: storing the message first and answering
         # later (``stall_stores_first``, as Postfix queues it), or answering and storing it only
@@ -56,6 +62,9 @@ class CatchingHandler:
         self.stall_seconds = 0.0
         self.stall_messages = 0
         self.stall_stores_first = False
+        # Stalls the client waited out, and stalls it gave up on (it hung up before the answer).
+        self.stalls_waited = 0
+        self.stalls_abandoned = 0
         # Take the next N messages, then drop the connection before answering: the client cannot
         # know the server has them (a crash or network loss at the worst moment).
         self.drop_after_taking = 0
@@ -104,6 +113,8 @@ class CatchingHandler:
     ) -> str:
         if self.refuse_code:
             return f"{self.refuse_code} Recipient refused (test)"
+        if address.lower() in {a.lower() for a in self.refuse_recipients}:
+            return "550 5.1.1 Mailbox unavailable (test)"
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
@@ -117,7 +128,9 @@ class CatchingHandler:
         if stall and not self.stall_stores_first:
             await asyncio.sleep(stall)
             if server.transport is None or server.transport.is_closing():
+                self.stalls_abandoned += 1
                 return "451 4.4.2 Client went away (test)"  # nobody hears it; nothing kept
+            self.stalls_waited += 1
             stall = 0.0
         content = envelope.content or b""
         data = content.encode() if isinstance(content, str) else bytes(content)
@@ -133,11 +146,17 @@ class CatchingHandler:
         if self.directory:
             stamp = time.strftime("%Y%m%dT%H%M%S")
             (self.directory / f"{stamp}-{index:06d}.eml").write_bytes(caught.data)
+        if self.on_message is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self.on_message, caught)
         if self.drop_after_taking and server.transport is not None:
             self.drop_after_taking -= 1
             server.transport.close()
         if stall:  # stored: the client may give up waiting, but the message is kept
             await asyncio.sleep(stall)
+            if server.transport is None or server.transport.is_closing():
+                self.stalls_abandoned += 1
+            else:
+                self.stalls_waited += 1
         return "250 Message accepted"
 
     def wait_for(self, count: int, timeout: float = 30.0) -> list[Caught]:

@@ -22,6 +22,7 @@ from services.updates import handlers as updates
 from services.updates.models import erased_supporters as updates_erased
 from shared.handling import Dispatcher, Erasure
 from shared.messages import Envelope, SignatureConfirmed, SupporterErasureRequested
+from shared.smtp import SmtpSender
 from shared.supporters import supporter_key
 from tests.integration.mailer_helpers import MP, count, dearmp, resolved_event
 from tests.support import confirm_email, make_signature, post_signatures, wait_until
@@ -94,11 +95,7 @@ def test_erase_removes_a_supporter_everywhere_and_says_what_it_removed(
         assert all(part.endswith(" 0") for part in line.split("removed ")[1].split(", ")), line
 
 
-def test_a_letter_in_flight_for_an_erased_supporter_is_not_sent(engine, settings) -> None:
-    class Refuse:
-        def send(self, *_: object, **__: object) -> None:
-            raise AssertionError("nothing may be sent")
-
+def test_a_letter_in_flight_for_an_erased_supporter_is_not_sent(engine, settings, mail) -> None:
     event = resolved_event()
     with engine.begin() as conn:
         conn.execute(
@@ -108,37 +105,39 @@ def test_a_letter_in_flight_for_an_erased_supporter_is_not_sent(engine, settings
             )
         )
     envelope = Envelope.wrap(event, correlation_id=event.signature_id)
-    mailer_with(engine, settings, Refuse())(envelope)
+    mailer_with(engine, settings, SmtpSender(mail.url))(envelope)
+    assert mail.messages == []  # nothing reached the server
     assert count(engine, "SELECT count(*) FROM letters") == 0
     assert count(engine, "SELECT count(*) FROM inbox WHERE consumer = 'mailer'") == 1
 
 
-def test_an_erasure_that_commits_during_the_claim_still_leaves_nothing(engine, settings) -> None:
+def test_an_erasure_that_commits_during_the_claim_still_leaves_nothing(
+    engine, settings, mail
+) -> None:
     """The race the claim cannot see: the erasure commits while the letter's claim is in
     flight, so its scrub misses the new row. Recording the send finds the supporter erased and
     scrubs the row itself; the copy is not sent."""
     event = resolved_event(comment="My niece came here alone.")
     key = supporter_key(settings.secret_key, event.supporter.email)
-    sent: list[str] = []
 
-    class EraseWhileSending:
-        """Takes the letter, and meanwhile the erasure (remember + scrub) commits."""
+    def erase_while_the_server_takes_it(_caught: object) -> None:
+        """The real server has the letter; before it answers, the erasure (remember + scrub)
+        commits."""
+        from services.mailer.retention import erase_supporter
 
-        def send(self, message: object, **_: object) -> None:
-            sent.append(str(message["Message-ID"]))  # type: ignore[index]
-            from services.mailer.retention import erase_supporter
-
-            with engine.begin() as conn:
-                erase_supporter(conn, key, datetime.now(UTC))
-                # ...as if the claim had not yet committed when the scrub ran:
-                conn.execute(
-                    letters.update().values(
-                        body=event.supporter.comment, supporter_key=key, scrubbed_at=None
-                    )
+        with engine.begin() as conn:
+            erase_supporter(conn, key, datetime.now(UTC))
+            # ...as if the claim had not yet committed when the scrub ran:
+            conn.execute(
+                letters.update().values(
+                    body=event.supporter.comment, supporter_key=key, scrubbed_at=None
                 )
+            )
 
+    mail.handler.on_message = erase_while_the_server_takes_it
     envelope = Envelope.wrap(event, correlation_id=event.signature_id)
-    mailer_with(engine, settings, EraseWhileSending())(envelope)
+    mailer_with(engine, settings, SmtpSender(mail.url))(envelope)
+    sent = [str(c.message["Message-ID"]) for c in mail.messages]
     assert [m.split(".")[0] for m in sent] == ["<letter"]  # the copy was not sent
     with engine.connect() as conn:
         rows = {r.purpose: r for r in conn.execute(sa.select(letters))}
