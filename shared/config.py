@@ -92,6 +92,9 @@ class Settings(BaseSettings):
 
     # Workers serve /healthz, /readyz and /metrics here (0 = pick a free port).
     metrics_port: int = 9100
+    # Where the relay and workers listen for /healthz, /readyz and /metrics: this machine only,
+    # unless a scraper elsewhere needs them (0.0.0.0 in containers).
+    metrics_host: str = "127.0.0.1"
     relay_batch_size: int = 500
     outbox_retention_days: int = 7  # sent events (which carry personal data) are deleted after
     relay_idle_sleep: float = 0.05

@@ -25,7 +25,9 @@ def run_checks(checks: dict[str, Check]) -> tuple[bool, dict[str, str]]:
     return ok, results
 
 
-def serve_health(port: int, checks: dict[str, Check], host: str = "0.0.0.0") -> ThreadingHTTPServer:
+def serve_health(
+    port: int, checks: dict[str, Check], host: str = "127.0.0.1"
+) -> ThreadingHTTPServer:
     class HealthHandler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
             if self.path == "/healthz":

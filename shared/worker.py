@@ -81,6 +81,7 @@ def run_worker(
     server = serve_health(
         settings.metrics_port,
         {"database": lambda: check_database(engine), "broker": broker_check(settings.amqp_url)},
+        host=settings.metrics_host,
     )
     log.info(
         "worker started",

@@ -20,6 +20,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from services.intake import admin, api, pages, unsubscribe
 from services.intake.db import IntakeDb
+from services.intake.headers import SecurityHeaders
+from services.intake.limits import BodyLimit
 from shared.config import Settings
 from shared.health import run_checks
 from shared.logging import bound_context, get_logger
@@ -97,6 +99,8 @@ def create_app(settings: Settings, engine: Engine, ready_checks: dict | None = N
         return pages.page(request, "not_found.html", 404)
 
     app.add_middleware(RequestContext)
+    app.add_middleware(BodyLimit)
+    app.add_middleware(SecurityHeaders)  # outermost: the 413 carries the headers too
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:

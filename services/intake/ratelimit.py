@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import random
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -29,7 +30,26 @@ class Limit:
         return cls(int(count), int(seconds or 60))
 
 
+def client_bucket(address: str) -> str:
+    """The unit a client is counted in: its IPv4 address, or its IPv6 /64 (a home or a phone is
+    given a whole /64 and may use any address in it, so counting single IPv6 addresses would let
+    one client through the limit as millions)."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)
+
+
 def limit_key(secret: str, kind: str, value: str) -> str:
+    """The counter's key: an HMAC of ``value`` (a client, counted by ``client_bucket`` when
+    ``kind`` names an address, or a normalised email)."""
+    if kind.endswith("ip"):
+        value = client_bucket(value)
     digest = hmac.new(secret.encode(), f"{kind}:{value}".encode(), hashlib.sha256).hexdigest()
     return f"{kind}:{digest[:40]}"
 

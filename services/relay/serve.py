@@ -35,6 +35,7 @@ def serve(settings: Settings, threads: int = 1) -> None:
     server = serve_health(
         settings.metrics_port,
         {"database": lambda: check_database(engine), "broker": broker_check(settings.amqp_url)},
+        host=settings.metrics_host,
     )
     relays = [
         Relay(

@@ -72,3 +72,27 @@ def test_the_readme_documents_every_setting_with_its_default() -> None:
         assert rows[variable] == str(default), (
             f"{variable}: README {rows[variable]!r}, code {default!r}"
         )
+
+
+def test_rate_limits_count_an_ipv6_client_by_its_64() -> None:
+    from services.intake.ratelimit import client_bucket, limit_key
+
+    assert client_bucket("2001:db8:1:2:aaaa::1") == client_bucket("2001:db8:1:2:ffff::9")
+    assert client_bucket("2001:db8:1:2::1") == "2001:db8:1:2::/64"
+    assert client_bucket("2001:db8:1:3::1") != client_bucket("2001:db8:1:2::1")
+    assert client_bucket("::ffff:192.0.2.7") == "192.0.2.7" == client_bucket("192.0.2.7")
+    assert client_bucket("unknown") == "unknown"
+    assert limit_key("k", "ip", "2001:db8:1:2::1") == limit_key("k", "ip", "2001:db8:1:2::2")
+    assert limit_key("k", "email", "a@b.org") != limit_key("k", "email", "c@b.org")
+
+
+def test_workers_serve_health_on_this_machine_only_by_default() -> None:
+    from shared.config import Settings
+    from shared.health import serve_health
+
+    assert Settings().metrics_host == "127.0.0.1"
+    server = serve_health(0, {})
+    try:
+        assert server.server_address[0] == "127.0.0.1"
+    finally:
+        server.shutdown()

@@ -1,0 +1,72 @@
+"""What every intake response carries (security headers), HEAD wherever GET works, and the cap
+on request bodies; in-process against real Postgres."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+
+from services.intake.app import create_app
+from shared.config import Settings
+from tests.support import make_signature
+
+CAMPAIGN = "guardians-for-children"
+PAGES = [
+    "/",
+    f"/c/{CAMPAIGN}",
+    f"/c/{CAMPAIGN}.json",
+    f"/api/v1/campaigns/{CAMPAIGN}",
+    "/no-such-page",
+    "/admin/login",
+    "/healthz",
+]
+
+
+def client_for(settings: Settings, engine: sa.Engine) -> TestClient:
+    return TestClient(create_app(settings, engine), raise_server_exceptions=False)
+
+
+def test_every_response_carries_the_security_headers(settings, engine) -> None:
+    client = client_for(settings, engine)
+    for path in PAGES:
+        response = client.get(path)
+        assert response.status_code in (200, 404), (path, response.status_code)
+        csp = response.headers["content-security-policy"]
+        assert "frame-ancestors 'none'" in csp and "default-src 'self'" in csp, path
+        assert "script-src 'self'" in csp and "unsafe-inline" not in csp.split("script-src")[1]
+        assert response.headers["x-content-type-options"] == "nosniff", path
+        assert response.headers["referrer-policy"] == "no-referrer", path
+        assert response.headers["x-frame-options"] == "DENY", path
+
+
+def test_head_works_wherever_get_does(settings, engine) -> None:
+    client = client_for(settings, engine)
+    for path in PAGES:
+        got, head = client.get(path), client.head(path)
+        assert head.status_code == got.status_code, path
+        assert head.content == b"", path
+        assert head.headers.get("content-length") == got.headers.get("content-length"), path
+
+
+def test_a_body_over_the_cap_gets_413_a_page_for_the_form_and_json_for_the_api(
+    settings, engine
+) -> None:
+    client = client_for(settings, engine)
+    huge = "x" * (70 * 1024)
+    form = client.post(f"/c/{CAMPAIGN}/sign", data={"first_name": huge})
+    assert form.status_code == 413
+    assert form.headers["content-type"].startswith("text/html")
+    assert "Too much was sent" in form.text and "{" not in form.text
+    api = client.post(
+        f"/api/v1/campaigns/{CAMPAIGN}/signatures", json={**make_signature(), "comment": huge}
+    )
+    assert api.status_code == 413
+    assert api.json()["detail"].startswith("The request body is too large")
+    assert api.headers["content-security-policy"]  # the refusal carries the headers too
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM signatures")).scalar_one() == 0
+    # Under the cap, the same request is simply checked (and this one is accepted).
+    assert (
+        client.post(f"/api/v1/campaigns/{CAMPAIGN}/signatures", json=make_signature()).status_code
+        == 202
+    )
