@@ -97,6 +97,11 @@ LINE_MESSAGES = {
 }
 EMAIL_REQUIRED = N_("Enter your email address")
 EMAIL_FORMAT = N_("Enter an email address in the correct format, like name@example.com")
+# Mail servers that do not offer SMTPUTF8 cannot take such an address: refused here, with a reason,
+# rather than accepted and never delivered.
+EMAIL_ASCII = N_(
+    "Your email address can only have letters a to z, numbers and symbols like . _ - + before the @"
+)
 POSTCODE_REQUIRED = N_("Enter your postcode")
 POSTCODE_FORMAT = N_("Enter a real postcode, like SW1A 1AA")
 # Valid postcodes with no MP at Westminster, keyed by BFPO or by postcode area (see
@@ -253,9 +258,13 @@ def check_signature(
         errors["email"] = EMAIL_REQUIRED
     else:
         try:
-            email = validate_email(email, check_deliverability=False).normalized
+            # ASCII only (no SMTPUTF8); an international domain is kept in its ASCII form
+            # (xn--…), so it is stored, compared and sent the same way everywhere.
+            checked = validate_email(email, check_deliverability=False, allow_smtputf8=False)
+            email = checked.ascii_email or checked.normalized
         except EmailNotValidError:
-            errors["email"] = EMAIL_FORMAT
+            local = email.rpartition("@")[0]
+            errors["email"] = EMAIL_ASCII if not local.isascii() else EMAIL_FORMAT
     line1 = _single_line(
         errors,
         "address_line1",

@@ -197,3 +197,26 @@ def test_the_home_page_lists_the_open_campaigns_with_their_counts(settings, engi
     assert "home-secretary-support" not in html and closed.title not in html
     welsh = client.get("/?lang=cy").text
     assert "Ymgyrchoedd" in welsh and 'href="/c/guardians-for-children"' in welsh
+
+
+def test_an_email_no_mail_server_could_take_is_refused_and_an_idn_kept_in_ascii(
+    settings, engine
+) -> None:
+    """An address with a non-ASCII local part needs SMTPUTF8, which many servers lack: refused
+    with a reason (it used to be accepted, then dead-lettered, and the supporter waited for ever).
+    An international domain is stored in its ASCII form, as it is sent and compared."""
+    client = client_for(settings, engine)
+    refused = client.post(URL, json=make_signature(email="jö.bloggs@example.org"))
+    assert refused.status_code == 422
+    assert refused.json()["errors"] == [
+        {
+            "field": "email",
+            "message": "Your email address can only have letters a to z, numbers and symbols "
+            "like . _ - + before the @",
+        }
+    ]
+    assert count(engine, "SELECT count(*) FROM signatures") == 0
+    assert client.post(URL, json=make_signature(email="jo@bücher.example")).status_code == 202
+    with engine.connect() as conn:
+        stored = conn.execute(sa.text("SELECT email, email_normalised FROM signatures")).one()
+    assert tuple(stored) == ("jo@xn--bcher-kva.example", "jo@xn--bcher-kva.example")
