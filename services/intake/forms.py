@@ -12,6 +12,7 @@ limit, change the messages that state it (tests/integration/test_i18n.py checks 
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +27,19 @@ ADDRESS_MAX = 200
 COMMENT_MAX = 1500
 LETTER_MAX = 5000
 URL_RE = re.compile(r"(https?://|www\.|\b[a-z0-9-]+\.(com|net|org|uk|io|ru|info|xyz)\b)", re.I)
+# Any other hostname: labels joined by dots, ending in a common top-level domain (any case), or
+# written in lower case throughout ("evil.example", "bit.ly"). "St.Albans" (no space) passes.
+COMMON_TLDS = (
+    "com|net|org|uk|io|ru|info|xyz|biz|co|me|app|dev|online|site|top|shop|ly|gl|to|tk|ml|ga|cf|"
+    "gq|cn|de|fr|eu|us|ca|au|in|link|click|live|club|vip|ws|cc|tv|su|pw|icu|gov|edu|mp"
+)
+HOSTNAME_RE = re.compile(
+    rf"(?<![\w.])(?:[a-z0-9-]+\.)+(?:(?i:{COMMON_TLDS})|[a-z]{{2,}})(?![\w.])|"
+    rf"(?<![\w.])(?i:[a-z0-9-]+\.)+(?i:{COMMON_TLDS})(?![\w.])"
+)
+# What an email address or markup is made of; a slash only between digits (a flat: "2/1").
+SYMBOLS_RE = re.compile(r"[@<>]|(?<!\d)/|/(?!\d)")
+NAME_SYMBOLS_RE = re.compile(r"[@<>/]")
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 LINE_BREAK_RE = re.compile(r"[\r\n\u2028\u2029\x85]")
 CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -56,6 +70,8 @@ class LineMessages:
     too_long: str
     formula: str
     web_address: str
+    symbols: str
+    hidden: str
 
 
 LINE_MESSAGES = {
@@ -65,6 +81,8 @@ LINE_MESSAGES = {
         too_long=N_("Your first name must be 100 characters or fewer"),  # NAME_MAX
         formula=N_("Your first name cannot start with = + - or @"),
         web_address=N_("Your first name cannot contain a web address"),
+        symbols=N_("Your first name cannot contain @ < > or /"),
+        hidden=N_("Your first name cannot contain hidden or special characters"),
     ),
     "last_name": LineMessages(
         required=N_("Enter your last name"),
@@ -72,6 +90,8 @@ LINE_MESSAGES = {
         too_long=N_("Your last name must be 100 characters or fewer"),  # NAME_MAX
         formula=N_("Your last name cannot start with = + - or @"),
         web_address=N_("Your last name cannot contain a web address"),
+        symbols=N_("Your last name cannot contain @ < > or /"),
+        hidden=N_("Your last name cannot contain hidden or special characters"),
     ),
     "address_line1": LineMessages(
         required=N_("Enter your first address line"),
@@ -79,6 +99,8 @@ LINE_MESSAGES = {
         too_long=N_("Your first address line must be 200 characters or fewer"),  # ADDRESS_MAX
         formula=N_("Your first address line cannot start with = + - or @"),
         web_address=N_("Your first address line cannot contain a web address"),
+        symbols=N_("Your first address line cannot contain @ < > or / (except between numbers, like 2/1)"),
+        hidden=N_("Your first address line cannot contain hidden or special characters"),
     ),
     "address_line2": LineMessages(
         required=None,
@@ -86,6 +108,8 @@ LINE_MESSAGES = {
         too_long=N_("Your second address line must be 200 characters or fewer"),  # ADDRESS_MAX
         formula=N_("Your second address line cannot start with = + - or @"),
         web_address=N_("Your second address line cannot contain a web address"),
+        symbols=N_("Your second address line cannot contain @ < > or / (except between numbers, like 2/1)"),
+        hidden=N_("Your second address line cannot contain hidden or special characters"),
     ),
     "town": LineMessages(
         required=N_("Enter your town or city"),
@@ -93,6 +117,8 @@ LINE_MESSAGES = {
         too_long=N_("Your town or city must be 200 characters or fewer"),  # ADDRESS_MAX
         formula=N_("Your town or city cannot start with = + - or @"),
         web_address=N_("Your town or city cannot contain a web address"),
+        symbols=N_("Your town or city cannot contain @ < > or /"),
+        hidden=N_("Your town or city cannot contain hidden or special characters"),
     ),
 }
 EMAIL_REQUIRED = N_("Enter your email address")
@@ -149,6 +175,13 @@ def _text(value: Any) -> str:
     return CONTROL_RE.sub("", str(value or "")).strip()
 
 
+def hidden_characters(value: str) -> bool:
+    """Characters that change how text reads without being seen: format controls (bidi
+    overrides, zero-width joiners, tags), private-use and unassigned code points, surrogates.
+    This is how look-alike or reversed text gets into an email sent from our domain."""
+    return any(unicodedata.category(c) in ("Cf", "Co", "Cn", "Cs") for c in value)
+
+
 def _single_line(
     errors: dict[str, str],
     name: str,
@@ -169,8 +202,12 @@ def _single_line(
         errors[name] = says.too_long
     elif value.startswith(FORMULA_PREFIXES):
         errors[name] = says.formula
-    elif not allow_urls and URL_RE.search(value):
+    elif hidden_characters(value):
+        errors[name] = says.hidden
+    elif not allow_urls and (URL_RE.search(value) or HOSTNAME_RE.search(value)):
         errors[name] = says.web_address
+    elif not allow_urls and (NAME_SYMBOLS_RE if "name" in name else SYMBOLS_RE).search(value):
+        errors[name] = says.symbols
     return value
 
 

@@ -220,3 +220,28 @@ def test_an_email_no_mail_server_could_take_is_refused_and_an_idn_kept_in_ascii(
     with engine.connect() as conn:
         stored = conn.execute(sa.text("SELECT email, email_normalised FROM signatures")).one()
     assert tuple(stored) == ("jo@xn--bcher-kva.example", "jo@xn--bcher-kva.example")
+
+
+def test_names_and_addresses_refuse_what_reads_as_an_address_or_hides_text(
+    settings, engine
+) -> None:
+    """What phishing text needs to ride in an email from our domain: a hostname, an email
+    address or markup, or characters that reorder or hide text. Each is refused beside its field,
+    and nothing is stored; ordinary names and addresses (a flat "2/1", "St.Albans") pass."""
+    client = client_for(settings, engine)
+    refused = {
+        "first_name": ["Visit evil.example", "bit.ly", "Jo@home", "<b>Jo</b>", "Jo\u202eevil"],
+        "last_name": ["PAYPAL.CO", "Bloggs/Smith", "Blo\u200bggs", "Bloggs\U000e0041"],
+        "address_line1": ["1 evil.example Road", "10 <Street>", "a/b Road", "1 High St\ue000"],
+        "town": ["Aldershot.com", "Town@", "Alder/shot"],
+    }
+    for field, values in refused.items():
+        for value in values:
+            response = client.post(URL, json={**make_signature(), field: value})
+            assert response.status_code == 422, (field, value, response.text)
+            assert [e["field"] for e in response.json()["errors"]] == [field], (field, value)
+    assert count(engine, "SELECT count(*) FROM signatures") == 0
+    fine = make_signature(
+        first_name="Siân", last_name="O'Brien-Jones", address_line1="Flat 2/1, 12 St.Albans Rd"
+    )
+    assert client.post(URL, json=fine).status_code == 202
