@@ -158,11 +158,23 @@ def _set_text(msg: EmailMessage, text: str, subtype: str = "plain") -> None:
     msg.set_payload(payload)
 
 
-def one_line(value: str, limit: int = 200) -> str:
+HEADER_TEXT_MAX = 200
+
+
+def one_line(value: str, limit: int = HEADER_TEXT_MAX) -> str:
     """A single line of text, safe in a header: no control characters, and no literal RFC 2047
     encoded words (which a mail client would decode, CR/LF and all)."""
     text = _CONTROL.sub(" ", value or "").replace("=?", "= ?").replace("?=", "? =")
     return text.strip()[:limit]
+
+
+VIA = " via Dear MP"
+
+
+def via_name(name: str) -> str:
+    """"<name> via Dear MP" as a From name: the name shortened, never the " via Dear MP" (which
+    tells the reader the supporter did not send it from their own mailbox), however long."""
+    return one_line(name, HEADER_TEXT_MAX - len(VIA)) + VIA
 
 
 def build_message(

@@ -26,7 +26,7 @@ from markupsafe import Markup
 
 from shared.campaigns import MESSAGE_BLOCK, Campaign
 from shared.config import Settings
-from shared.mail import build_message
+from shared.mail import build_message, via_name
 from shared.messages import Supporter, Target
 
 _templates = jinja2.Environment(
@@ -134,7 +134,7 @@ def letter(
     """To the target, in the supporter's name: never From the supporter's address (DMARC)."""
     rendered = rendered or render_letter(campaign, supporter, target)
     return build_message(
-        from_name=f"{supporter.full_name} via Dear MP",
+        from_name=via_name(supporter.full_name),
         from_addr=f"letters@{settings.mail_domain}",
         to_name=target.name,
         to_addr=target.email or "",

@@ -116,3 +116,12 @@ def test_fast_header_writing_matches_the_email_package(seed: int) -> None:
             assert back.addresses == again.addresses
             assert fast.count("\r\n") == 1 or fast == package
             assert all(len(line) <= 78 for line in fast.split("\r\n")) or fast == package
+
+
+def test_the_from_name_keeps_via_dear_mp_however_long_the_name() -> None:
+    from shared.mail import HEADER_TEXT_MAX, via_name
+
+    assert via_name("Jo Bloggs") == "Jo Bloggs via Dear MP"
+    longest = via_name("A" * 100 + " " + "B" * 100)  # the longest names the form takes
+    assert longest.endswith(" via Dear MP") and len(longest) == HEADER_TEXT_MAX
+    assert "\n" not in via_name("Jo\r\nBcc: x@example.org")
