@@ -8,20 +8,19 @@ from functools import lru_cache
 
 import jinja2
 import sqlalchemy as sa
-from markdown_it import MarkdownIt
 from sqlalchemy.engine import Connection
 
 from services.intake.forms import normalise_letter
 from shared.campaigns import MESSAGE_BLOCK, Campaign, template_env
+from shared.markdown import render_markdown
 from shared.reference import campaign_updates
-
-# CommonMark without raw HTML: staff write markdown, nobody can inject a script.
-_markdown = MarkdownIt("commonmark", {"html": False, "linkify": False})
 
 
 @lru_cache(maxsize=256)
-def markdown(text: str) -> str:
-    return _markdown.render(text or "")
+def markdown(text: str, below: int = 0) -> str:
+    """HTML for staff-written markdown. ``below``: the heading level the text sits under, so
+    its headings keep the page's order (in an update under an ``h3``, ``#`` becomes ``h4``)."""
+    return render_markdown(text, below)
 
 
 @dataclass(frozen=True)
@@ -106,4 +105,5 @@ def updates_for(conn: Connection, slug: str) -> list[Update]:
         .where(campaign_updates.c.campaign == slug)
         .order_by(campaign_updates.c.number.desc())
     ).all()
-    return [Update(r.number, r.title, markdown(r.body), r.published_at) for r in rows]
+    # On the page each update's title is an h3 (campaign.html): its own headings go below it.
+    return [Update(r.number, r.title, markdown(r.body, 3), r.published_at) for r in rows]

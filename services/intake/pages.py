@@ -104,7 +104,7 @@ def render_campaign(
         settings.secret_key,
         status,
         campaign=campaign,
-        story_html=markdown(campaign.story),
+        story_html=markdown(campaign.story, 1),  # below the campaign's h1
         letter=letter_preview(campaign),
         letter_default=default_letter(campaign),  # None: the letter is not editable
         total=campaign_counts(engine, campaign.slug).total,

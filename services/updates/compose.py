@@ -23,15 +23,14 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import jinja2
-from markdown_it import MarkdownIt
 from markupsafe import Markup
 
 from shared.config import Settings
 from shared.mail import build_message
+from shared.markdown import render_markdown
 from shared.unsubscribe import make_unsubscribe_token, unsubscribe_mailto, unsubscribe_url
 
 FROM_NAME = "Dear MP"
-_markdown = MarkdownIt("commonmark", {"html": False, "linkify": False})
 _templates = jinja2.Environment(
     loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
     undefined=jinja2.StrictUndefined,
@@ -89,7 +88,7 @@ class UpdateMail:
             "number": content.number,
             "title": content.title,
             "body": content.body.strip(),
-            "body_html": Markup(_markdown.render(content.body)),
+            "body_html": Markup(render_markdown(content.body, 1)),  # below the email's h1
         }
         self._text = _templates.get_template("update.txt").render(context)
         self._html = _templates.get_template("update.html").render(context)

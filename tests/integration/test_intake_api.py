@@ -245,3 +245,21 @@ def test_names_and_addresses_refuse_what_reads_as_an_address_or_hides_text(
         first_name="Siân", last_name="O'Brien-Jones", address_line1="Flat 2/1, 12 St.Albans Rd"
     )
     assert client.post(URL, json=fine).status_code == 202
+
+
+def test_an_updates_headings_stay_below_its_title(settings, engine) -> None:
+    """A "#" in an update renders below the update's own heading (an h3 on the campaign page),
+    never as a second h1, so the page's heading order holds for screen readers."""
+    from services.intake.admin.publishing import publish_update
+
+    with engine.begin() as conn:
+        publish_update(
+            conn,
+            "guardians-for-children",
+            "Big news",
+            "# We met the minister\n\n## Next",
+            email_subscribers=False,
+        )
+    page = client_for(settings, engine).get("/c/guardians-for-children").text
+    assert page.count("<h1") == 1
+    assert "<h4>We met the minister</h4>" in page and "<h5>Next</h5>" in page

@@ -80,7 +80,7 @@ def _compose(
                 request, engine, settings, slug, 400, draft=draft, errors={"title": str(exc)}
             )
         return RedirectResponse(f"/admin/c/{slug}?published={number}#updates", status_code=303)
-    preview = markdown(body)
+    preview = markdown(body, 3)  # under the update's h3, as on the campaign page
     notice = None
     if action == "test":
         notice = send_test(engine, settings, slug, member, title, body)
@@ -106,7 +106,7 @@ def send_test(
         to_addr=member.email,
         subject=f"[Test] {heading}",
         text=f"{intro}\n\n{heading}\n\n{body}\n",
-        html=f"<p><em>{escape(intro)}</em></p>\n<h1>{escape(heading)}</h1>\n{markdown(body)}",
+        html=f"<p><em>{escape(intro)}</em></p>\n<h1>{escape(heading)}</h1>\n{markdown(body, 1)}",
         message_id=make_msgid("update-test", domain=settings.mail_domain),
     )
     to = delivery_recipients(
