@@ -20,6 +20,7 @@ from services.intake.models import signatures
 from services.intake.signing import Outcome, confirm_signature, submit_signature
 from shared.campaigns import Campaign, get_campaign, open_campaigns
 from shared.reasons import REASONS
+from shared.states import SignatureStatus
 from shared.tokens import InvalidToken, read_token
 
 router = APIRouter(include_in_schema=False)
@@ -257,6 +258,13 @@ def _confirm(
     return RedirectResponse(f"/thanks/{token}", status_code=303)
 
 
+THANKS_REFRESHES = 12  # a minute at one look every 5 s
+
+
+def _int(value: str | None) -> int:
+    return int(value) if value and value.isdigit() and len(value) < 4 else 0
+
+
 @router.get("/thanks/{token}", response_class=HTMLResponse)
 def thanks(token: str, request: Request, engine: Engine, settings: Settings) -> HTMLResponse:
     found = _signature_from(token, settings.secret_key)
@@ -276,12 +284,23 @@ def thanks(token: str, request: Request, engine: Engine, settings: Settings) -> 
     if row is None or campaign is None:
         return page(request, "confirm_invalid.html", 400, reason="invalid")
     share_url = f"{settings.base_url}/c/{campaign.slug}"
+    # While the letter is on its way the page looks again every 5 s, for a minute: then it says
+    # the letter is taking longer, and stops (the supporter's copy will tell them it went).
+    waited = min(_int(request.query_params.get("wait")), THANKS_REFRESHES)
+    journey = SignatureStatus(row.status)
+    moving = journey in (SignatureStatus.CONFIRMED, SignatureStatus.RESOLVED)
+    fixed = campaign.target.name if campaign.target.kind == "fixed" else None
     return page(
         request,
         "thanks.html",
         campaign=campaign,
-        journey=row.status,
-        target_name=row.target_name,
+        journey=journey,
+        refresh_url=f"/thanks/{token}?wait={waited + 1}"
+        if moving and waited < THANKS_REFRESHES
+        else None,
+        taking_longer=moving and waited >= THANKS_REFRESHES,
+        fixed_target=fixed,
+        target_name=row.target_name or fixed,
         constituency_name=row.constituency_name,
         reason_message=REASONS.get(row.unresolvable_reason or "", ""),
         share_url=share_url,

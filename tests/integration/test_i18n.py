@@ -625,3 +625,51 @@ def test_templates_have_no_untranslated_text(path: Path) -> None:
     text = re.sub(r"<[^>]*>", " ", text)
     words = set(re.findall(r"[A-Za-z][A-Za-z']*", html.unescape(text)))
     assert words <= NOT_TRANSLATED, f"{path.name}: {sorted(words - NOT_TRANSLATED)}"
+
+
+def test_the_thank_you_page_tells_each_state_truthfully(settings, engine) -> None:
+    """Never "confirmed" for a signature nobody confirmed; a page that stops looking again after
+    a minute and says so; nothing personal once the signature is erased; a fixed target named
+    instead of "your MP"."""
+    from services.intake.handlers import HANDLERS as INTAKE
+    from shared.messages import SupporterErasureRequested
+
+    client = client_for(settings, engine)
+    signed = make_signature(postcode="GU11 1AA")
+    assert client.post(f"/api/v1/campaigns/{SLUG}/signatures", json=signed).status_code == 202
+    with engine.connect() as conn:
+        pending_id = conn.execute(
+            sa.text("SELECT id FROM signatures WHERE email = :e"), {"e": signed["email"]}
+        ).scalar_one()
+    pending = thanks_page(client, make_token(settings.secret_key, "confirm", str(pending_id)), "en")
+    assert "Check your email" in pending and "Your signature is confirmed" not in pending
+    assert 'http-equiv="refresh"' not in pending  # nothing will change until they confirm
+
+    signature_id, token = sign_and_confirm(client, settings, engine)
+    waiting = thanks_page(client, token, "en")
+    assert f'content="5;url=/thanks/{token}?wait=1"' in waiting
+    late = client.get(f"/thanks/{token}?wait=12").text
+    assert 'http-equiv="refresh"' not in late
+    assert "This is taking longer than usual." in late
+    assert (
+        "Cela prend plus de temps que d’habitude."
+        in client.get(f"/thanks/{token}?wait=12", headers={"Accept-Language": "fr"}).text
+    )
+
+    request = Envelope.wrap(SupporterErasureRequested(email=signed["email"].lower()))
+    Dispatcher("intake", engine, INTAKE)(request)
+    erased = thanks_page(client, make_token(settings.secret_key, "confirm", str(pending_id)), "cy")
+    assert "Mae’r llofnod hwn wedi’i ddileu" in erased
+    assert signed["first_name"] not in erased and "Ask others" not in erased
+
+    fixed_slug = "specialist-support-for-child-victims"
+    fixed = make_signature(postcode="GU11 1AA")
+    assert client.post(f"/api/v1/campaigns/{fixed_slug}/signatures", json=fixed).status_code == 202
+    with engine.connect() as conn:
+        fixed_id = conn.execute(
+            sa.text("SELECT id FROM signatures WHERE email = :e"), {"e": fixed["email"]}
+        ).scalar_one()
+    fixed_token = make_token(settings.secret_key, "confirm", str(fixed_id))
+    page = confirm(client, f"/confirm/{fixed_token}").text
+    assert "Your letter is going to The Home Secretary." in page
+    assert "finding your MP" not in page
