@@ -69,6 +69,18 @@ def home(request: Request, engine: Engine) -> HTMLResponse:
     return page(request, "index.html", campaigns=listed)
 
 
+@router.get("/privacy", response_class=HTMLResponse)
+def privacy(request: Request, settings: Settings) -> HTMLResponse:
+    """The default privacy notice (a campaign may link its own with ``privacy_url``)."""
+    return page(request, "privacy.html", retention_days=f"{settings.retention_days:g}")
+
+
+@router.get("/terms", response_class=HTMLResponse)
+def terms(request: Request) -> HTMLResponse:
+    """The default terms (a campaign may link its own with ``terms_url``)."""
+    return page(request, "terms.html")
+
+
 @router.get("/c/{slug}.json")
 def campaign_counts_json(slug: str, engine: Engine) -> Response:
     campaign = _campaign(engine, slug)

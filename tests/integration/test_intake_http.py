@@ -70,3 +70,22 @@ def test_a_body_over_the_cap_gets_413_a_page_for_the_form_and_json_for_the_api(
         client.post(f"/api/v1/campaigns/{CAMPAIGN}/signatures", json=make_signature()).status_code
         == 202
     )
+
+
+def test_the_consent_box_links_a_privacy_notice_and_terms_in_every_language(
+    settings, engine
+) -> None:
+    client = client_for(settings, engine)
+    form = client.get(f"/c/{CAMPAIGN}").text
+    assert 'href="/privacy"' in form and 'href="/terms"' in form
+    headings = {
+        "en": ("Privacy notice", "Terms"),
+        "cy": ("Hysbysiad preifatrwydd", "Telerau"),
+        "fr": ("Avis de confidentialité", "Conditions"),
+    }
+    for lang, (privacy, terms) in headings.items():
+        page = client.get(f"/privacy?lang={lang}")
+        assert page.status_code == 200 and f">{privacy}</h1>" in page.text, lang
+        assert f"{settings.retention_days:g}" in page.text  # the retention it states is ours
+        page = client.get(f"/terms?lang={lang}")
+        assert page.status_code == 200 and f">{terms}</h1>" in page.text, lang
