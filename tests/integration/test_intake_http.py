@@ -19,6 +19,8 @@ PAGES = [
     "/no-such-page",
     "/admin/login",
     "/healthz",
+    "/privacy",
+    "/terms",
 ]
 
 
