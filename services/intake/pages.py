@@ -26,11 +26,19 @@ from shared.tokens import InvalidToken, read_token
 router = APIRouter(include_in_schema=False)
 
 
+def own_path(path: str) -> str:
+    """A path that stays on this site as a link: "//evil.example/x" (the 404 page of a crafted
+    address) would be another site's address to a browser."""
+    if not path.startswith("/") or path.startswith("//") or "\\" in path:
+        return "/"
+    return path
+
+
 def page(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
     locale = i18n.pick_locale(request)
     context.setdefault("errors", {})
     # Language links must lead to a page that answers GET (not to the form's POST address).
-    context.setdefault("lang_path", request.url.path if request.method == "GET" else "")
+    context.setdefault("lang_path", own_path(request.url.path) if request.method == "GET" else "")
     html = i18n.environment(locale).get_template(name).render(request=request, **context)
     response = HTMLResponse(html, status_code=status)
     response.headers["Content-Language"] = locale

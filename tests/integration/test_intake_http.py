@@ -91,3 +91,15 @@ def test_the_consent_box_links_a_privacy_notice_and_terms_in_every_language(
         assert f"{settings.retention_days:g}" in page.text  # the retention it states is ours
         page = client.get(f"/terms?lang={lang}")
         assert page.status_code == 200 and f">{terms}</h1>" in page.text, lang
+
+
+def test_the_404_pages_language_links_stay_on_our_site(settings, engine) -> None:
+    """A crafted address ("//evil.example/…") must not turn the 404 page's language links into
+    links to another site (a browser reads "//host" as that host)."""
+    client = client_for(settings, engine)
+    page = client.get("http://testserver//evil.example/phish")
+    assert page.status_code == 404
+    header = page.text.split("<main", 1)[0]
+    assert 'href="//' not in header and "evil.example" not in header
+    assert 'href="/?lang=cy"' in header
+    assert 'href="/no-such-page?lang=cy"' in client.get("/no-such-page").text
