@@ -110,6 +110,11 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     422: {"model": Problem},
     429: {"model": Problem},
 }
+# Bodies over 64 KiB are refused before they are read (services/intake/limits.py).
+POST_ERRORS: dict[int | str, dict[str, Any]] = {
+    **ERRORS,
+    413: {"model": Problem, "description": "The request body is over 64 KiB"},
+}
 
 
 NO_CAMPAIGN = "There is no campaign with that name"
@@ -172,7 +177,7 @@ def counts(slug: str, engine: Engine) -> CountsOut:
 
 
 @router.post(
-    "/campaigns/{slug}/signatures", status_code=202, response_model=Accepted, responses=ERRORS
+    "/campaigns/{slug}/signatures", status_code=202, response_model=Accepted, responses=POST_ERRORS
 )
 async def sign(slug: str, body: SignatureIn, request: Request):  # type: ignore[no-untyped-def]
     """Sign a campaign. The answer is the same whether or not this email has signed before."""
@@ -196,7 +201,10 @@ _ACCEPTED = Accepted().model_dump()
 
 
 @router.post(
-    "/campaigns/{slug}/help-requests", status_code=202, response_model=Accepted, responses=ERRORS
+    "/campaigns/{slug}/help-requests",
+    status_code=202,
+    response_model=Accepted,
+    responses=POST_ERRORS,
 )
 def help_request(slug: str, body: HelpIn, engine: Engine, settings: Settings, request: Request):  # type: ignore[no-untyped-def]
     """ "Can't sign? Tell us": a message for the campaign's staff."""

@@ -7,9 +7,11 @@ from pathlib import Path
 
 import anyio
 import psycopg
+import swagger_ui_bundle
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from psycopg_pool import PoolTimeout
@@ -73,7 +75,7 @@ def create_app(settings: Settings, engine: Engine, ready_checks: dict | None = N
         title="Dear MP intake",
         version="1",
         openapi_url="/openapi.json",
-        docs_url="/api/docs",
+        docs_url=None,  # served below from the installed swagger-ui-bundle, not a CDN
         redoc_url=None,
     )
     app.state.settings = settings
@@ -87,6 +89,19 @@ def create_app(settings: Settings, engine: Engine, ready_checks: dict | None = N
     app.include_router(unsubscribe.router)
     admin.install(app)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
+    app.mount(
+        "/api/docs/static", StaticFiles(directory=swagger_ui_bundle.swagger_ui_path), name="docs"
+    )
+
+    @app.get("/api/docs", include_in_schema=False)
+    def api_docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="Dear MP intake API",
+            swagger_js_url="/api/docs/static/swagger-ui-bundle.js",
+            swagger_css_url="/api/docs/static/swagger-ui.css",
+            swagger_favicon_url="/api/docs/static/favicon-32x32.png",
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:

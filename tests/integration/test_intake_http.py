@@ -103,3 +103,13 @@ def test_the_404_pages_language_links_stay_on_our_site(settings, engine) -> None
     assert 'href="//' not in header and "evil.example" not in header
     assert 'href="/?lang=cy"' in header
     assert 'href="/no-such-page?lang=cy"' in client.get("/no-such-page").text
+
+
+def test_the_api_docs_come_from_the_installed_package_not_a_cdn(settings, engine) -> None:
+    client = client_for(settings, engine)
+    docs = client.get("/api/docs")
+    assert docs.status_code == 200
+    assert "cdn." not in docs.text and "https://" not in docs.text.split("<body")[0]
+    assert 'src="/api/docs/static/swagger-ui-bundle.js"' in docs.text
+    assert client.get("/api/docs/static/swagger-ui-bundle.js").status_code == 200
+    assert "cdn" not in docs.headers["content-security-policy"]
