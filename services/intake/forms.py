@@ -159,6 +159,10 @@ LETTER_REQUIRED = N_("Enter your letter")
 LETTER_TOO_LONG = N_("Your letter must be 5000 characters or fewer")  # LETTER_MAX
 LETTER_NOT_EDITABLE = N_("This campaign's letter cannot be edited")
 CONSENT_REQUIRED = N_("Tick the box to agree to the terms and privacy notice")
+# The form's parser turns bytes that are not UTF-8 into U+FFFD; the API refuses such a body
+# outright (400). Refused in both, so the same bytes are treated the same way.
+UNREADABLE_MARK = "\ufffd"
+UNREADABLE = N_("Some of what you typed could not be read. Type it again")
 
 
 @dataclass
@@ -337,6 +341,9 @@ def check_signature(
         errors["comment"] = COMMENT_TOO_LONG
     if not _truthy(data.get("consent")):
         errors["consent"] = CONSENT_REQUIRED
+    for name in FIELDS:  # bytes that were not UTF-8: the form's parser made them U+FFFD
+        if UNREADABLE_MARK in str(data.get(name) or ""):
+            errors[name] = UNREADABLE
     if errors:
         return Checked(None, {k: errors[k] for k in FIELDS if k in errors})
     supporter = Supporter(

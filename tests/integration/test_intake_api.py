@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
@@ -263,3 +265,29 @@ def test_an_updates_headings_stay_below_its_title(settings, engine) -> None:
     page = client_for(settings, engine).get("/c/guardians-for-children").text
     assert page.count("<h1") == 1
     assert "<h4>We met the minister</h4>" in page and "<h5>Next</h5>" in page
+
+
+def test_bytes_that_are_not_utf8_are_refused_by_the_form_and_the_api_alike(
+    settings, engine
+) -> None:
+    from urllib.parse import urlencode
+
+    client = client_for(settings, engine)
+    page = client.get("/c/guardians-for-children")
+    fields = {"csrf_token": csrf_token_in(page.text), **make_signature(), "consent": "yes"}
+    fields.pop("first_name")
+    raw = urlencode(fields).encode() + b"&first_name=J%FF%FEo"  # not UTF-8
+    html = client.post(
+        "/c/guardians-for-children/sign",
+        content=raw,
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
+    assert html.status_code == 400 and html.headers["content-type"].startswith("text/html")
+    assert "Some of what you typed could not be read" in html.text
+    body = json.dumps(make_signature()).encode().replace(b'"Jo"', b'"J\xff\xfeo"')
+    api = client.post(URL, content=body, headers={"content-type": "application/json"})
+    assert api.status_code in (400, 422) and api.json()["detail"]
+    replaced = client.post(URL, json=make_signature(first_name="J\ufffdo"))
+    assert replaced.status_code == 422
+    assert replaced.json()["errors"][0]["field"] == "first_name"
+    assert count(engine, "SELECT count(*) FROM signatures") == 0
