@@ -98,6 +98,9 @@ class Campaign(BaseModel):
     privacy_url: str = "/privacy"
     terms_url: str = "/terms"
     open: bool = True
+    # One line the letter ends with, saying how it was sent ("I am sending this through the
+    # ECPAT UK campaign at https://…"): plain text, after the supporter's name and address.
+    disclosure: str = Field(default="", max_length=300, pattern=r"^[^\r\n]*$")
 
     @field_validator("letter")
     @classmethod

@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass
 from email.message import EmailMessage
 from functools import lru_cache
+from html import escape
 from pathlib import Path
 from uuid import UUID
 
@@ -116,9 +117,14 @@ def render_letter(campaign: Campaign, supporter: Supporter, target: Target) -> R
     spec = campaign.letter
     own_words = supporter.letter if spec.editable else ""
     html = _render_campaign(spec.html, True, context, own_words) if spec.html else None
+    text = _render_campaign(spec.body, False, context, own_words)
+    if campaign.disclosure:  # the campaign's own words, as a value: never run as a template
+        text = f"{text.rstrip()}\n\n{campaign.disclosure}\n"
+        if html is not None:
+            html = f"{html.rstrip()}\n<p>{escape(campaign.disclosure)}</p>\n"
     return RenderedLetter(
         subject=_campaign_template(spec.subject, False).render(context),
-        text=_render_campaign(spec.body, False, context, own_words),
+        text=text,
         html=html,
     )
 

@@ -215,3 +215,15 @@ def test_check_signature_carries_the_wording_in_the_supporter() -> None:
         {**data, "letter": "x" * 6000, "first_name": ""}, needs_mp=False, letter_default=DEFAULT
     )
     assert list(too_long.errors) == ["first_name", "letter"]  # in the order of the page
+
+
+def test_the_campaigns_disclosure_line_ends_the_letter_as_words_not_markup() -> None:
+    line = "I am sending this through the <Guardians> campaign at https://example.org/c/g"
+    c = campaign().model_copy(update={"disclosure": line})
+    rendered = compose.render_letter(c, supporter(), TARGET)
+    assert rendered.text.rstrip().endswith(line)
+    assert rendered.html is not None
+    assert "<p>I am sending this through the &lt;Guardians&gt; campaign" in rendered.html
+    assert "<Guardians>" not in rendered.html
+    plain = compose.render_letter(campaign(), supporter(), TARGET)
+    assert line not in plain.text  # no disclosure: nothing added
