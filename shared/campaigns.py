@@ -101,6 +101,8 @@ class Campaign(BaseModel):
     # One line the letter ends with, saying how it was sent ("I am sending this through the
     # ECPAT UK campaign at https://…"): plain text, after the supporter's name and address.
     disclosure: str = Field(default="", max_length=300, pattern=r"^[^\r\n]*$")
+    # What share links and social cards say; the campaign's address follows it. Default: title.
+    share_text: str = Field(default="", max_length=240, pattern=r"^[^\r\n]*$")
 
     @field_validator("letter")
     @classmethod

@@ -19,6 +19,7 @@ from services.intake.helprequests import submit_help_request
 from services.intake.models import signatures
 from services.intake.signing import Outcome, confirm_signature, submit_signature
 from shared.campaigns import Campaign, get_campaign, open_campaigns
+from shared.config import Settings as SettingsModel
 from shared.reasons import REASONS
 from shared.states import SignatureStatus
 from shared.tokens import InvalidToken, read_token
@@ -107,6 +108,13 @@ def campaign_counts_json(slug: str, engine: Engine) -> Response:
     )
 
 
+def share_for(campaign: Campaign, settings: SettingsModel) -> tuple[str, str]:
+    """The campaign's address and what sharing it says (its share text, or its title), with the
+    address after it."""
+    url = f"{settings.base_url}/c/{campaign.slug}"
+    return url, f"{campaign.share_text or campaign.title} {url}"
+
+
 def render_campaign(
     request: Request,
     engine: Engine,
@@ -135,6 +143,7 @@ def render_campaign(
         comment_max=COMMENT_MAX,
         letter_max=LETTER_MAX,
         lang_path=f"/c/{campaign.slug}",
+        **dict(zip(("share_url", "share_text"), share_for(campaign, settings), strict=True)),
     )
 
 
@@ -303,7 +312,7 @@ def thanks(token: str, request: Request, engine: Engine, settings: Settings) -> 
         campaign = get_campaign(conn, row.campaign) if row else None
     if row is None or campaign is None:
         return page(request, "confirm_invalid.html", 400, reason="invalid")
-    share_url = f"{settings.base_url}/c/{campaign.slug}"
+    share_url, share_text = share_for(campaign, settings)
     # While the letter is on its way the page looks again every 5 s, for a minute: then it says
     # the letter is taking longer, and stops (the supporter's copy will tell them it went).
     waited = min(_int(request.query_params.get("wait")), THANKS_REFRESHES)
@@ -324,5 +333,5 @@ def thanks(token: str, request: Request, engine: Engine, settings: Settings) -> 
         constituency_name=row.constituency_name,
         reason_message=REASONS.get(row.unresolvable_reason or "", ""),
         share_url=share_url,
-        share_text=f"{campaign.title} {share_url}",
+        share_text=share_text,
     )

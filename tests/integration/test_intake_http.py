@@ -113,3 +113,23 @@ def test_the_api_docs_come_from_the_installed_package_not_a_cdn(settings, engine
     assert 'src="/api/docs/static/swagger-ui-bundle.js"' in docs.text
     assert client.get("/api/docs/static/swagger-ui-bundle.js").status_code == 200
     assert "cdn" not in docs.headers["content-security-policy"]
+
+
+def test_campaign_pages_carry_share_cards_and_links_before_and_after_signing(
+    settings, engine
+) -> None:
+    from shared.campaigns import get_campaign, save_campaign
+
+    client = client_for(settings, engine)
+    page = client.get(f"/c/{CAMPAIGN}").text
+    url = f"{settings.base_url}/c/{CAMPAIGN}"
+    assert f'<meta property="og:url" content="{url}">' in page
+    assert '<meta name="twitter:card" content="summary">' in page
+    assert "https://wa.me/?text=" in page and "Ask others to sign" in page  # before signing
+    with engine.begin() as conn:
+        found = get_campaign(conn, CAMPAIGN)
+        assert found is not None
+        save_campaign(conn, found.model_copy(update={"share_text": "Write to your MP <today>"}))
+    page = client.get(f"/c/{CAMPAIGN}").text
+    assert f'content="Write to your MP &lt;today&gt; {url}"' in page  # escaped, with the link
+    assert "<today>" not in page
