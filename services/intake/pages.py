@@ -258,12 +258,19 @@ def _signature_from(token: str, secret: str) -> uuid.UUID | str:
 
 
 @router.get("/confirm/{token}", response_class=HTMLResponse)
-def confirm_page(token: str, request: Request, settings: Settings) -> HTMLResponse:
-    """Show a button; only the POST confirms (mail scanners follow links, people press buttons)."""
+def confirm_page(token: str, request: Request, engine: Engine, settings: Settings) -> HTMLResponse:
+    """Show a button; only the POST confirms (mail scanners follow links, people press buttons).
+    A campaign that writes to one fixed target names it: never "your MP"."""
     found = _signature_from(token, settings.secret_key)
     if isinstance(found, str):
         return page(request, "confirm_invalid.html", 400, reason=found)
-    return form_page(request, "confirm.html", settings.secret_key, token=token)
+    with engine.connect() as conn:
+        slug = conn.execute(
+            sa.select(signatures.c.campaign).where(signatures.c.id == found)
+        ).scalar()
+        campaign = get_campaign(conn, slug) if slug else None
+    fixed = campaign.target.name if campaign and campaign.target.kind == "fixed" else None
+    return form_page(request, "confirm.html", settings.secret_key, token=token, fixed_target=fixed)
 
 
 @router.post("/confirm/{token}", response_class=HTMLResponse)

@@ -670,6 +670,9 @@ def test_the_thank_you_page_tells_each_state_truthfully(settings, engine) -> Non
             sa.text("SELECT id FROM signatures WHERE email = :e"), {"e": fixed["email"]}
         ).scalar_one()
     fixed_token = make_token(settings.secret_key, "confirm", str(fixed_id))
+    button = client.get(f"/confirm/{fixed_token}").text
+    assert "We will then send your letter to The Home Secretary." in button
+    assert "find your MP" not in button
     page = confirm(client, f"/confirm/{fixed_token}").text
     assert "Your letter is going to The Home Secretary." in page
     assert "finding your MP" not in page
