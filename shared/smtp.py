@@ -449,8 +449,6 @@ class SendingPause:
 
     def refused(self, reason: str) -> None:
         with self._lock:
-            if reason.startswith("sending paused"):
-                return
             self._length = min(self.longest, self._length * 2 if self._length else self.first)
             self._until = self.clock() + self._length
             self.reason = reason

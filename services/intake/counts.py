@@ -28,13 +28,13 @@ class Counts:
 
 
 # Keyed by database and campaign (one process may serve more than one database: the tests do).
-_cache: dict[tuple[str, str], tuple[float, Counts]] = {}
+_cache: dict[tuple[object, str], tuple[float, Counts]] = {}
 _lock = threading.Lock()
 
 
 def campaign_counts(engine: Engine, slug: str) -> Counts:
     now = time.monotonic()
-    key = (str(engine.url), slug)
+    key = (engine.url, slug)  # a URL is hashable: no rendering on every page
     cached = _cache.get(key)
     if cached and now - cached[0] < TTL:
         return cached[1]

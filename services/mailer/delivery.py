@@ -231,13 +231,16 @@ _RENEW = f"""
      WHERE letters.id = held.id AND letters.lease_owner = held.owner
        AND letters.state = '{LetterState.SENDING}'
 """
-_leases: dict[tuple[str, float], Leases] = {}
+_leases: dict[tuple[Engine, float], Leases] = {}
 _leases_lock = threading.Lock()
 
 
 def leases_for(engine: Engine, seconds: float) -> Leases:
-    """The process's one ``Leases`` for this database."""
-    key = (str(engine.url), seconds)
+    """The process's one ``Leases`` for this engine (asked for every email: no lock once made)."""
+    key = (engine, seconds)
+    found = _leases.get(key)
+    if found is not None:
+        return found
     with _leases_lock:
         if key not in _leases:
             _leases[key] = Leases(engine, seconds)
