@@ -30,6 +30,9 @@ class Event(BaseModel):
     VERSION: ClassVar[int] = 1
 
 
+Language = Literal["en", "cy", "fr"]  # shared.i18n.LANGUAGES
+
+
 class Supporter(BaseModel):
     """What a supporter told us; travels with the signature so each service can do its job."""
 
@@ -43,6 +46,9 @@ class Supporter(BaseModel):
     # Their own wording of an editable letter's message block; "" means the campaign's words.
     letter: str = ""
     opt_in: bool = False
+    # The language they signed in (``shared.i18n.LANGUAGES``): every email to them is in it; the
+    # letter to the target stays in the campaign's.
+    language: Language = "en"
 
     @property
     def full_name(self) -> str:
@@ -93,6 +99,36 @@ class SignatureUnresolvable(Event):
     supporter: Supporter
     reason: str
     message: str
+
+
+class SignatureHeld(Event):
+    """The resolver found the supporter's constituency but cannot send yet (the seat is vacant
+    until a by-election): the letter waits and goes to the new member. Emitted once, when the
+    signature is first held; ``signature.resolved`` follows when it is released."""
+
+    TYPE = "signature.held"
+    signature_id: uuid.UUID
+    campaign: str
+    supporter: Supporter
+    reason: str
+    constituency: Constituency | None = None
+
+
+class SignatureRepeated(Event):
+    """Someone signed a campaign again with the address of a signature that is already
+    confirmed: nothing new is stored or sent to the target; the mailer tells the address's owner
+    where their letter stands. ``signature_id`` is the earlier signature; ``attempt_id`` names
+    this attempt (one email per attempt, within the per-email rate limit); ``supporter`` is what
+    the new attempt typed (only its name, email and language are used)."""
+
+    TYPE = "signature.repeated"
+    signature_id: uuid.UUID
+    attempt_id: uuid.UUID
+    campaign: str
+    supporter: Supporter
+    status: str
+    target_name: str | None = None
+    sent_at: datetime | None = None
 
 
 class LetterSent(Event):
@@ -156,6 +192,8 @@ EVENT_TYPES: dict[tuple[str, int], type[Event]] = {
         SignatureConfirmed,
         SignatureResolved,
         SignatureUnresolvable,
+        SignatureHeld,
+        SignatureRepeated,
         LetterSent,
         LetterFailed,
         SupporterErasureRequested,

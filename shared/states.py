@@ -4,7 +4,8 @@ uses, and that CHECK constraints enforce (migration 0009).
 A signature (intake's ``signatures.status``)::
 
     pending ──confirm──▶ confirmed ──▶ resolved ──▶ sent | failed
-       │                     └──────▶ unresolvable
+       │                     ├──────▶ unresolvable ──signed again──▶ pending
+       │                     └──────▶ held (seat vacant) ──▶ resolved
        └──erased before it was confirmed──▶ erased
 
 A confirmed signature that is erased keeps its status (it still counts; its personal fields are
@@ -23,9 +24,16 @@ class SignatureStatus(StrEnum):
     CONFIRMED = "confirmed"  # confirmed; the target is being found
     RESOLVED = "resolved"  # target found; the letter is on its way
     UNRESOLVABLE = "unresolvable"  # no target for this postcode (the reason is kept)
+    HELD = "held"  # the seat is vacant: the letter waits for the new member
     SENT = "sent"  # the letter reached the target's mail server
     FAILED = "failed"  # the target's mail server refused the letter for good
     ERASED = "erased"  # erased before it was confirmed: never counted
+
+    @classmethod
+    def replaceable(cls) -> frozenset[SignatureStatus]:
+        """Signing again with the same address replaces a signature in these statuses (a fresh
+        confirmation; the old link stops working): nothing has gone to the target."""
+        return frozenset((cls.PENDING, cls.UNRESOLVABLE))
 
     @classmethod
     def counted(cls) -> frozenset[SignatureStatus]:

@@ -19,6 +19,7 @@ BINDINGS: dict[str, tuple[str, ...]] = {
     "intake": (
         m.SignatureResolved.TYPE,
         m.SignatureUnresolvable.TYPE,
+        m.SignatureHeld.TYPE,
         m.LetterSent.TYPE,
         m.LetterFailed.TYPE,
         m.SupporterErasureRequested.TYPE,
@@ -30,6 +31,8 @@ BINDINGS: dict[str, tuple[str, ...]] = {
         m.SignatureConfirmed.TYPE,  # so the reminder is not sent to those who confirmed
         m.SignatureResolved.TYPE,
         m.SignatureUnresolvable.TYPE,
+        m.SignatureHeld.TYPE,
+        m.SignatureRepeated.TYPE,
         m.SupporterErasureRequested.TYPE,
     ),
     "updates": (

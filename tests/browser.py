@@ -169,3 +169,44 @@ def focused_id(driver: Any) -> str:
         },
     )
     return str(answer["result"].get("value") or "")
+
+
+# WCAG 2.0, 2.1 and 2.2, levels A and AA: the rules the pages must pass.
+WCAG_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22a", "wcag22aa"]
+
+
+def axe_violations(driver: Any) -> list[dict[str, Any]]:
+    """axe-core's WCAG 2.2 A/AA violations on the current page (injected through WebDriver,
+    which the pages' CSP does not govern), each as {id, impact, help, targets}."""
+    try:
+        from selenium_axe_python import Axe
+    except ImportError as exc:
+        _unavailable(f"selenium-axe-python is not installed ({exc})")
+        raise
+    axe = Axe(driver)
+    axe.inject()
+    results = axe.run(options={"runOnly": {"type": "tag", "values": WCAG_TAGS}})
+    return [
+        {
+            "id": v["id"],
+            "impact": v["impact"],
+            "help": v["help"],
+            "targets": [node["target"] for node in v["nodes"]][:5],
+        }
+        for v in results["violations"]
+    ]
+
+
+def set_width(driver: Any, width: int) -> None:
+    """Lay pages out as a screen ``width`` CSS pixels wide (a phone below 600)."""
+    driver.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride",
+        {"width": width, "height": HEIGHT, "deviceScaleFactor": 1, "mobile": width < 600},
+    )
+
+
+def overflows(driver: Any) -> bool:
+    """True if the page is wider than the screen (it would scroll sideways)."""
+    return bool(
+        driver.execute_script("return document.documentElement.scrollWidth > window.innerWidth + 1")
+    )

@@ -238,10 +238,16 @@ class System:
         }
 
     def start(self, *names: str) -> System:
-        for name in names or self.services:
-            self.services[name].start()
-        if not names or "intake" in names:
+        # Intake first, and listening before the rest start: the workers' metrics servers take
+        # ephemeral ports, which could otherwise be the one chosen for intake (then a worker's
+        # /healthz would answer for it).
+        wanted = names or tuple(self.services)
+        if "intake" in wanted:
+            self.services["intake"].start()
             wait_http_ok(f"{self.base_url}/healthz", 30)
+        workers = [self.services[name].start() for name in wanted if name != "intake"]
+        for worker in workers:
+            worker.wait_started()
         return self
 
     def stop(self) -> None:

@@ -124,6 +124,11 @@ class ServiceProcess:
         self.proc = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
         return self
 
+    def wait_started(self, timeout: float = 30) -> ServiceProcess:
+        """Until the process logs that it started ("worker started", "relay started")."""
+        wait_until(lambda: 'started"' in self.output(), timeout, 0.1, f"{self.name} to start")
+        return self
+
     @property
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None

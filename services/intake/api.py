@@ -3,7 +3,7 @@ and the same messages; every error is a 4xx with a message."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse
@@ -49,6 +49,13 @@ class SignatureIn(BaseModel):
         ),
     ] = ""
     opt_in: bool = Field(False, description="Keep me updated about this campaign")
+    language: Literal["en", "cy", "fr"] = Field(
+        "en",
+        description=(
+            "The language the supporter used: every email to them (confirmation, reminder, copy, "
+            "notices, update footers) is written in it. The letter keeps the campaign's language."
+        ),
+    )
     consent: bool = Field(description="The supporter agrees to the terms and privacy notice")
 
 
@@ -189,7 +196,9 @@ async def sign(slug: str, body: SignatureIn, request: Request):  # type: ignore[
         raise HTTPException(404, NO_CAMPAIGN)
     if not found.open:
         raise HTTPException(409, CLOSED)
-    result = await submit_signature(db, settings, found, body.model_dump(), client_ip(request))
+    result = await submit_signature(
+        db, settings, found, body.model_dump(), client_ip(request), language=body.language
+    )
     if result.outcome is Outcome.INVALID:
         return _problem(422, "Please correct the highlighted fields", result.errors)
     if result.outcome is Outcome.RATE_LIMITED:

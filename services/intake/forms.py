@@ -20,7 +20,7 @@ from email_validator import EmailNotValidError, validate_email
 
 from shared import postcodes
 from shared.i18n_markers import N_
-from shared.messages import Supporter
+from shared.messages import Language, Supporter
 
 NAME_MAX = 100
 ADDRESS_MAX = 200
@@ -99,7 +99,9 @@ LINE_MESSAGES = {
         too_long=N_("Your first address line must be 200 characters or fewer"),  # ADDRESS_MAX
         formula=N_("Your first address line cannot start with = + - or @"),
         web_address=N_("Your first address line cannot contain a web address"),
-        symbols=N_("Your first address line cannot contain @ < > or / (except between numbers, like 2/1)"),
+        symbols=N_(
+            "Your first address line cannot contain @ < > or / (except between numbers, like 2/1)"
+        ),
         hidden=N_("Your first address line cannot contain hidden or special characters"),
     ),
     "address_line2": LineMessages(
@@ -108,7 +110,9 @@ LINE_MESSAGES = {
         too_long=N_("Your second address line must be 200 characters or fewer"),  # ADDRESS_MAX
         formula=N_("Your second address line cannot start with = + - or @"),
         web_address=N_("Your second address line cannot contain a web address"),
-        symbols=N_("Your second address line cannot contain @ < > or / (except between numbers, like 2/1)"),
+        symbols=N_(
+            "Your second address line cannot contain @ < > or / (except between numbers, like 2/1)"
+        ),
         hidden=N_("Your second address line cannot contain hidden or special characters"),
     ),
     "town": LineMessages(
@@ -274,8 +278,10 @@ def check_signature(
     needs_mp: bool,
     letter_default: str | None = None,
     letter_required: bool = False,
+    language: Language = "en",
 ) -> Checked:
-    """Validate and normalise a signature. ``needs_mp``: the campaign writes to the supporter's MP,
+    """Validate and normalise a signature (``language``: the one it was signed in).
+    ``needs_mp``: the campaign writes to the supporter's MP,
     so the postcode must have one. ``letter_default``: the words of the letter the supporter may
     change (None when the campaign's letter is not editable); ``letter_required``: the field was
     on the form, so it cannot come back empty (the API may leave it out: the default is used)."""
@@ -355,6 +361,7 @@ def check_signature(
         comment=comment,
         letter=letter,
         opt_in=_truthy(data.get("opt_in")),
+        language=language,
     )
     return Checked(supporter)
 

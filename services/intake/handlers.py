@@ -17,6 +17,7 @@ from shared.messages import (
     Event,
     LetterFailed,
     LetterSent,
+    SignatureHeld,
     SignatureResolved,
     SignatureUnresolvable,
     SupporterErased,
@@ -34,7 +35,8 @@ def note_resolved(event: SignatureResolved, uow: UnitOfWork) -> None:
     uow.conn.execute(
         signatures.update()
         .where(
-            signatures.c.id == event.signature_id, signatures.c.status == SignatureStatus.CONFIRMED
+            signatures.c.id == event.signature_id,
+            signatures.c.status.in_((SignatureStatus.CONFIRMED, SignatureStatus.HELD)),
         )
         .values(
             status=SignatureStatus.RESOLVED,
@@ -55,18 +57,39 @@ def note_unresolvable(event: SignatureUnresolvable, uow: UnitOfWork) -> None:
     )
 
 
-def _letter_is(uow: UnitOfWork, event: LetterSent | LetterFailed, status: SignatureStatus) -> None:
+@in_transaction
+def note_held(event: SignatureHeld, uow: UnitOfWork) -> None:
+    """Consumes signature.held: the seat is vacant, the letter waits (the thank-you page says so)."""
+    uow.conn.execute(
+        signatures.update()
+        .where(
+            signatures.c.id == event.signature_id, signatures.c.status == SignatureStatus.CONFIRMED
+        )
+        .values(
+            status=SignatureStatus.HELD,
+            constituency_code=event.constituency.code if event.constituency else None,
+            constituency_name=event.constituency.name if event.constituency else None,
+        )
+    )
+
+
+def _letter_is(
+    uow: UnitOfWork, event: LetterSent | LetterFailed, status: SignatureStatus, **values: object
+) -> None:
     """The letter to the target (not the confirmation, copy or notice) reached ``status``."""
     if event.purpose == "letter":
         uow.conn.execute(
-            signatures.update().where(signatures.c.id == event.signature_id).values(status=status)
+            signatures.update()
+            .where(signatures.c.id == event.signature_id)
+            .values(status=status, **values)
         )
 
 
 @in_transaction
 def note_letter_sent(event: LetterSent, uow: UnitOfWork) -> None:
-    """Consumes letter.sent (purpose "letter"): the letter has gone to the target."""
-    _letter_is(uow, event, SignatureStatus.SENT)
+    """Consumes letter.sent (purpose "letter"): the letter has gone to the target, at the time
+    the event was made (when the mail server took it)."""
+    _letter_is(uow, event, SignatureStatus.SENT, sent_at=uow.envelope.occurred_at)
 
 
 @in_transaction
@@ -125,6 +148,7 @@ def note_erasure(event: SupporterErased, uow: UnitOfWork) -> None:
 HANDLERS: dict[type[Event], Callable[..., None]] = {
     SignatureResolved: note_resolved,
     SignatureUnresolvable: note_unresolvable,
+    SignatureHeld: note_held,
     LetterSent: note_letter_sent,
     LetterFailed: note_letter_failed,
     SupporterErasureRequested: forget_supporter,

@@ -9,53 +9,45 @@ Templates use ``_()`` and ``ngettext()`` (newstyle gettext: ``_("Up to %(limit)s
 Messages kept in English in Python (form errors, unresolvable reasons) are marked with
 ``shared.i18n_markers.N_`` and translated when rendered, so they must be literals.
 
-After changing any text, from the repository root::
-
-    .venv/bin/pybabel extract -F babel.cfg -k N_ -c TRANSLATORS: --add-location=file \
-        --sort-output --project=dearmp --copyright-holder="Dear MP" \
-        -o services/intake/locales/messages.pot .
-    .venv/bin/pybabel update -i services/intake/locales/messages.pot \
-        -d services/intake/locales --no-fuzzy-matching --ignore-obsolete
-    # translate every new or changed entry in cy/ and fr/ (no empty msgstr, no fuzzy), then:
-    .venv/bin/pybabel compile -d services/intake/locales --statistics \
-        && find services/intake/locales -name '*.mo' -delete
-    .venv/bin/pytest -q tests/integration/test_i18n.py
+After changing any text, rebuild the catalogue with the commands in ``shared/i18n.py``.
 
 A new language: ``.venv/bin/pybabel init -i services/intake/locales/messages.pot
--d services/intake/locales -l <lang>``, translate it, then add it to ``LOCALES`` and ``NAMES``.
+-d services/intake/locales -l <lang>``, translate it, then add it to ``shared.i18n.LANGUAGES`` and ``NAMES`` and to
+``Supporter.language``.
 """
 
 from __future__ import annotations
 
-import io
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
+from typing import cast
 
 import jinja2
 from babel import Locale
 from babel.dates import format_date, format_timedelta
-from babel.messages.mofile import write_mo
-from babel.messages.pofile import read_po
 from babel.numbers import format_decimal
-from babel.support import NullTranslations, Translations
+from babel.support import NullTranslations
 from fastapi import Request
 
-LOCALES = ("en", "cy", "fr")
-NAMES = {"en": "English", "cy": "Cymraeg", "fr": "Français"}
-DEFAULT = "en"
+from shared import i18n
+from shared.messages import Language
+
+LOCALES = i18n.LANGUAGES
+NAMES = i18n.NAMES
+DEFAULT = i18n.DEFAULT
 COOKIE = "dearmp_lang"
 LOCALE_DIR = Path(__file__).parent / "locales"
 TEMPLATE_DIR = Path(__file__).parent / "templates"
 
 
-def pick_locale(request: Request) -> str:
+def pick_locale(request: Request) -> Language:
     for asked in (request.query_params.get("lang"), request.cookies.get(COOKIE)):
         if asked in LOCALES:
-            return str(asked)
+            return cast(Language, asked)
     preferred = accepted_languages(request.headers.get("accept-language", ""))
     chosen = Locale.negotiate(preferred, list(LOCALES), sep="_") if preferred else None
-    return str(chosen.language) if chosen else DEFAULT
+    return cast(Language, chosen.language if chosen else DEFAULT)
 
 
 def accepted_languages(header: str) -> list[str]:
@@ -77,17 +69,8 @@ def accepted_languages(header: str) -> list[str]:
     return [tag for _quality, _index, tag in sorted(weighted)]
 
 
-@lru_cache(maxsize=len(LOCALES))
 def translations(locale: str) -> NullTranslations:
-    po = LOCALE_DIR / locale / "LC_MESSAGES" / "messages.po"
-    if locale == DEFAULT or not po.exists():
-        return NullTranslations()
-    with po.open("rb") as f:
-        catalog = read_po(f, locale=locale)
-    buffer = io.BytesIO()
-    write_mo(buffer, catalog)
-    buffer.seek(0)
-    return Translations(fp=buffer)
+    return i18n.translations(LOCALE_DIR, locale)
 
 
 def relative_date(value: datetime, locale: str, now: datetime | None = None) -> str:
@@ -109,19 +92,7 @@ def environment(locale: str) -> jinja2.Environment:
         extensions=["jinja2.ext.i18n"],
         undefined=jinja2.ChainableUndefined,
     )
-    catalogue = translations(locale)
-
-    def gettext(message: str) -> str:
-        # gettext("") is the catalogue's header: an empty message stays empty.
-        return catalogue.gettext(message) if message else ""
-
-    env.install_gettext_callables(  # type: ignore[attr-defined]
-        gettext,
-        catalogue.ngettext,
-        newstyle=True,
-        pgettext=catalogue.pgettext,
-        npgettext=catalogue.npgettext,
-    )
+    i18n.install(env, translations(locale))
     env.filters["reldate"] = lambda value: relative_date(value, locale)
     env.filters["longdate"] = lambda value: format_date(value, format="long", locale=locale)
     env.filters["number"] = lambda value: format_decimal(value, locale=locale)

@@ -23,7 +23,9 @@ signatures = sa.Table(
     # The supporter's own wording of an editable letter; "" = the campaign's words.
     sa.Column("letter", sa.Text, nullable=False, server_default=""),
     sa.Column("opt_in", sa.Boolean, nullable=False, server_default=sa.false()),
-    # shared.states.SignatureStatus: pending → confirmed → resolved | unresolvable → sent | failed
+    # The language the supporter signed in: their emails are in it (shared.i18n).
+    sa.Column("language", sa.String(5), nullable=False, server_default="en"),
+    # shared.states.SignatureStatus: pending → confirmed → resolved | unresolvable | held → …
     sa.Column("status", sa.String(20), nullable=False, server_default=SignatureStatus.PENDING),
     sa.Column("constituency_code", sa.String(9)),
     sa.Column("constituency_name", sa.Text),
@@ -31,6 +33,7 @@ signatures = sa.Table(
     sa.Column("unresolvable_reason", sa.String(40)),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("confirmed_at", sa.DateTime(timezone=True)),
+    sa.Column("sent_at", sa.DateTime(timezone=True)),  # when the letter reached the target
     sa.UniqueConstraint("campaign", "email_normalised", name="uq_signatures_campaign_email"),
     sa.Index("ix_signatures_campaign_status", "campaign", "status"),
     sa.CheckConstraint(check("status", SignatureStatus), name="status"),

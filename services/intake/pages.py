@@ -17,9 +17,12 @@ from services.intake.deps import Db, Engine, Settings, client_ip
 from services.intake.forms import COMMENT_MAX, LETTER_MAX
 from services.intake.helprequests import submit_help_request
 from services.intake.models import signatures
-from services.intake.signing import Outcome, confirm_signature, submit_signature
+from services.intake.signing import Outcome, confirm_signature, submit_signature, supporter_of
 from shared.campaigns import Campaign, get_campaign, open_campaigns
 from shared.config import Settings as SettingsModel
+from shared.i18n_markers import N_
+from shared.letters import render_letter
+from shared.messages import Target
 from shared.reasons import REASONS
 from shared.states import SignatureStatus
 from shared.tokens import InvalidToken, read_token
@@ -177,7 +180,13 @@ async def sign(slug: str, request: Request, engine: Engine, db: Db, settings: Se
     if not editable:
         values.pop("letter", None)  # the form has no such field: whatever came is not ours
     result = await submit_signature(
-        db, settings, campaign, values, client_ip(request), letter_required=editable
+        db,
+        settings,
+        campaign,
+        values,
+        client_ip(request),
+        letter_required=editable,
+        language=i18n.pick_locale(request),
     )
     if result.outcome is Outcome.RATE_LIMITED:
         response = page(request, "too_many.html", 429)
@@ -259,18 +268,31 @@ def _signature_from(token: str, secret: str) -> uuid.UUID | str:
 
 @router.get("/confirm/{token}", response_class=HTMLResponse)
 def confirm_page(token: str, request: Request, engine: Engine, settings: Settings) -> HTMLResponse:
-    """Show a button; only the POST confirms (mail scanners follow links, people press buttons).
-    A campaign that writes to one fixed target names it: never "your MP"."""
+    """Show exactly what will be sent, and to whom, above a button; only the POST confirms (mail
+    scanners follow links, people press buttons). Someone who did not sign is told to do
+    nothing. A campaign that writes to one fixed target names it: never "your MP"."""
     found = _signature_from(token, settings.secret_key)
     if isinstance(found, str):
         return page(request, "confirm_invalid.html", 400, reason=found)
     with engine.connect() as conn:
-        slug = conn.execute(
-            sa.select(signatures.c.campaign).where(signatures.c.id == found)
-        ).scalar()
-        campaign = get_campaign(conn, slug) if slug else None
-    fixed = campaign.target.name if campaign and campaign.target.kind == "fixed" else None
-    return form_page(request, "confirm.html", settings.secret_key, token=token, fixed_target=fixed)
+        row = conn.execute(sa.select(signatures).where(signatures.c.id == found)).first()
+        campaign = get_campaign(conn, row.campaign) if row else None
+    if row is None or campaign is None or row.status == SignatureStatus.ERASED:
+        return page(request, "confirm_invalid.html", 400, reason="invalid")
+    supporter = supporter_of(row)
+    fixed = campaign.target.name if campaign.target.kind == "fixed" else None
+    locale = i18n.pick_locale(request)
+    shown = Target(name=fixed or i18n.translations(locale).gettext(YOUR_MP), kind="fixed")
+    return form_page(
+        request,
+        "confirm.html",
+        settings.secret_key,
+        token=token,
+        campaign=campaign,
+        fixed_target=fixed,
+        supporter=supporter,
+        letter=render_letter(campaign, supporter, shown),
+    )
 
 
 @router.post("/confirm/{token}", response_class=HTMLResponse)
@@ -294,6 +316,9 @@ def _confirm(
     return RedirectResponse(f"/thanks/{token}", status_code=303)
 
 
+YOUR_MP = N_("[your MP's name]")  # where the letter names the MP, before we know who it is
+# Unresolvable because of the postcode: signing again with the right one will work.
+POSTCODE_REASONS = frozenset(("invalid_postcode", "terminated_postcode", "unknown_postcode"))
 THANKS_REFRESHES = 12  # a minute at one look every 5 s
 
 
@@ -314,6 +339,7 @@ def thanks(token: str, request: Request, engine: Engine, settings: Settings) -> 
                 signatures.c.target_name,
                 signatures.c.constituency_name,
                 signatures.c.unresolvable_reason,
+                signatures.c.sent_at,
             ).where(signatures.c.id == found)
         ).first()
         campaign = get_campaign(conn, row.campaign) if row else None
@@ -339,6 +365,8 @@ def thanks(token: str, request: Request, engine: Engine, settings: Settings) -> 
         target_name=row.target_name or fixed,
         constituency_name=row.constituency_name,
         reason_message=REASONS.get(row.unresolvable_reason or "", ""),
+        sent_at=row.sent_at,
+        can_sign_again=row.unresolvable_reason in POSTCODE_REASONS,
         share_url=share_url,
         share_text=share_text,
     )

@@ -21,15 +21,30 @@ from services.intake.models import signatures
 from shared import outbox
 from shared.campaigns import Campaign
 from shared.config import Settings
-from shared.messages import SignatureConfirmed, SignatureReceived, Supporter
+from shared.messages import (
+    Language,
+    SignatureConfirmed,
+    SignatureReceived,
+    SignatureRepeated,
+    Supporter,
+)
 from shared.metrics import SIGNATURES
 from shared.states import SignatureStatus
 from shared.supporters import normalise_email
 
 # The hot path of a viral petition, as one statement: count the caller's and the email's
-# rate-limit hits (the email's only if the caller is under its limit), store the pending
-# signature if both are under their limits and this email has not signed this campaign, and
-# stage its signature.received event only if it was stored. One round trip, one commit.
+# rate-limit hits (the email's only if the caller is under its limit); if both are under their
+# limits, store the pending signature with its signature.received event. Signing again with the
+# same address replaces a signature that is pending or unresolvable (nothing has gone to the
+# target): it takes the new id, so the old confirmation link stops working, and a fresh
+# confirmation goes out. A signature that is already confirmed is left as it is, and a
+# signature.repeated event (built here from the row, which only the statement sees) tells the
+# address's owner where their letter stands. One round trip, one commit.
+#
+# A race this leaves: a confirmation committed between the statement's snapshot and its upsert
+# keeps the signature (the upsert's WHERE sees the confirmed row) but sends no "already signed"
+# email for that attempt.
+REPLACEABLE = ", ".join(f"'{status}'" for status in sorted(SignatureStatus.replaceable()))
 SIGN = f"""
 WITH ip AS (
     INSERT INTO rate_limits (key, window_start, hits) VALUES (%(ip_key)s, %(ip_window)s, 1)
@@ -40,20 +55,48 @@ WITH ip AS (
     SELECT %(email_key)s, %(email_window)s, 1 FROM ip WHERE ip.hits <= %(ip_limit)s
     ON CONFLICT (key, window_start) DO UPDATE SET hits = rate_limits.hits + 1
     RETURNING hits
+), earlier AS (
+    SELECT id, status, target_name, sent_at FROM signatures
+    WHERE campaign = %(campaign)s AND email_normalised = %(email_normalised)s
 ), stored AS (
     INSERT INTO signatures (id, campaign, first_name, last_name, email, email_normalised, postcode,
-                            address_lines, comment, letter, opt_in, status, created_at)
+                            address_lines, comment, letter, opt_in, language, status, created_at)
     SELECT %(id)s, %(campaign)s, %(first_name)s, %(last_name)s, %(email)s, %(email_normalised)s,
            %(postcode)s, CAST(%(address_lines)s AS jsonb), %(comment)s, %(letter)s, %(opt_in)s,
-           '{SignatureStatus.PENDING}', %(created_at)s
+           %(language)s, '{SignatureStatus.PENDING}', %(created_at)s
     FROM hit WHERE hit.hits <= %(email_limit)s
-    ON CONFLICT ON CONSTRAINT uq_signatures_campaign_email DO NOTHING
+    ON CONFLICT ON CONSTRAINT uq_signatures_campaign_email DO UPDATE SET
+        id = EXCLUDED.id, first_name = EXCLUDED.first_name, last_name = EXCLUDED.last_name,
+        email = EXCLUDED.email, postcode = EXCLUDED.postcode,
+        address_lines = EXCLUDED.address_lines, comment = EXCLUDED.comment,
+        letter = EXCLUDED.letter, opt_in = EXCLUDED.opt_in, language = EXCLUDED.language,
+        status = EXCLUDED.status, created_at = EXCLUDED.created_at, confirmed_at = NULL,
+        constituency_code = NULL, constituency_name = NULL, target_name = NULL,
+        unresolvable_reason = NULL, sent_at = NULL
+    WHERE signatures.status IN ({REPLACEABLE})
     RETURNING id
 ), event AS (
     INSERT INTO outbox (event_id, routing_key, correlation_id, body, created_at, available_at)
     SELECT %(event_id)s, %(routing_key)s, %(correlation_id)s, %(body)s, %(created_at)s,
            %(available_at)s
     FROM stored
+    RETURNING id
+), repeated AS (
+    INSERT INTO outbox (event_id, routing_key, correlation_id, body, created_at, available_at)
+    SELECT %(repeat_event_id)s, '{SignatureRepeated.TYPE}', earlier.id::text,
+           convert_to(jsonb_build_object(
+               'id', %(repeat_event_id)s::text, 'type', '{SignatureRepeated.TYPE}',
+               'version', {SignatureRepeated.VERSION}, 'occurred_at', CAST(%(occurred_at)s AS text),
+               'correlation_id', earlier.id::text,
+               'payload', jsonb_build_object(
+                   'signature_id', earlier.id::text, 'attempt_id', %(id)s::text,
+                   'campaign', CAST(%(campaign)s AS text), 'supporter', CAST(%(supporter)s AS jsonb),
+                   'status', earlier.status, 'target_name', earlier.target_name,
+                   'sent_at', earlier.sent_at)
+           )::text, 'UTF8'), %(created_at)s, %(available_at)s
+    FROM earlier, hit
+    WHERE hit.hits <= %(email_limit)s AND earlier.status NOT IN ({REPLACEABLE})
+      AND NOT EXISTS (SELECT 1 FROM stored)
     RETURNING id
 )
 SELECT (SELECT hits FROM ip), (SELECT hits FROM hit), (SELECT count(*) FROM event)
@@ -74,6 +117,7 @@ def supporter_of(row: sa.Row) -> Supporter:  # type: ignore[type-arg]
         comment=row.comment,
         letter=row.letter,
         opt_in=row.opt_in,
+        language=row.language,
     )
 
 
@@ -121,13 +165,14 @@ async def submit_signature(
     client_ip: str,
     *,
     letter_required: bool = False,
+    language: Language = "en",
 ) -> Submission:
     """Everything a signing request does, for the form and the API alike: check the fields,
     then in one statement (``SIGN``, committed with the signatures that arrive alongside it:
     ``IntakeDb.write``) limit the caller and the email address and store the pending signature
     with its event. Fields that fail their checks still count against the
     caller's limit. ``letter_required``: the form showed the letter to edit, so it must not
-    come back empty."""
+    come back empty. ``language``: the page's (the form) or the one asked for (the API)."""
     ip_limit = ratelimit.Limit.parse(settings.rate_limit_ip)
     ip_key = ratelimit.limit_key(settings.secret_key, "ip", client_ip)
     checked = check_signature(
@@ -135,6 +180,7 @@ async def submit_signature(
         needs_mp=campaign.target.kind == "mp",
         letter_default=default_letter(campaign),
         letter_required=letter_required,
+        language=language,
     )
     supporter = checked.supporter
     if supporter is None:
@@ -167,6 +213,10 @@ async def submit_signature(
                 "comment": supporter.comment,
                 "letter": supporter.letter,
                 "opt_in": supporter.opt_in,
+                "language": supporter.language,
+                "supporter": supporter.model_dump_json(),
+                "repeat_event_id": uuid.uuid4(),
+                "occurred_at": datetime.now(UTC).isoformat(),
                 **outbox.row_for(event, correlation_id=signature_id),
             },
         )

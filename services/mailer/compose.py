@@ -1,132 +1,88 @@
-"""What each email says: confirmation, reminder, the letter, the supporter's copy, the
-unresolvable notice.
-
-Campaign templates are written by staff and filled with what supporters typed: the plain-text
-part is rendered as text (nothing escaped, so "Tom & Jerry <3" stays as typed) and the HTML part,
-when the campaign has one, with autoescaping on, so nothing a supporter types becomes markup.
-
-A supporter's own wording of an editable letter replaces the template's ``message`` block. It is
-only ever a value: a fixed child template of ours (``_OWN_WORDS``) extends the campaign's and
-fills the block with it, so the supporter's text is never compiled as a template (``{{ 7*7 }}``
-stays ``{{ 7*7 }}``) and, in the HTML part, is escaped like everything else they typed.
+"""What each email says: the letter (``shared.letters`` renders it), and everything we write to a
+supporter: confirmation, reminder, copy, and the notices (could not send, seat vacant, already
+signed). Emails to a supporter are in their language (``Supporter.language``; catalogues in
+``locales/``, see ``shared.i18n``); the letter and the letter inside the copy stay in the
+campaign's. Each template sets its own ``subject``, translated with its text.
 """
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
+from datetime import datetime
 from email.message import EmailMessage
 from functools import lru_cache
-from html import escape
 from pathlib import Path
+from typing import Any
 from uuid import UUID
 
 import jinja2
-from jinja2.sandbox import SandboxedEnvironment
+from babel.dates import format_datetime, get_timezone
 from markupsafe import Markup
 
-from shared.campaigns import MESSAGE_BLOCK, Campaign
+from shared import i18n
+from shared.campaigns import Campaign
 from shared.config import Settings
+from shared.i18n_markers import N_
+from shared.letters import RenderedLetter, letter_context, own_words_html, render_letter
 from shared.mail import build_message, via_name
 from shared.messages import Supporter, Target
+from shared.reasons import REASONS
+from shared.states import SignatureStatus
 
-_templates = jinja2.Environment(
-    loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
-    undefined=jinja2.StrictUndefined,
-    autoescape=jinja2.select_autoescape(["html"]),
-    keep_trailing_newline=True,
-    auto_reload=False,  # our own templates, shipped with the code: no stat() per message
-)
-# Staff-written templates: sandboxed and strict, as shared.campaigns.template_env(); one
-# environment for text, one that escapes for HTML. Compiled once per template source.
-_text_env = SandboxedEnvironment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
-_html_env = SandboxedEnvironment(
-    undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=True
-)
+__all__ = ["RenderedLetter", "letter_context", "own_words_html", "render_letter"]
+LOCALE_DIR = Path(__file__).parent / "locales"
+TEMPLATE_DIR = Path(__file__).parent / "templates"
+LONDON = get_timezone("Europe/London")
 
 
-@lru_cache(maxsize=512)
-def _campaign_template(source: str, html: bool) -> jinja2.Template:
-    return (_html_env if html else _text_env).from_string(source)
-
-
-# Ours, never built from input: the campaign's letter with the supporter's words in its block.
-_OWN_WORDS = (
-    "{% extends dearmp_campaign_letter %}"
-    f"{{% block {MESSAGE_BLOCK} %}}{{{{ dearmp_own_words }}}}{{% endblock %}}"
-)
-
-
-@lru_cache(maxsize=2)
-def _own_words_template(html: bool) -> jinja2.Template:
-    return (_html_env if html else _text_env).from_string(_OWN_WORDS)
-
-
-def own_words_html(text: str) -> Markup:
-    """The supporter's words as HTML paragraphs: blank lines part paragraphs, a line break
-    becomes ``<br>``; every piece of their text escaped."""
-    paragraphs = [p.strip("\n") for p in re.split(r"\n[ \t]*\n", text) if p.strip()]
-    return Markup("\n").join(
-        Markup("<p>{}</p>").format(Markup("<br>\n").join(p.split("\n"))) for p in paragraphs
+@lru_cache(maxsize=len(i18n.LANGUAGES))
+def _templates(language: str) -> jinja2.Environment:
+    env = i18n.email_templates(TEMPLATE_DIR, LOCALE_DIR, language)
+    env.filters["when"] = lambda value: format_datetime(
+        value, format="long", tzinfo=LONDON, locale=language
     )
+    return env
 
 
-def _render_campaign(source: str, html: bool, context: dict[str, object], own_words: str) -> str:
-    template = _campaign_template(source, html)
-    if not own_words:
-        return template.render(context)
-    words = own_words_html(own_words) if html else own_words
-    return _own_words_template(html).render(
-        {**context, "dearmp_campaign_letter": template, "dearmp_own_words": words}
+def gettext(language: str, message: str) -> str:
+    return i18n.translations(LOCALE_DIR, language).gettext(message)
+
+
+def your_mp(language: str) -> str:
+    """What a letter says in place of the MP's name before we know it."""
+    return gettext(language, N_("[your MP's name]"))
+
+
+def _to_supporter(
+    purpose: str,
+    signature_id: UUID,
+    campaign: Campaign,
+    supporter: Supporter,
+    settings: Settings,
+    context: dict[str, Any],
+    *,
+    html: str | None = None,
+) -> EmailMessage:
+    """An email from us to a supporter, in their language: ``<purpose>.txt`` gives the subject
+    and the text, ``html`` (a template name) an HTML part."""
+    env = _templates(supporter.language)
+    context = {"supporter": supporter, "campaign": campaign, **context}
+    text = env.get_template(f"{purpose}.txt").make_module(context)
+    return build_message(
+        from_name="Dear MP",
+        from_addr=f"hello@{settings.mail_domain}",
+        to_name=supporter.full_name,
+        to_addr=supporter.email,
+        subject=str(text.subject).strip(),  # type: ignore[attr-defined]
+        text=str(text),
+        html=env.get_template(html).render(context) if html else None,
+        message_id=message_id(purpose, signature_id, settings),
+        headers={"X-DearMP-Campaign": campaign.slug},
     )
-
-
-@dataclass(frozen=True)
-class RenderedLetter:
-    subject: str
-    text: str
-    html: str | None  # already escaped: safe to embed
 
 
 def message_id(purpose: str, signature_id: UUID, settings: Settings) -> str:
     """Deterministic per (signature, purpose): a resend after a crash carries the same id."""
     return f"<{purpose}.{signature_id}@{settings.mail_domain}>"
-
-
-def _service_from(settings: Settings) -> tuple[str, str]:
-    return "Dear MP", f"hello@{settings.mail_domain}"
-
-
-def letter_context(campaign: Campaign, supporter: Supporter, target: Target) -> dict[str, object]:
-    return {
-        "target": target.model_dump(),
-        "supporter": {
-            # Their own wording reaches the letter only through its message block.
-            **supporter.model_dump(exclude={"email", "opt_in", "letter"}),
-            "full_name": supporter.full_name,
-            "address": "\n".join([*supporter.address_lines, supporter.postcode]),
-        },
-        "campaign": {"title": campaign.title, "slug": campaign.slug},
-    }
-
-
-def render_letter(campaign: Campaign, supporter: Supporter, target: Target) -> RenderedLetter:
-    """The letter in the supporter's name. Their own wording (``supporter.letter``) replaces the
-    message block only if the campaign's letter is editable; otherwise it is ignored."""
-    context = letter_context(campaign, supporter, target)
-    spec = campaign.letter
-    own_words = supporter.letter if spec.editable else ""
-    html = _render_campaign(spec.html, True, context, own_words) if spec.html else None
-    text = _render_campaign(spec.body, False, context, own_words)
-    if campaign.disclosure:  # the campaign's own words, as a value: never run as a template
-        text = f"{text.rstrip()}\n\n{campaign.disclosure}\n"
-        if html is not None:
-            html = f"{html.rstrip()}\n<p>{escape(campaign.disclosure)}</p>\n"
-    return RenderedLetter(
-        subject=_campaign_template(spec.subject, False).render(context),
-        text=text,
-        html=html,
-    )
 
 
 def letter(
@@ -164,24 +120,12 @@ def copy(
     """To the supporter: "this is what we sent to <target>", text and (if any) the HTML letter."""
     rendered = rendered or render_letter(campaign, supporter, target)
     context = {
-        "supporter": supporter,
-        "campaign": campaign,
         "target": target,
         "letter": rendered,
         "letter_html": Markup(rendered.html) if rendered.html else None,
     }
-    html = _templates.get_template("copy.html").render(context) if rendered.html else None
-    return build_message(
-        from_name=_service_from(settings)[0],
-        from_addr=_service_from(settings)[1],
-        to_name=supporter.full_name,
-        to_addr=supporter.email,
-        subject=f"Your letter to {target.name}: {rendered.subject}",
-        text=_templates.get_template("copy.txt").render(context),
-        html=html,
-        message_id=message_id("copy", signature_id, settings),
-        headers={"X-DearMP-Campaign": campaign.slug},
-    )
+    html = "copy.html" if rendered.html else None
+    return _to_supporter("copy", signature_id, campaign, supporter, settings, context, html=html)
 
 
 def confirmation(
@@ -193,38 +137,64 @@ def confirmation(
     *,
     reminder: bool = False,
 ) -> EmailMessage:
-    """The confirmation email, or (``reminder``) the one reminder a day later, with a new link."""
-    context = {"supporter": supporter, "campaign": campaign, "confirm_url": confirm_url}
+    """The confirmation email, showing the letter exactly as it will go and to whom (a fixed
+    target by name; the MP, found after confirming, by a placeholder), or (``reminder``) the one
+    reminder a day later, with a new link and no personal details but the first name."""
+    context: dict[str, Any] = {"confirm_url": confirm_url}
+    if not reminder:
+        fixed = campaign.target.kind == "fixed"
+        target = Target(name=campaign.target.name or "", kind="fixed") if fixed else None
+        shown = target or Target(name=your_mp(supporter.language))
+        context.update(target=target, letter=render_letter(campaign, supporter, shown))
     purpose = "reminder" if reminder else "confirmation"
-    subject = f"Confirm your signature: {campaign.title}"
-    return build_message(
-        from_name=_service_from(settings)[0],
-        from_addr=_service_from(settings)[1],
-        to_name=supporter.full_name,
-        to_addr=supporter.email,
-        subject=f"Reminder: {subject}" if reminder else subject,
-        text=_templates.get_template(f"{purpose}.txt").render(context),
-        message_id=message_id(purpose, signature_id, settings),
-        headers={"X-DearMP-Campaign": campaign.slug},
-    )
+    return _to_supporter(purpose, signature_id, campaign, supporter, settings, context)
 
 
 def unresolvable_notice(
-    signature_id: UUID, campaign: Campaign, supporter: Supporter, message: str, settings: Settings
+    signature_id: UUID,
+    campaign: Campaign,
+    supporter: Supporter,
+    reason: str,
+    message: str,
+    settings: Settings,
 ) -> EmailMessage:
+    """Why the letter could not be sent (the reason in the supporter's language when we know
+    it) and a link to sign again."""
+    known = REASONS.get(reason)
     context = {
-        "supporter": supporter,
-        "campaign": campaign,
-        "message": message,
+        "message": gettext(supporter.language, known) if known else message,
         "campaign_url": f"{settings.base_url}/c/{campaign.slug}",
     }
-    return build_message(
-        from_name=_service_from(settings)[0],
-        from_addr=_service_from(settings)[1],
-        to_name=supporter.full_name,
-        to_addr=supporter.email,
-        subject=f"We could not send your letter: {campaign.title}",
-        text=_templates.get_template("unresolvable.txt").render(context),
-        message_id=message_id("unresolvable", signature_id, settings),
-        headers={"X-DearMP-Campaign": campaign.slug},
-    )
+    return _to_supporter("unresolvable", signature_id, campaign, supporter, settings, context)
+
+
+def held_notice(
+    signature_id: UUID,
+    campaign: Campaign,
+    supporter: Supporter,
+    constituency: str | None,
+    settings: Settings,
+) -> EmailMessage:
+    """The seat is vacant: the letter waits and goes to the new MP when one is elected."""
+    context = {"constituency": constituency}
+    return _to_supporter("held", signature_id, campaign, supporter, settings, context)
+
+
+def already_signed(
+    attempt_id: UUID,
+    campaign: Campaign,
+    supporter: Supporter,
+    status: str,
+    target_name: str | None,
+    settings: Settings,
+    sent_at: datetime | None = None,
+) -> EmailMessage:
+    """Someone signed again with an address whose signature is already confirmed: say so and
+    where its letter stands; nothing new is sent to the target."""
+    context = {
+        "status": SignatureStatus(status),
+        "target_name": target_name,
+        "sent_at": sent_at,
+        "campaign_url": f"{settings.base_url}/c/{campaign.slug}",
+    }
+    return _to_supporter("repeat", attempt_id, campaign, supporter, settings, context)

@@ -8,7 +8,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from uuid import UUID
 
+import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Connection, Engine
 
@@ -33,7 +35,9 @@ from shared.messages import (
     Envelope,
     Event,
     SignatureConfirmed,
+    SignatureHeld,
     SignatureReceived,
+    SignatureRepeated,
     SignatureResolved,
     SignatureUnresolvable,
     SupporterErased,
@@ -127,6 +131,23 @@ def send_confirmation(event: SignatureReceived, effect: Effect) -> None:
     def then(conn: Connection, outcome: Outcome) -> None:
         if outcome != "sent":
             return  # a refused address gets no reminder either
+        # Signing again replaced any earlier pending signature from this address: its link no
+        # longer works, so it gets no reminder; only the newest signature is remembered.
+        earlier = sa.and_(
+            pending_confirmations.c.campaign == event.campaign,
+            pending_confirmations.c.supporter_key == key,
+            sa.not_(pending_confirmations.c.confirmed),
+        )
+        conn.execute(
+            pending_confirmations.delete().where(
+                earlier, pending_confirmations.c.received_at < envelope.occurred_at
+            )
+        )
+        newer = sa.select(pending_confirmations.c.signature_id).where(
+            earlier, pending_confirmations.c.received_at > envelope.occurred_at
+        )
+        if conn.execute(newer.limit(1)).first():
+            return
         due = envelope.occurred_at + timedelta(seconds=deps.settings.reminder_after_seconds)
         conn.execute(
             insert(pending_confirmations)
@@ -137,6 +158,7 @@ def send_confirmation(event: SignatureReceived, effect: Effect) -> None:
                 email=event.supporter.email,
                 first_name=event.supporter.first_name,
                 last_name=event.supporter.last_name,
+                language=event.supporter.language,
                 received_at=envelope.occurred_at,
                 due_at=due,
             )
@@ -208,27 +230,74 @@ def send_letter(event: SignatureResolved, effect: Effect) -> None:
         raise PermanentFailure(f"cannot build the copy: {str(unbuildable)[:200]}")
 
 
+def _notify(
+    effect: Effect,
+    event: Any,
+    purpose: str,
+    build: Callable[[Campaign], Any],
+    once_per: UUID | None = None,
+) -> None:
+    """Send a notice to the supporter, once per (``once_per`` or the signature, ``purpose``)."""
+    deps: MailerDeps = effect.deps
+    campaign = deps.campaign(event.campaign)
+    msg = _built(lambda: build(campaign))
+    email, once_per = event.supporter.email, once_per or event.signature_id
+    deps.deliver(
+        Outgoing(once_per, purpose, campaign.slug, msg, email, deps.key(email)), effect.envelope
+    )
+
+
 @external_effect(guarded=True)
 def send_unresolvable_notice(event: SignatureUnresolvable, effect: Effect) -> None:
     """Consumes signature.unresolvable; tells the supporter what went wrong and how to fix it.
     Idempotent through the letters row for (signature, "unresolvable")."""
-    deps: MailerDeps = effect.deps
-    campaign = deps.campaign(event.campaign)
-    msg = _built(
-        lambda: compose.unresolvable_notice(
-            event.signature_id, campaign, event.supporter, event.message, deps.settings
-        )
-    )
-    deps.deliver(
-        Outgoing(
-            event.signature_id,
-            "unresolvable",
-            campaign.slug,
-            msg,
-            event.supporter.email,
-            deps.key(event.supporter.email),
+    settings = effect.deps.settings
+    _notify(
+        effect,
+        event,
+        "unresolvable",
+        lambda campaign: compose.unresolvable_notice(
+            event.signature_id, campaign, event.supporter, event.reason, event.message, settings
         ),
-        effect.envelope,
+    )
+
+
+@external_effect(guarded=True)
+def send_held_notice(event: SignatureHeld, effect: Effect) -> None:
+    """Consumes signature.held; tells the supporter once that the seat is vacant and the letter
+    waits for the new MP. Idempotent through the letters row for (signature, "held")."""
+    settings = effect.deps.settings
+    name = event.constituency.name if event.constituency else None
+    _notify(
+        effect,
+        event,
+        "held",
+        lambda campaign: compose.held_notice(
+            event.signature_id, campaign, event.supporter, name, settings
+        ),
+    )
+
+
+@external_effect(guarded=True)
+def send_already_signed(event: SignatureRepeated, effect: Effect) -> None:
+    """Consumes signature.repeated; tells the address's owner they had already signed, and where
+    their letter stands. One email per attempt: the letters row is (attempt, "repeat"),
+    and the per-email rate limit bounds the attempts."""
+    settings = effect.deps.settings
+    _notify(
+        effect,
+        event,
+        "repeat",
+        lambda campaign: compose.already_signed(
+            event.attempt_id,
+            campaign,
+            event.supporter,
+            event.status,
+            event.target_name,
+            settings,
+            event.sent_at,
+        ),
+        once_per=event.attempt_id,
     )
 
 
@@ -249,6 +318,8 @@ HANDLERS: dict[type[Event], Callable[..., None]] = {
     SignatureConfirmed: note_confirmed,
     SignatureResolved: send_letter,
     SignatureUnresolvable: send_unresolvable_notice,
+    SignatureHeld: send_held_notice,
+    SignatureRepeated: send_already_signed,
     SupporterErasureRequested: forget_supporter,
 }
 

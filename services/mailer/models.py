@@ -61,6 +61,7 @@ pending_confirmations = sa.Table(
     sa.Column("email", sa.Text, nullable=False),
     sa.Column("first_name", sa.Text, nullable=False),
     sa.Column("last_name", sa.Text, nullable=False),
+    sa.Column("language", sa.String(5), nullable=False, server_default="en"),
     sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("due_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("confirmed", sa.Boolean, nullable=False, server_default=sa.false()),

@@ -81,7 +81,11 @@ def send_due_reminders(deps: MailerDeps) -> int:
     sent = 0
     for row in rows:
         supporter = Supporter(
-            first_name=row.first_name, last_name=row.last_name, email=row.email, postcode=""
+            first_name=row.first_name,
+            last_name=row.last_name,
+            email=row.email,
+            postcode="",
+            language=row.language,
         )
         try:
             campaign = deps.campaign(row.campaign)

@@ -30,6 +30,7 @@ from shared.messages import (
     Envelope,
     Event,
     SignatureConfirmed,
+    SignatureHeld,
     SignatureResolved,
     SignatureUnresolvable,
     SupporterErased,
@@ -118,7 +119,7 @@ def resolve_signature(event: SignatureConfirmed, effect: Effect) -> None:
             return
         if answer.status == "retry":
             now = datetime.now(UTC)
-            uow.conn.execute(
+            held = uow.conn.execute(
                 insert(held_signatures)
                 .values(
                     signature_id=event.signature_id,
@@ -129,7 +130,17 @@ def resolve_signature(event: SignatureConfirmed, effect: Effect) -> None:
                     next_attempt_at=now + deps.hold_for,
                 )
                 .on_conflict_do_nothing(index_elements=[held_signatures.c.signature_id])
-            )
+            ).rowcount
+            if held:  # the first time only: the supporter is told once
+                uow.emit(
+                    SignatureHeld(
+                        signature_id=event.signature_id,
+                        campaign=event.campaign,
+                        supporter=event.supporter,
+                        reason=answer.reason or "retry",
+                        constituency=answer.constituency,
+                    )
+                )
             log.info("signature held", reason=answer.reason)
             return
         record_answer(uow.conn, event, answer, effect.envelope.correlation_id)

@@ -25,18 +25,19 @@ from pathlib import Path
 import jinja2
 from markupsafe import Markup
 
+from shared import i18n
 from shared.config import Settings
 from shared.mail import build_message
 from shared.markdown import render_markdown
 from shared.unsubscribe import make_unsubscribe_token, unsubscribe_mailto, unsubscribe_url
 
 FROM_NAME = "Dear MP"
-_templates = jinja2.Environment(
-    loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
-    undefined=jinja2.StrictUndefined,
-    autoescape=jinja2.select_autoescape(["html"]),
-    keep_trailing_newline=True,
-)
+TEMPLATE_DIR = Path(__file__).parent / "templates"
+LOCALE_DIR = Path(__file__).parent / "locales"
+
+
+def _templates(language: str) -> jinja2.Environment:
+    return i18n.email_templates(TEMPLATE_DIR, LOCALE_DIR, language)
 
 
 @dataclass(frozen=True)
@@ -54,12 +55,14 @@ class Recipient:
     signature_id: uuid.UUID
     email: str
     first_name: str
+    language: str = "en"  # of everything but the update itself (staff-written)
 
 
 @dataclass(frozen=True)
 class Copy:
     """One subscriber's personal parts."""
 
+    language: str
     message_id: str
     list_unsubscribe: str
     text: str
@@ -73,14 +76,13 @@ class UpdateMail:
         self.base_url = settings.base_url
         self.mail_domain = settings.mail_domain
         self.from_addr = f"updates@{settings.mail_domain}"
-        self.subject = f"Update #{content.number}: {content.title}"
         self.fixed_headers = {
             "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
             "List-Id": f"{content.campaign_title} <{content.campaign}.updates.{self.mail_domain}>",
         }
         nonce = secrets.token_hex(8)
         self._name, self._link = f"\ue000name{nonce}\ue001", f"\ue000link{nonce}\ue001"
-        context = {
+        self._context = {
             "first_name": self._name,
             "unsubscribe_url": self._link,
             "campaign_title": content.campaign_title,
@@ -90,8 +92,24 @@ class UpdateMail:
             "body": content.body.strip(),
             "body_html": Markup(render_markdown(content.body, 1)),  # below the email's h1
         }
-        self._text = _templates.get_template("update.txt").render(context)
-        self._html = _templates.get_template("update.html").render(context)
+        self._parts: dict[str, tuple[str, str, str]] = {}
+
+    def parts(self, language: str) -> tuple[str, str, str]:
+        """The subject, text and HTML with markers, in ``language``; rendered once per update."""
+        if language not in self._parts:
+            language = language if language in i18n.LANGUAGES else i18n.DEFAULT
+            env, context = _templates(language), {**self._context, "language": language}
+            text = env.get_template("update.txt").make_module(context)
+            self._parts[language] = (
+                str(text.subject).strip(),  # type: ignore[attr-defined]
+                str(text),
+                env.get_template("update.html").render(context),
+            )
+        return self._parts[language]
+
+    @property
+    def subject(self) -> str:
+        return self.parts(i18n.DEFAULT)[0]
 
     def message_id(self, signature_id: uuid.UUID) -> str:
         return f"<update.{self.content.campaign}.{self.content.number}.{signature_id}@{self.mail_domain}>"
@@ -104,13 +122,13 @@ class UpdateMail:
         url = unsubscribe_url(self.base_url, token)
         mailto = unsubscribe_mailto(self.mail_domain, token)
         name = recipient.first_name
+        _subject, text, page = self.parts(recipient.language)
         return Copy(
+            language=recipient.language,
             message_id=self.message_id(recipient.signature_id),
             list_unsubscribe=f"<{url}>, <{mailto}>",
-            text=self._text.replace(self._name, name).replace(self._link, url),
-            html=self._html.replace(self._name, html.escape(name)).replace(
-                self._link, html.escape(url)
-            ),
+            text=text.replace(self._name, name).replace(self._link, url),
+            html=page.replace(self._name, html.escape(name)).replace(self._link, html.escape(url)),
         )
 
     def build(self, recipient: Recipient) -> EmailMessage:
@@ -121,7 +139,7 @@ class UpdateMail:
             from_addr=self.from_addr,
             to_name="",
             to_addr=recipient.email,
-            subject=self.subject,
+            subject=self.parts(recipient.language)[0],
             text=copy.text,
             html=copy.html,
             message_id=copy.message_id,

@@ -88,7 +88,7 @@ WHERE id = :job
 RETURNING (SELECT count(*) FROM page) AS paged
 """)
 _PENDING = sa.text("""
-SELECT d.id, d.subscriber_id, s.signature_id, s.email, s.first_name
+SELECT d.id, d.subscriber_id, s.signature_id, s.email, s.first_name, s.language
 FROM update_deliveries d JOIN subscribers s ON s.id = d.subscriber_id
 WHERE d.job_id = :job AND d.subscriber_id > :after AND d.state = 'pending'
 ORDER BY d.subscriber_id LIMIT :limit
@@ -344,7 +344,7 @@ class Fanout:
     def _write(self, mail: UpdateMail, wire: WireFormat, row: Any) -> Outgoing:
         """One subscriber's copy, with its envelope under the sandbox rule (``shared.mail``),
         asked with a bare header map: building a message per copy costs more than sending it."""
-        recipient = Recipient(row.id, row.signature_id, row.email, row.first_name)
+        recipient = Recipient(row.id, row.signature_id, row.email, row.first_name, row.language)
         headers = _Headers()
         to = delivery_recipients(
             headers,  # type: ignore[arg-type]

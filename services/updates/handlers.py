@@ -45,6 +45,7 @@ def record_subscriber(event: SignatureConfirmed, uow: UnitOfWork) -> None:
             email=event.supporter.email,
             email_normalised=normalise_email(event.supporter.email),
             first_name=event.supporter.first_name,
+            language=event.supporter.language,
             created_at=datetime.now(UTC),
         )
         .on_conflict_do_nothing(index_elements=[subscribers.c.signature_id])

@@ -18,6 +18,7 @@ subscribers = sa.Table(
     # shared.supporters.normalise_email(email): "leave every campaign" finds the person's rows.
     sa.Column("email_normalised", sa.Text, nullable=False),
     sa.Column("first_name", sa.Text, nullable=False),
+    sa.Column("language", sa.String(5), nullable=False, server_default="en"),  # of the footer
     sa.Column("subscribed", sa.Boolean, nullable=False, server_default=sa.true()),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     # When they last left (kept when they come back, for the record) and when their choice last

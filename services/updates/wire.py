@@ -40,18 +40,24 @@ class WireFormat:
     """The bytes of one update's copies; the shared head is made once."""
 
     def __init__(self, mail: UpdateMail):
-        sample = build_message(
-            from_name=FROM_NAME,
-            from_addr=mail.from_addr,
-            to_name="",
-            to_addr="nobody@example.invalid",
-            subject=mail.subject,
-            text=".",
-            message_id="<sample@example.invalid>",
-            headers=mail.fixed_headers,
-        )
-        self.head = shared_head(sample)
+        self.mail = mail
+        self.heads: dict[str, bytes] = {}  # per language: the subject is translated
         self.boundary = f"=_dearmp_{secrets.token_hex(12)}".encode()
+
+    def head(self, language: str) -> bytes:
+        if language not in self.heads:
+            sample = build_message(
+                from_name=FROM_NAME,
+                from_addr=self.mail.from_addr,
+                to_name="",
+                to_addr="nobody@example.invalid",
+                subject=self.mail.parts(language)[0],
+                text=".",
+                message_id="<sample@example.invalid>",
+                headers=self.mail.fixed_headers,
+            )
+            self.heads[language] = shared_head(sample)
+        return self.heads[language]
 
     def render(self, to: str, copy: Copy, intended: str | None) -> bytes | None:
         """The copy for address ``to``; ``intended`` adds the sandbox's intended-recipient header."""
@@ -75,7 +81,7 @@ class WireFormat:
         dash = b"--" + self.boundary
         return b"".join(
             (
-                self.head,
+                self.head(copy.language),
                 CRLF.join(lines),
                 CRLF,
                 b'Content-Type: multipart/alternative; boundary="' + self.boundary + b'"\r\n',

@@ -54,13 +54,29 @@ def test_bad_input_gets_a_clear_4xx_and_changes_nothing(settings, engine) -> Non
 
 
 def test_signing_twice_gives_the_same_answer_and_one_signature(settings, engine) -> None:
+    """The same address (however written) signing again while pending replaces the signature:
+    one row, with a new id (the first link stops working), and a fresh confirmation."""
     client = client_for(settings, engine)
     first = client.post(URL, json=make_signature(email="Jo.Bloggs+campaign@gmail.com"))
-    second = client.post(URL, json=make_signature(email="jobloggs@googlemail.com"))
+    with engine.connect() as conn:
+        first_id = conn.execute(sa.text("SELECT id FROM signatures")).scalar_one()
+    second = client.post(URL, json=make_signature(email="jobloggs@googlemail.com", town="Leeds"))
     assert first.status_code == second.status_code == 202
     assert first.json() == second.json()
-    assert count(engine, "SELECT count(*) FROM signatures") == 1
-    assert count(engine, "SELECT count(*) FROM outbox WHERE routing_key='signature.received'") == 1
+    with engine.connect() as conn:
+        row = conn.execute(sa.text("SELECT id, address_lines FROM signatures")).one()
+    assert row.id != first_id and row.address_lines == ["1 Test Street", "Leeds"]
+    assert count(engine, "SELECT count(*) FROM outbox WHERE routing_key='signature.received'") == 2
+
+    # Once confirmed, signing again changes nothing and stages signature.repeated instead.
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE signatures SET status = 'sent'"))
+    third = client.post(URL, json=make_signature(email="jobloggs@gmail.com", town="York"))
+    assert third.json() == first.json()
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT id FROM signatures")).scalar_one() == row.id
+    assert count(engine, "SELECT count(*) FROM outbox WHERE routing_key='signature.received'") == 2
+    assert count(engine, "SELECT count(*) FROM outbox WHERE routing_key='signature.repeated'") == 1
 
 
 def test_confirmation_needs_a_post_with_a_valid_token(settings, engine) -> None:

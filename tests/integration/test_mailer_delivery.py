@@ -82,7 +82,7 @@ def test_one_reminder_for_the_unconfirmed_none_for_the_confirmed(system, mail, e
     system.start("relay", "resolver", "updates", "intake")
     system.services["mailer"].start(
         {"DEARMP_REMINDER_AFTER_SECONDS": "3", "DEARMP_REMINDER_SWEEP_SECONDS": "0.3"}
-    )
+    ).wait_started()
     forgetful, prompt = make_signature(first_name="Zoë"), make_signature()
     post_signatures(system.base_url, "guardians-for-children", [forgetful, prompt])
     confirmations = {

@@ -106,6 +106,16 @@ def test_a_vacant_seat_holds_the_letter_until_there_is_an_mp(
         message="the held signature to be tried again",
     )
     assert "letter" not in letters_by_purpose(mail.messages)
+    # The supporter is told once, and the thank-you page says the same.
+    held = mail.handler.wait_for(2, timeout=30)[1]
+    assert held.message["Subject"].startswith("Your letter is waiting for a new MP")
+    assert "Leeds Central and Headingley has no MP" in str(held.message.get_body(("plain",)))
+    wait_until(
+        lambda: _count(engine, "SELECT count(*) FROM signatures WHERE status = 'held'") == 1,
+        20,
+        message="intake to hear signature.held",
+    )
+    assert len(letters_by_purpose(mail.messages)["held"]) == 1
     # The by-election: a new member with an email address.
     fake.contacts[4010] = [
         {
@@ -115,8 +125,9 @@ def test_a_vacant_seat_holds_the_letter_until_there_is_an_mp(
         }
     ]
     fake.seats["Leeds Central and Headingley"] = member(4010, "New Member")
-    mail.handler.wait_for(2, timeout=60)
+    mail.handler.wait_for(4, timeout=60)  # the letter, then the copy
     letter = [c for c in mail.messages if "letter." in str(c.message["Message-ID"])]
     assert len(letter) == 1
+    assert len(letters_by_purpose(mail.messages)["held"]) == 1
     assert letter[0].message["X-DearMP-Intended-Recipient"] == "new.member.mp@parliament.uk"
     assert _count(engine, "SELECT count(*) FROM held_signatures") == 0

@@ -109,8 +109,16 @@ KINDS: dict[str, tuple[Build, str]] = {
     "copy": (lambda s, c: compose.copy(SID, c, s, MP, SETTINGS), "supporter"),
     "unresolvable": (
         lambda s, c: compose.unresolvable_notice(
-            SID, c, s, "That postcode is not in the UK.", SETTINGS
+            SID, c, s, "somewhere_else", "That postcode is not in the UK.", SETTINGS
         ),
+        "supporter",
+    ),
+    "held": (
+        lambda s, c: compose.held_notice(SID, c, s, "Runcorn and Helsby", SETTINGS),
+        "supporter",
+    ),
+    "repeat": (
+        lambda s, c: compose.already_signed(SID, c, s, "sent", MP.name, SETTINGS),
         "supporter",
     ),
 }
