@@ -40,6 +40,13 @@ class TargetSpec(BaseModel):
     kind: Literal["mp", "fixed"]
     name: str | None = None
     email: str | None = None
+    # A fixed target's public handle on X ("ukhomeoffice"): the share links offer a post to it.
+    handle: str | None = Field(default=None, pattern=r"^@?[A-Za-z0-9_]{1,15}$")
+
+    @field_validator("handle")
+    @classmethod
+    def _bare_handle(cls, value: str | None) -> str | None:
+        return value.lstrip("@") if value else None
 
     @model_validator(mode="after")
     def _fixed_needs_address(self) -> TargetSpec:

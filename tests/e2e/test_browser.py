@@ -151,7 +151,7 @@ def test_supporter_signs_in_a_browser_and_the_letter_goes(system, mail, engine) 
         assert _status(engine) != ["pending"]
 
         def names_the_mp() -> bool:
-            try:  # the page also refreshes itself (meta refresh) while the MP is being found
+            try:  # thanks.js also looks again by itself while the MP is being found
                 text = text_of(driver, "[role=status]")
             except WebDriverException:
                 return False

@@ -133,3 +133,9 @@ def test_campaign_pages_carry_share_cards_and_links_before_and_after_signing(
     page = client.get(f"/c/{CAMPAIGN}").text
     assert f'content="Write to your MP &lt;today&gt; {url}"' in page  # escaped, with the link
     assert "<today>" not in page
+    assert "on X</a>" not in page  # a campaign to each supporter's MP: no one handle to post to
+
+    # A fixed target with a public handle: a post addressed to it, with the share text.
+    fixed = client.get("/c/specialist-support-for-child-victims").text
+    assert "Post to The Home Secretary on X" in fixed
+    assert "tweet?text=%40ukhomeoffice%20" in fixed
