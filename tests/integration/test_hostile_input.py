@@ -121,7 +121,7 @@ def _assert_inert_in_emails(supporter: Any, campaign: Any, settings: Settings) -
     ):
         raw = message.as_bytes()
         parsed = email.message_from_bytes(raw, policy=policy.default)
-        names = {k.lower() for k in parsed.keys()}
+        names = {k.lower() for k in parsed}
         assert names <= HEADERS_ALLOWED | {"x-dearmp-intended-recipient"}, names
         assert len(parsed.get_all("To") or []) == 1
         assert "victim@example.org" not in str(parsed["To"]) + str(parsed.get("Bcc", ""))
