@@ -112,6 +112,29 @@ def _built(build: Callable[[], Any]) -> Any:
         raise PermanentFailure(f"cannot build the message: {str(exc)[:200]}") from None
 
 
+# Remember a signature for its reminder, in one statement. Signing again replaced any earlier
+# pending signature from this address for the campaign (its link no longer works), so that one
+# is forgotten; and if a newer one is already remembered (events can arrive out of order), this
+# one is not.
+REMEMBER_PENDING = sa.text("""
+WITH earlier AS (
+    DELETE FROM pending_confirmations
+    WHERE campaign = :campaign AND supporter_key = :supporter_key AND NOT confirmed
+      AND received_at < :received_at
+)
+INSERT INTO pending_confirmations (signature_id, campaign, supporter_key, email, first_name,
+                                   last_name, language, received_at, due_at)
+SELECT :signature_id, :campaign, :supporter_key, :email, :first_name, :last_name, :language,
+       :received_at, :due_at
+WHERE NOT EXISTS (
+    SELECT 1 FROM pending_confirmations
+    WHERE campaign = :campaign AND supporter_key = :supporter_key AND NOT confirmed
+      AND received_at > :received_at
+)
+ON CONFLICT (signature_id) DO NOTHING
+""")
+
+
 @external_effect(guarded=True)
 def send_confirmation(event: SignatureReceived, effect: Effect) -> None:
     """Consumes signature.received; sends the confirmation email with a signed, expiring link and
@@ -131,38 +154,20 @@ def send_confirmation(event: SignatureReceived, effect: Effect) -> None:
     def then(conn: Connection, outcome: Outcome) -> None:
         if outcome != "sent":
             return  # a refused address gets no reminder either
-        # Signing again replaced any earlier pending signature from this address: its link no
-        # longer works, so it gets no reminder; only the newest signature is remembered.
-        earlier = sa.and_(
-            pending_confirmations.c.campaign == event.campaign,
-            pending_confirmations.c.supporter_key == key,
-            sa.not_(pending_confirmations.c.confirmed),
-        )
         conn.execute(
-            pending_confirmations.delete().where(
-                earlier, pending_confirmations.c.received_at < envelope.occurred_at
-            )
-        )
-        newer = sa.select(pending_confirmations.c.signature_id).where(
-            earlier, pending_confirmations.c.received_at > envelope.occurred_at
-        )
-        if conn.execute(newer.limit(1)).first():
-            return
-        due = envelope.occurred_at + timedelta(seconds=deps.settings.reminder_after_seconds)
-        conn.execute(
-            insert(pending_confirmations)
-            .values(
-                signature_id=event.signature_id,
-                campaign=event.campaign,
-                supporter_key=key,
-                email=event.supporter.email,
-                first_name=event.supporter.first_name,
-                last_name=event.supporter.last_name,
-                language=event.supporter.language,
-                received_at=envelope.occurred_at,
-                due_at=due,
-            )
-            .on_conflict_do_nothing(index_elements=[pending_confirmations.c.signature_id])
+            REMEMBER_PENDING,
+            {
+                "signature_id": event.signature_id,
+                "campaign": event.campaign,
+                "supporter_key": key,
+                "email": event.supporter.email,
+                "first_name": event.supporter.first_name,
+                "last_name": event.supporter.last_name,
+                "language": event.supporter.language,
+                "received_at": envelope.occurred_at,
+                "due_at": envelope.occurred_at
+                + timedelta(seconds=deps.settings.reminder_after_seconds),
+            },
         )
 
     deps.deliver(

@@ -138,3 +138,30 @@ def test_unsubscribe_tokens_are_for_unsubscribing_only() -> None:
         read_unsubscribe_token(
             "another-secret-0123456789", UpdateMail(CONTENT, SETTINGS).token(recipient())
         )
+
+
+@pytest.mark.parametrize(
+    ("language", "subject", "greeting", "footer"),
+    [
+        ("cy", "Diweddariad #4: ", "Helo Siân <&>,", "I atal yr e-byst hyn"),
+        ("fr", "Actualité nº 4 : ", "Bonjour Siân <&>,", "Pour ne plus recevoir ces e-mails"),
+    ],
+)
+def test_a_copy_is_in_its_subscribers_language_and_the_update_as_written(
+    language: str, subject: str, greeting: str, footer: str
+) -> None:
+    """The subject's words, the greeting and the footer in the language the subscriber signed
+    in; the update itself as staff wrote it. The same update, in English, for the next one."""
+    mail = UpdateMail(CONTENT, SETTINGS)
+    for built in (
+        mail.build(recipient(language=language)),
+        wired(mail, recipient(language=language)),
+    ):
+        assert str(built["Subject"]) == f"{subject}We met the minister <today>"
+        text = str(built.get_body(("plain",)).get_content())  # type: ignore[union-attr]
+        assert text.startswith(greeting) and footer in text
+        assert "It went **well**." in text
+        html = str(built.get_body(("html",)).get_content())  # type: ignore[union-attr]
+        assert f'<html lang="{language}">' in html
+    english = wired(mail, recipient())
+    assert str(english["Subject"]) == "Update #4: We met the minister <today>"
