@@ -1,17 +1,32 @@
 """One Settings object, read from ``DEARMP_*`` environment variables.
 
-In live delivery mode a missing or placeholder secret refuses to start, with a one-line reason.
+A missing or placeholder secret refuses to start, with a one-line reason, in live delivery mode
+and whenever ``DEARMP_BASE_URL`` is not a local address: anyone who knows the placeholder can
+forge confirm and unsubscribe links for a site others can reach.
 """
 
 from __future__ import annotations
 
+import ipaddress
 from functools import lru_cache
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PLACEHOLDER = "change-me"
+
+
+def _is_local(url: str) -> bool:
+    """Whether a base URL is only reachable from this machine (localhost, 127.0.0.0/8, ::1)."""
+    host = (urlsplit(url).hostname or "").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class ConfigError(RuntimeError):
@@ -119,13 +134,18 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _live_needs_real_secrets(self) -> Settings:
-        if self.delivery == "live":
-            if self.secret_key in ("", PLACEHOLDER) or len(self.secret_key) < 16:
-                raise ValueError(
-                    "DEARMP_SECRET_KEY is missing or a placeholder; live delivery needs a real secret"
-                )
-            if self.mail_domain.endswith(".invalid"):
-                raise ValueError("DEARMP_MAIL_DOMAIN must be a real domain in live delivery mode")
+        weak = self.secret_key in ("", PLACEHOLDER) or len(self.secret_key) < 16
+        if weak and self.delivery == "live":
+            raise ValueError(
+                "DEARMP_SECRET_KEY is missing or a placeholder; live delivery needs a real secret"
+            )
+        if weak and not _is_local(self.base_url):
+            raise ValueError(
+                "DEARMP_SECRET_KEY is missing or a placeholder; a site at a public address "
+                "(DEARMP_BASE_URL) needs a real secret, or anyone could forge its links"
+            )
+        if self.delivery == "live" and self.mail_domain.endswith(".invalid"):
+            raise ValueError("DEARMP_MAIL_DOMAIN must be a real domain in live delivery mode")
         return self
 
     @property

@@ -32,6 +32,8 @@ def make_engine(url: str, *, pool_size: int = 5) -> Engine:
         pool_pre_ping=False,
         pool_recycle=1800,
         connect_args={"connect_timeout": 5},
+        # An error never quotes the statement's values (names, addresses) into a log line.
+        hide_parameters=True,
     )
 
 

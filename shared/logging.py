@@ -10,7 +10,9 @@ from __future__ import annotations
 import logging
 import re
 import sys
+import traceback
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -38,7 +40,8 @@ PII_KEYS = frozenset(
         "postcode",
     }
 )
-EMAIL_RE = re.compile(r"[A-Za-z0-9._%+\-']+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}")
+# Any address, ASCII or not ("jö@bücher.example"): \w matches letters of every script.
+EMAIL_RE = re.compile(r"[\w.%+\-']+@[\w\-]+(?:\.[\w\-]+)*\.\w{2,}")
 REDACTED = "[redacted]"
 # What a database error quotes back: PostgreSQL's DETAIL ("Failing row contains (…)", "Key (…)=(…)")
 # and SQLAlchemy's "[parameters: …]" hold the values of the row, names and addresses included.
@@ -52,6 +55,26 @@ def redact_text(text: str) -> str:
     text = DB_DETAIL_RE.sub("DETAIL: [redacted]", text)
     text = DB_PARAMETERS_RE.sub("[parameters: [redacted]]", text)
     return EMAIL_RE.sub("[email]", text)
+
+
+def error_detail(exc: BaseException, limit: int = 300) -> str:
+    """What a log line may say about an exception. A database error only by its class and
+    SQLSTATE: its message can quote the values it failed on (a trigger's or a cast's, not only
+    the DETAIL line the redactor removes). Anything else redacted (``redact_text``)."""
+    orig = getattr(exc, "orig", None) or exc  # SQLAlchemy wraps the driver's error
+    sqlstate = getattr(orig, "sqlstate", None)
+    if sqlstate is not None or type(orig).__module__.startswith(("psycopg", "sqlalchemy")):
+        return f"{type(orig).__name__} (SQLSTATE {sqlstate or 'unknown'})"
+    return redact_text(str(exc))[:limit]
+
+
+def frames_of(exc: BaseException, last: int = 8) -> list[str]:
+    """Where an exception happened, as "path:line in function" for its innermost frames: what an
+    operator needs to find a bug, without the exception's message (a database error's message
+    can quote the row it failed on)."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    ours = [f for f in frames if "site-packages" not in f.filename] or frames  # our code first
+    return [f"{Path(f.filename).name}:{f.lineno} in {f.name}" for f in ours[-last:]]
 
 
 def _scrub(value: Any) -> Any:

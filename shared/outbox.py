@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from shared.broker.publisher import ConfirmingPublisher, Message, Outcome
 from shared.db import metadata
-from shared.logging import get_logger
+from shared.logging import error_detail, get_logger
 from shared.messages import Envelope, Event
 from shared.metrics import OUTBOX_PUBLISHED
 
@@ -170,7 +170,7 @@ class Relay:
                 log.warning(
                     "relay cannot publish, will retry",
                     error=type(exc).__name__,
-                    detail=str(exc)[:200],
+                    detail=error_detail(exc),
                     retry_in=backoff,
                 )
                 self.publisher.close()

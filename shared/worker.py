@@ -14,7 +14,7 @@ from shared.broker.declare import connection_parameters
 from shared.config import Settings
 from shared.db import check_database
 from shared.health import serve_health
-from shared.logging import get_logger
+from shared.logging import error_detail, get_logger
 from shared.messages import Envelope
 from shared.topology import Topology
 
@@ -121,5 +121,5 @@ def _every(interval: float, task: Callable[[], object], stopping: threading.Even
                 "periodic task failed",
                 task=getattr(task, "__name__", "task"),
                 error=type(exc).__name__,
-                detail=str(exc)[:200],
+                detail=error_detail(exc),
             )

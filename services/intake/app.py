@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from psycopg_pool import PoolTimeout
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import DataError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -26,7 +27,7 @@ from services.intake.headers import SecurityHeaders
 from services.intake.limits import BodyLimit
 from shared.config import Settings
 from shared.health import run_checks
-from shared.logging import bound_context, get_logger
+from shared.logging import bound_context, error_detail, frames_of, get_logger
 
 log = get_logger(__name__)
 
@@ -53,8 +54,10 @@ class RequestContext:
             return
         request_id = (
             dict(scope.get("headers") or []).get(b"x-request-id", b"").decode(errors="replace")
-        )
-        with bound_context(request_id=request_id[:64], path=scope.get("path", "")):
+        )[:64] or uuid.uuid4().hex[:16]
+        # Kept in the request's state too: the 500 handler runs outside this context.
+        scope.setdefault("state", {})["request_id"] = request_id
+        with bound_context(request_id=request_id, path=scope.get("path", "")):
             await self.app(scope, receive, send)
 
 
@@ -143,10 +146,30 @@ def create_app(settings: Settings, engine: Engine, ready_checks: dict | None = N
             )
         return pages.page(request, "unavailable.html", 503)
 
+    # The database refused a value as data (a NUL byte, a number out of range): the request's
+    # fault, not ours, and its transaction is rolled back. Say so, never 500.
+    @app.exception_handler(DataError)
+    @app.exception_handler(psycopg.DataError)
+    async def unusable_value(request: Request, exc: Exception) -> Response:
+        log.warning("value refused by the database", error=error_detail(exc))
+        if request.url.path.startswith("/api/"):
+            return JSONResponse(
+                {"detail": "Something you sent could not be used; nothing was saved.", "errors": []},
+                status_code=400,
+            )
+        return pages.page(request, "bad_request.html", 400)
+
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> Response:
-        # A bug: log it for us (no personal data: the redactor runs), never show a traceback.
-        log.error("unhandled error", error=type(exc).__name__, detail=str(exc)[:300], exc_info=exc)
+        # A bug: log where it happened and its class (the request id is bound), never its
+        # message (a database error quotes the row: names, addresses), never show a traceback.
+        log.error(
+            "unhandled error",
+            error=type(exc).__name__,
+            where=frames_of(exc),
+            request_id=getattr(request.state, "request_id", None),
+            path=request.url.path,
+        )
         if request.url.path.startswith("/api/"):
             return JSONResponse(
                 {"detail": "Something went wrong on our side; nothing was saved."}, status_code=500

@@ -33,7 +33,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 
 from shared import faults
 from shared.broker.declare import connection_parameters, declare_service
-from shared.logging import bound_context, get_logger, redact_text
+from shared.logging import bound_context, error_detail, get_logger
 from shared.messages import BadEvent, Envelope, UnknownEvent
 from shared.metrics import HANDLER_SECONDS, MESSAGES
 from shared.topology import Topology
@@ -309,7 +309,7 @@ class Consumer:
             "handler failed, will retry",
             queue=self.queue,
             error=type(exc).__name__,
-            detail=redact_text(str(exc))[:300],
+            detail=error_detail(exc),
             delay_ms=delay,
         )
         publish.basic_publish(
@@ -379,8 +379,8 @@ class _Session:
 
 def _reason(exc: Exception) -> str:
     """Why a message was dead-lettered, as its header keeps it: no personal data (a database
-    error's DETAIL and parameters quote the row's values)."""
-    return redact_text(f"{type(exc).__name__}: {exc}")
+    error is named by its class and SQLSTATE only: its message can quote the row's values)."""
+    return f"{type(exc).__name__}: {error_detail(exc)}"
 
 
 def copy_props(props: BasicProperties, headers: dict[str, object]) -> BasicProperties:

@@ -100,6 +100,13 @@ def test_squatting_resigning_and_already_signed_in_a_browser(system, mail, engin
         screenshot(driver, "journey-03-sent")
         letters = _letters(mail)
         assert len(letters) == 1 and "My own words" in _text(letters[0])
+        assert "never wrote" not in _text(letters[0])
+        with engine.connect() as conn:  # one signature; only the newest waits for a reminder
+            assert conn.execute(sa.text("SELECT count(*) FROM signatures")).scalar_one() == 1
+            assert (
+                conn.execute(sa.text("SELECT count(*) FROM pending_confirmations")).scalar_one()
+                == 1
+            )
 
         # Signing again after confirming: the same neutral page, an email, no second letter.
         _sign(driver, base, CAMPAIGN, {"email": owner, "comment": "Once more"})
@@ -113,6 +120,9 @@ def test_squatting_resigning_and_already_signed_in_a_browser(system, mail, engin
         again = next(c for c in mail.messages if "<repeat." in str(c.message["Message-ID"]))
         assert "Your letter went to Alex Demo on" in _text(again)
         assert len(_letters(mail)) == 1
+        with engine.connect() as conn:  # the confirmed signature is left as it was
+            comment = conn.execute(sa.text("SELECT comment FROM signatures")).scalar_one()
+        assert comment == "My own words"
 
         # Signing again while pending (the email was lost): a new link that works.
         other = f"lost-{uuid.uuid4().hex[:6]}@example.org"

@@ -494,3 +494,28 @@ def test_staff_add_command(settings, engine, database_url) -> None:
     assert scalar(engine, "SELECT count(*) FROM staff_sessions") == 0
     fresh = client_for(settings, engine)
     assert login(fresh, email="new.person@example.org", password=new_password).status_code == 303
+
+
+def test_staff_pages_answer_bad_input_with_a_4xx_never_a_500(settings, engine) -> None:
+    """A NUL byte in the login email and an id out of the database's range were 500s; now each
+    is a 4xx page that says what happened, and nothing changes."""
+    make_staff(engine)
+    client = client_for(settings, engine)
+    page = client.get("/admin/login")
+    nul = client.post(
+        "/admin/login",
+        data={
+            "email": "jo\x00@example.org",
+            "password": "x",
+            "csrf_token": csrf_token_in(page.text),
+        },
+    )
+    assert nul.status_code == 400 and "could not be used" in nul.text
+    login(client)
+    token = csrf_for(client)
+    for request_id in ("99999999999999999999999", "-1", "abc"):
+        answer = client.post(
+            f"/admin/c/{CAMPAIGN}/help/{request_id}/handled", data={"csrf_token": token}
+        )
+        assert 200 <= answer.status_code < 500, (request_id, answer.status_code)
+    assert client.get("/admin/c/" + "a" * 500).status_code == 404

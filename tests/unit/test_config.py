@@ -27,6 +27,26 @@ def test_live_delivery_refuses_a_placeholder_secret(monkeypatch: pytest.MonkeyPa
     assert load_settings().delivery == "live"
 
 
+@pytest.mark.parametrize(
+    "base_url",
+    ["https://campaigns.example.org", "http://192.168.1.20:8000", "http://[2001:db8::1]"],
+)
+def test_a_public_site_refuses_a_placeholder_secret(base_url: str) -> None:
+    """Sandbox or not: with the placeholder anyone could forge confirm and unsubscribe links."""
+    with pytest.raises(ValueError, match="SECRET_KEY.*public address"):
+        Settings(base_url=base_url)
+    with pytest.raises(ValueError, match="SECRET_KEY"):
+        Settings(base_url=base_url, secret_key="short")
+    assert Settings(base_url=base_url, secret_key="a-real-and-long-secret-value").base_url
+
+
+@pytest.mark.parametrize(
+    "base_url", ["http://127.0.0.1:8000", "http://localhost:8000", "http://[::1]:8000"]
+)
+def test_a_local_site_may_run_with_the_placeholder(base_url: str) -> None:
+    assert Settings(base_url=base_url).secret_key == "change-me"
+
+
 def test_live_delivery_needs_a_real_mail_domain() -> None:
     with pytest.raises(ValueError, match="MAIL_DOMAIN"):
         Settings(delivery="live", secret_key="a-real-and-long-secret-value")

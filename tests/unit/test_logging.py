@@ -20,7 +20,7 @@ s = Supporter(first_name="Siân", last_name="Zoë-Whitfield", email="sian.zoe@ex
 bind_context(event_id="e-1", correlation_id="c-1")
 log.info("signature received", supporter=s.model_dump(), email=s.email, campaign="guardians")
 log.info("nested", payload={"supporter": {"email": "x@example.org"}, "first_name": "Siân"})
-log.warning("free text mentions sian.zoe@example.org in passing")
+log.warning("free text mentions sian.zoe@example.org in passing, and jö.zoë@bücher.example")
 logging.getLogger("uvicorn.error").warning("library says %s", "sian.zoe@example.org")
 """
 
@@ -33,13 +33,30 @@ def test_rendered_json_logs_contain_no_personal_data() -> None:
     output = result.stderr
     lines = [json.loads(line) for line in output.strip().splitlines()]
     assert len(lines) == 4
-    for needle in ("sian.zoe@example.org", "x@example.org", "Siân", "Zoë", "Acacia", "my story"):
-        assert needle not in output, f"{needle!r} leaked into the logs"
+    needles = (
+        "sian.zoe@example.org",
+        "x@example.org",
+        "Siân",
+        "Zoë",
+        "Acacia",
+        "my story",
+        "bücher",
+    )
+    for needle in needles:
+        # As typed, and as the JSON log writes it ("Si\u00e2n" for "Siân").
+        for form in {needle, json.dumps(needle)[1:-1]}:
+            assert form not in output, f"{form!r} leaked into the logs"
     first = lines[0]
     assert first["service"] == "test" and first["event_id"] == "e-1"
     assert first["correlation_id"] == "c-1" and first["campaign"] == "guardians"
     assert first["supporter"] == "[redacted]" and first["email"] == "[redacted]"
     assert "[email]" in lines[2]["event"]
+
+
+def test_the_needles_are_written_as_json_writes_them() -> None:
+    """The check above would be vacuous for non-ASCII names if it looked for them only as typed:
+    the JSON log escapes them."""
+    assert json.dumps("Siân")[1:-1] == "Si\\u00e2n"
 
 
 def test_redaction_masks_by_key_at_any_depth() -> None:
@@ -51,8 +68,8 @@ def test_a_database_error_quoting_the_row_is_redacted() -> None:
     """A CHECK or unique violation quotes the row (names, postcode, address) in its DETAIL, and
     SQLAlchemy adds the statement's parameters: neither reaches a log line or a dead letter."""
     error = (
-        "IntegrityError: (psycopg.errors.CheckViolation) new row for relation \"signatures\" "
-        "violates check constraint \"ck_signatures_status\"\n"
+        'IntegrityError: (psycopg.errors.CheckViolation) new row for relation "signatures" '
+        'violates check constraint "ck_signatures_status"\n'
         "DETAIL:  Failing row contains (4926e5bb, guardians, Siân, Zoë-Whitfield, GU11 1AA, "
         '["12 Acacia Avenue"], supporter-cfc67f0a69@example.o).\n'
         "[SQL: UPDATE signatures SET status=%(status)s::VARCHAR WHERE signatures.id = %(id_1)s]\n"
@@ -64,3 +81,19 @@ def test_a_database_error_quoting_the_row_is_redacted() -> None:
         assert needle not in out, needle
     assert 'violates check constraint "ck_signatures_status"' in out
     assert "DETAIL: [redacted]" in out and "[parameters: [redacted]]" in out
+
+
+def test_a_database_error_is_described_by_its_class_and_sqlstate_only() -> None:
+    """A trigger's or a cast's message quotes values the redactor cannot recognise as personal
+    ("invalid input syntax for type uuid: "Siân""): workers log such errors without it."""
+    import psycopg
+    import sqlalchemy.exc
+
+    from shared.logging import error_detail
+
+    class Raised(psycopg.errors.RaiseException):
+        sqlstate = "P0001"
+
+    wrapped = sqlalchemy.exc.DBAPIError("INSERT …", {"first_name": "Siân"}, Raised("row: Siân"))
+    assert error_detail(wrapped) == "Raised (SQLSTATE P0001)"
+    assert error_detail(ValueError("write to jo@example.org")) == "write to [email]"

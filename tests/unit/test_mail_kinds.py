@@ -27,7 +27,10 @@ from shared.mail import smtp_bytes
 from shared.messages import Supporter, Target
 
 SETTINGS = Settings(
-    mail_domain="dearmp.example", sandbox_to="sandbox@example.org", base_url="https://dearmp.test"
+    mail_domain="dearmp.example",
+    sandbox_to="sandbox@example.org",
+    base_url="https://dearmp.test",
+    secret_key="unit-test-secret-0123456789",
 )
 MP = Target(name="Real Member", email="real.member.mp@parliament.uk")
 TEXT_BODY = (
