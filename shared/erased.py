@@ -12,9 +12,10 @@ Both sides take the same transaction-level advisory lock on the key first. An ev
 the moment the request is handled is then either committed before the erasure (which removes what
 it stored) or sees the key and stores nothing.
 
-Being remembered is permanent: a later signature with the same address is refused too (as the
-mailer has always done), so an erased supporter who wants to sign again needs staff to remove the
-key.
+``erased_at`` is when the erasure was asked for (the request's ``occurred_at``, the same in every
+service). Only signatures made before it are refused (``Supporter.signed_at``); the person may
+sign again later, as anyone may, and that signature goes through normally. An event that does not
+say when its signature was made (``signed_at`` None, from before the field existed) is refused.
 """
 
 from __future__ import annotations
@@ -43,22 +44,35 @@ def _wait_for_erasure_in_progress(conn: Connection, key: str) -> None:
     conn.execute(sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtext(f"erased:{key}"))))
 
 
-def remember(conn: Connection, table: sa.Table, key: str, now: datetime) -> None:
-    """Remember the supporter as erased, in the transaction that removes their data (call this
-    before removing it). Idempotent: a second call changes nothing."""
+def remember(conn: Connection, table: sa.Table, key: str, asked_at: datetime) -> None:
+    """Remember the supporter as erased as of ``asked_at`` (when the erasure was asked for), in
+    the transaction that removes their data (call this before removing it). Idempotent; a later
+    erasure of the same person moves the time on."""
     _wait_for_erasure_in_progress(conn, key)
+    stmt = insert(table).values(supporter_key=key, erased_at=asked_at)
     conn.execute(
-        insert(table)
-        .values(supporter_key=key, erased_at=now)
-        .on_conflict_do_nothing(index_elements=[table.c.supporter_key])
+        stmt.on_conflict_do_update(
+            index_elements=[table.c.supporter_key],
+            set_={"erased_at": sa.func.greatest(table.c.erased_at, stmt.excluded.erased_at)},
+        )
     )
 
 
-def is_erased(conn: Connection, table: sa.Table, key: str, *, wait: bool = True) -> bool:
-    """Whether the supporter was erased; call it in the transaction that would store their data.
-    It waits for an erasure of theirs in progress to commit; ``wait=False`` is a quicker look for
-    outside that transaction (to skip work early), not a guarantee."""
+def is_erased(
+    conn: Connection,
+    table: sa.Table,
+    key: str,
+    signed_at: datetime | None = None,
+    *,
+    wait: bool = True,
+) -> bool:
+    """Whether a signature made at ``signed_at`` belongs to an erasure (its supporter asked to be
+    erased after signing it); call it in the transaction that would store their data. It waits
+    for an erasure of theirs in progress to commit; ``wait=False`` is a quicker look for outside
+    that transaction (to skip work early), not a guarantee."""
     if wait:
         _wait_for_erasure_in_progress(conn, key)
-    found = conn.execute(sa.select(table.c.supporter_key).where(table.c.supporter_key == key))
-    return found.first() is not None
+    erased_at = conn.execute(
+        sa.select(table.c.erased_at).where(table.c.supporter_key == key)
+    ).scalar()
+    return erased_at is not None and (signed_at is None or signed_at <= erased_at)

@@ -121,7 +121,8 @@ def _erased(conn: Connection, erasure: Erasure | None, event: Event, *, wait: bo
     supporter = getattr(event, "supporter", None)
     if erasure is None or supporter is None:
         return False
-    if not is_erased(conn, erasure.table, erasure.key(supporter.email), wait=wait):
+    key = erasure.key(supporter.email)
+    if not is_erased(conn, erasure.table, key, supporter.signed_at, wait=wait):
         return False
     log.info("late event for an erased supporter: nothing done", event_type=event.TYPE)
     return True

@@ -49,6 +49,9 @@ class Supporter(BaseModel):
     # The language they signed in (``shared.i18n.LANGUAGES``): every email to them is in it; the
     # letter to the target stays in the campaign's.
     language: Language = "en"
+    # When they signed: an erasure refuses events for signatures made before it was asked for,
+    # never a later signature of the same person (shared.erased). None: an older event.
+    signed_at: datetime | None = None
 
     @property
     def full_name(self) -> str:

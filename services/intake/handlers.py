@@ -101,14 +101,17 @@ def note_letter_failed(event: LetterFailed, uow: UnitOfWork) -> None:
 @in_transaction
 def forget_supporter(event: SupporterErasureRequested, uow: UnitOfWork) -> None:
     """Consumes supporter.erasure_requested; replaces the supporter's names, email, address,
-    comment and own wording of the letter on their signatures with placeholders (the signature
-    still counts; a pending one can no longer be confirmed) and deletes their help requests;
-    emits supporter.erased with the counts. Idempotent: the inbox claim, and a second run finds
-    no row with that email."""
+    comment and own wording of the letter on the signatures they made before asking (the
+    signature still counts; a pending one can no longer be confirmed; one made since is theirs to
+    keep) and deletes their help requests; emits supporter.erased with the counts. Idempotent:
+    the inbox claim, and a second run finds no such row with that email."""
     placeholder = sa.literal("erased-") + sa.cast(signatures.c.id, sa.Text) + "@erased.invalid"
     scrubbed = uow.conn.execute(
         signatures.update()
-        .where(signatures.c.email_normalised == event.email)
+        .where(
+            signatures.c.email_normalised == event.email,
+            signatures.c.created_at <= uow.envelope.occurred_at,
+        )
         .values(
             first_name="[erased]",
             last_name="",

@@ -118,6 +118,7 @@ def supporter_of(row: sa.Row) -> Supporter:  # type: ignore[type-arg]
         letter=row.letter,
         opt_in=row.opt_in,
         language=row.language,
+        signed_at=row.created_at,
     )
 
 
@@ -190,6 +191,8 @@ async def submit_signature(
         email_limit = ratelimit.Limit.parse(settings.rate_limit_email)
         email = normalise_email(supporter.email)
         signature_id = uuid.uuid4()
+        signed_at = datetime.now(UTC)
+        supporter = supporter.model_copy(update={"signed_at": signed_at})
         event = SignatureReceived(
             signature_id=signature_id, campaign=campaign.slug, supporter=supporter
         )
@@ -216,8 +219,9 @@ async def submit_signature(
                 "language": supporter.language,
                 "supporter": supporter.model_dump_json(),
                 "repeat_event_id": uuid.uuid4(),
-                "occurred_at": datetime.now(UTC).isoformat(),
+                "occurred_at": signed_at.isoformat(),
                 **outbox.row_for(event, correlation_id=signature_id),
+                "created_at": signed_at,  # the signature's, its event's and its signed_at
             },
         )
         ip_hits, email_hits, stored = row or (0, 0, 0)

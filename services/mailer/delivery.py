@@ -44,6 +44,7 @@ from services.mailer.retention import ADDRESS_RE
 from shared import faults, inbox, outbox
 from shared.broker.consumer import TransientFailure
 from shared.config import Settings
+from shared.erased import is_erased as shared_is_erased
 from shared.logging import get_logger
 from shared.mail import delivery_recipients
 from shared.messages import LetterFailed, LetterSent
@@ -68,6 +69,9 @@ class Outgoing:
     recipient: str
     supporter_key: str | None = None
     body_text: str | None = None
+    # When the supporter signed: an erasure asked for after it stops the email (shared.erased);
+    # None counts as before any erasure.
+    signed_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -89,7 +93,9 @@ _CLAIM = f"""
     WHERE NOT EXISTS (SELECT 1 FROM inbox WHERE consumer = CAST(%(consumer)s AS varchar)
                                             AND event_id = CAST(%(event_id)s AS uuid))
       AND NOT EXISTS (SELECT 1 FROM erased_supporters
-                      WHERE supporter_key = CAST(%(supporter_key)s AS varchar))
+                      WHERE supporter_key = CAST(%(supporter_key)s AS varchar)
+                        AND (CAST(%(signed_at)s AS timestamptz) IS NULL
+                             OR erased_at >= CAST(%(signed_at)s AS timestamptz)))
     ON CONFLICT ON CONSTRAINT uq_letters_signature_purpose DO UPDATE
        SET state = '{LetterState.SENDING}', sends = letters.sends + 1,
            lease_owner = EXCLUDED.lease_owner, lease_until = EXCLUDED.lease_until
@@ -119,7 +125,10 @@ _DONE = """done AS (
                scrubbed_at = CASE WHEN gone THEN %(r_now)s ELSE scrubbed_at END
           FROM (SELECT EXISTS (SELECT 1 FROM letters l JOIN erased_supporters e
                                   ON e.supporter_key = l.supporter_key
-                                WHERE l.id = %(r_id)s) AS gone) AS erased
+                                WHERE l.id = %(r_id)s
+                                  AND (CAST(%(r_signed_at)s AS timestamptz) IS NULL
+                                       OR e.erased_at >= CAST(%(r_signed_at)s AS timestamptz)))
+                       AS gone) AS erased
          WHERE id = %(r_id)s)"""
 _RECEIPT = """receipt AS (
         INSERT INTO inbox (consumer, event_id, processed_at)
@@ -247,15 +256,12 @@ def leases_for(engine: Engine, seconds: float) -> Leases:
         return _leases[key]
 
 
-def is_erased(conn: Connection, supporter_key: str | None) -> bool:
-    if supporter_key is None:
+def is_erased(conn: Connection, out: Outgoing) -> bool:
+    if out.supporter_key is None:
         return False
-    found = conn.execute(
-        sa.select(erased_supporters.c.supporter_key).where(
-            erased_supporters.c.supporter_key == supporter_key
-        )
-    ).first()
-    return found is not None
+    return shared_is_erased(
+        conn, erased_supporters, out.supporter_key, out.signed_at, wait=False
+    )
 
 
 class _Steps:
@@ -353,13 +359,14 @@ def deliver_once(
             follow,
             receipt,
             leases,
+            out.signed_at,
         )
         with leases.holding(claimed.id, claim["lease_owner"]):
             state, error = _hand_over(out, claimed, engine, sender, settings)
         if state == "failed":
             failed = LetterFailed(signature_id=out.signature_id, purpose=out.purpose, reason=error)
             sql, params = _record_statement(
-                claimed.id, correlation_id, "failed", error, failed, receipt
+                claimed.id, correlation_id, "failed", error, failed, receipt, signed_at=out.signed_at
             )
             _run(steps, sql, params, then, state)
             return state
@@ -385,6 +392,7 @@ def _claim_params(out: Outgoing, receipt: Receipt | None, leases: Leases) -> dic
         "subject": str(out.message["Subject"]),
         "body": out.body_text,
         "supporter_key": out.supporter_key,
+        "signed_at": out.signed_at,
         "now": datetime.now(UTC),
         "consumer": receipt.consumer if receipt else None,
         "event_id": receipt.event_id if receipt else None,
@@ -440,7 +448,7 @@ def _not_claimed(
         log.info("duplicate event ignored", purpose=out.purpose)
         return "skipped"
     outcome: Outcome
-    if is_erased(conn, out.supporter_key):
+    if is_erased(conn, out):
         log.info("supporter erased, nothing sent", purpose=out.purpose)
         outcome = "erased"
     else:
@@ -521,6 +529,7 @@ def _record_statement(
     follow: Outgoing | None = None,
     follow_receipt: Receipt | None = None,
     leases: Leases | None = None,
+    signed_at: datetime | None = None,
 ) -> tuple[str, dict[str, Any]]:
     """The statement that records the outcome, with its event and, for an outcome in
     ``receipt.record_on``, the receipt. With ``follow``, it also claims that message (the
@@ -532,6 +541,7 @@ def _record_statement(
         "r_now": datetime.now(UTC),
         "r_id": letter_id,
         "r_address": ADDRESS_RE,
+        "r_signed_at": signed_at,
     }
     if receipt is not None and state in receipt.record_on:
         ctes.append(_RECEIPT)

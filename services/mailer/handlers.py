@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
@@ -172,7 +172,13 @@ def send_confirmation(event: SignatureReceived, effect: Effect) -> None:
 
     deps.deliver(
         Outgoing(
-            event.signature_id, "confirmation", campaign.slug, msg, event.supporter.email, key
+            event.signature_id,
+            "confirmation",
+            campaign.slug,
+            msg,
+            event.supporter.email,
+            key,
+            signed_at=event.supporter.signed_at,
         ),
         envelope,
         then=then,
@@ -215,7 +221,10 @@ def send_letter(event: SignatureResolved, effect: Effect) -> None:
     sid, supporter, target = event.signature_id, event.supporter, event.target
     msg = _built(lambda: compose.letter(sid, campaign, supporter, target, deps.settings, rendered))
     key = deps.key(supporter.email)
-    letter = Outgoing(sid, "letter", campaign.slug, msg, target.email or "", key, rendered.text)
+    signed_at = supporter.signed_at
+    letter = Outgoing(
+        sid, "letter", campaign.slug, msg, target.email or "", key, rendered.text, signed_at
+    )
     try:  # built before the letter goes, so the letter's record can claim it at once
         copy: Outgoing | None = Outgoing(
             sid,
@@ -224,6 +233,7 @@ def send_letter(event: SignatureResolved, effect: Effect) -> None:
             compose.copy(sid, campaign, supporter, target, deps.settings, rendered),
             supporter.email,
             key,
+            signed_at=signed_at,
         )
     except ValueError as exc:  # no copy can be built: the letter still goes, then dead-letter
         copy, unbuildable = None, exc
@@ -247,8 +257,10 @@ def _notify(
     campaign = deps.campaign(event.campaign)
     msg = _built(lambda: build(campaign))
     email, once_per = event.supporter.email, once_per or event.signature_id
+    signed_at = event.supporter.signed_at
     deps.deliver(
-        Outgoing(once_per, purpose, campaign.slug, msg, email, deps.key(email)), effect.envelope
+        Outgoing(once_per, purpose, campaign.slug, msg, email, deps.key(email), None, signed_at),
+        effect.envelope,
     )
 
 
@@ -313,7 +325,7 @@ def forget_supporter(event: SupporterErasureRequested, uow: UnitOfWork) -> None:
     send them anything more; emits supporter.erased with the counts. Idempotent: inbox claim,
     and a second run finds nothing left to remove."""
     deps: MailerDeps = uow.deps
-    removed = erase_supporter(uow.conn, deps.key(event.email), datetime.now(UTC))
+    removed = erase_supporter(uow.conn, deps.key(event.email), uow.envelope.occurred_at)
     uow.emit(SupporterErased(service=CONSUMER, removed=removed))
     log.info("supporter erased", removed=removed)
 

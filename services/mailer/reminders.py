@@ -99,7 +99,13 @@ def send_due_reminders(deps: MailerDeps) -> int:
             )
             outcome = deliver_once(
                 Outgoing(
-                    row.signature_id, "reminder", row.campaign, msg, row.email, row.supporter_key
+                    row.signature_id,
+                    "reminder",
+                    row.campaign,
+                    msg,
+                    row.email,
+                    row.supporter_key,
+                    signed_at=row.received_at,  # when the signature was made, near enough
                 ),
                 engine=deps.engine,
                 sender=deps.sender,

@@ -41,9 +41,11 @@ def _scrubbed(now: datetime) -> dict[str, object]:
     }
 
 
-def erase_supporter(conn: Connection, key: str, now: datetime) -> dict[str, int]:
-    """Remove what the mailer holds for the supporter with this key; returns counts by table."""
-    remember(conn, erased_supporters, key, now)
+def erase_supporter(conn: Connection, key: str, asked_at: datetime) -> dict[str, int]:
+    """Remove what the mailer holds for the supporter with this key (every letter, whenever
+    signed); remember them as erased as of ``asked_at``; returns counts by table."""
+    now = datetime.now(UTC)
+    remember(conn, erased_supporters, key, asked_at)
     scrubbed = conn.execute(
         letters.update().where(letters.c.supporter_key == key).values(**_scrubbed(now))
     ).rowcount

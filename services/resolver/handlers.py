@@ -194,7 +194,7 @@ def forget_supporter(event: SupporterErasureRequested, uow: UnitOfWork) -> None:
     nothing to delete."""
     deps: ResolverDeps = uow.deps
     email = held_signatures.c.envelope[("payload", "supporter", "email")].astext
-    remember(uow.conn, erased_supporters, deps.key(event.email), datetime.now(UTC))
+    remember(uow.conn, erased_supporters, deps.key(event.email), uow.envelope.occurred_at)
     held = delete_rows_of(
         uow.conn, held_signatures, held_signatures.c.signature_id, email, event.email
     )

@@ -125,7 +125,7 @@ def forget_supporter(event: SupporterErasureRequested, uow: UnitOfWork) -> None:
     supporter.erased with the count. Idempotent: the inbox claim, and a second run finds nothing
     to delete."""
     erasure: Erasure = uow.deps
-    remember(uow.conn, erased_supporters, erasure.key(event.email), datetime.now(UTC))
+    remember(uow.conn, erased_supporters, erasure.key(event.email), uow.envelope.occurred_at)
     gone = delete_rows_of(uow.conn, subscribers, subscribers.c.id, subscribers.c.email, event.email)
     uow.emit(SupporterErased(service=CONSUMER, removed={"subscribers": gone}))
 

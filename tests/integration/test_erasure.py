@@ -94,6 +94,21 @@ def test_erase_removes_a_supporter_everywhere_and_says_what_it_removed(
         line = next(ln for ln in again.stdout.splitlines() if ln.startswith(f"{service}:"))
         assert all(part.endswith(" 0") for part in line.split("removed ")[1].split(", ")), line
 
+    # The same person may sign again later, as anyone may: only what came before is refused.
+    before = len(mail.messages)
+    post_signatures(system.base_url, "guardians-for-children", [{**gone, "comment": "Again."}])
+    fresh = mail.handler.wait_for(before + 1, timeout=60)[before]
+    assert fresh.message["X-DearMP-Intended-Recipient"] == gone["email"]
+    assert confirm_email(fresh.message).status_code == 200
+    caught = mail.handler.wait_for(before + 3, timeout=60)[before:]
+    letter = next(c for c in caught if str(c.message["Message-ID"]).startswith("<letter."))
+    assert "Again." in str(letter.message.get_body(("plain",)).get_content())
+    wait_until(
+        lambda: count(engine, "SELECT count(*) FROM subscribers") == 2,
+        30,
+        message="the new signature's subscription",
+    )
+
 
 def test_a_letter_in_flight_for_an_erased_supporter_is_not_sent(engine, settings, mail) -> None:
     event = resolved_event()

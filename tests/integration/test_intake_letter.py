@@ -84,7 +84,7 @@ def test_the_form_shows_the_letter_to_edit_only_when_the_campaign_allows_it(
     assert "Dear Home Secretary," in page and "[your name]" in page
 
     other = client.get(f"/c/{FIXED}").text
-    assert textarea(other, "letter") is None and "Your letter" not in other
+    assert textarea(other, "letter") is None and 'for="letter"' not in other
     assert textarea(other, "comment") is not None
 
 
