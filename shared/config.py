@@ -80,8 +80,13 @@ class Settings(BaseSettings):
     send_lease_seconds: float = 60.0
     reminder_after_seconds: float = 86400.0
     reminder_sweep_seconds: float = 60.0
-    retention_days: float = 28.0
+    # How long personal data is kept (docs/privacy.md has the whole table, shared/retention.py
+    # the rule for every column; tests/unit/test_retention.py checks they agree).
+    retention_days: float = 28.0  # letters' bodies, subjects and supporters' addresses
     retention_sweep_seconds: float = 3600.0
+    pending_signature_days: float = 14.0  # never confirmed: the link's 7 days, the reminder, a week
+    help_request_days: float = 90.0  # "Can't sign? Tell us" messages, handled or not
+    inbox_retention_days: float = 30.0  # which events each consumer handled (no personal data)
 
     # Updates fan-out: how often the updates worker looks for work, subscribers recorded per keyset
     # page, emails per batch (job counts are written once per batch), how long one sweep works

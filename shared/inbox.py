@@ -41,3 +41,17 @@ def already_processed(conn: Connection, consumer: str, event_id: uuid.UUID) -> b
         inbox.c.consumer == consumer, inbox.c.event_id == event_id
     )
     return conn.execute(stmt).first() is not None
+
+
+def prune(conn: Connection, older_than: datetime, batch: int = 5000) -> int:
+    """Forget handled events older than ``older_than`` (``DEARMP_INBOX_RETENTION_DAYS``): a
+    redelivery that late is not expected (retries give up within hours; a dead letter replayed
+    after that is handled again, and every effect has its own guard as well). Returns how many."""
+    doomed = (
+        sa.select(inbox.c.consumer, inbox.c.event_id)
+        .where(inbox.c.processed_at < older_than)
+        .limit(batch)
+    )
+    return conn.execute(
+        inbox.delete().where(sa.tuple_(inbox.c.consumer, inbox.c.event_id).in_(doomed))
+    ).rowcount

@@ -99,7 +99,7 @@ def run_worker(
     stopping = threading.Event()
     for interval, task in periodic or []:
         t = threading.Thread(
-            target=_every, args=(interval, task, stopping), daemon=True, name=f"{service}-periodic"
+            target=every, args=(interval, task, stopping), daemon=True, name=f"{service}-periodic"
         )
         t.start()
         workers.append(t)
@@ -112,7 +112,8 @@ def run_worker(
     log.info("worker stopped")
 
 
-def _every(interval: float, task: Callable[[], object], stopping: threading.Event) -> None:
+def every(interval: float, task: Callable[[], object], stopping: threading.Event) -> None:
+    """Run ``task`` every ``interval`` seconds until ``stopping`` is set; a failure is logged."""
     while not stopping.wait(interval):
         try:
             task()

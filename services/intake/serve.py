@@ -11,11 +11,12 @@ from fastapi import FastAPI
 
 from services.intake.app import create_app
 from services.intake.handlers import HANDLERS
+from services.intake.retention import sweep
 from shared.config import Settings, get_settings
 from shared.db import check_database, make_engine
 from shared.handling import Dispatcher
 from shared.logging import configure_logging, get_logger
-from shared.worker import broker_check, make_consumers
+from shared.worker import broker_check, every, make_consumers
 
 log = get_logger(__name__)
 
@@ -47,6 +48,15 @@ def serve(settings: Settings, threads: int = 1) -> None:
     running = [
         threading.Thread(target=c.run, name="intake-consumer", daemon=True) for c in consumers
     ]
+    stopping = threading.Event()
+    running.append(
+        threading.Thread(
+            target=every,
+            args=(settings.retention_sweep_seconds, lambda: sweep(engine, settings), stopping),
+            name="intake-retention",
+            daemon=True,
+        )
+    )
     for t in running:
         t.start()
     options: dict[str, Any] = dict(
@@ -73,6 +83,7 @@ def serve(settings: Settings, threads: int = 1) -> None:
         )  # type: ignore[arg-type]
     else:
         uvicorn.Server(uvicorn.Config(build_app(settings), **options)).run()
+    stopping.set()
     for c in consumers:
         c.stop()
     for t in running:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
+from shared import inbox
 from shared.broker.declare import declare_all
 from shared.broker.publisher import ConfirmingPublisher
 from shared.config import Settings
@@ -66,6 +67,12 @@ def serve(settings: Settings, threads: int = 1) -> None:
                 removed = prune(engine, retention)
                 if removed:
                     log.info("pruned sent outbox events", count=removed)
+                with engine.begin() as conn:
+                    forgotten = inbox.prune(
+                        conn, datetime.now(UTC) - timedelta(days=settings.inbox_retention_days)
+                    )
+                if forgotten:
+                    log.info("pruned handled events from the inbox", count=forgotten)
             except Exception as exc:  # the database may be away; try again next time
                 log.warning("outbox pruning failed", error=type(exc).__name__)
     for w in workers:

@@ -1,0 +1,185 @@
+"""How long each piece of personal data is kept: one rule for every column that can hold it.
+
+``PERSONAL`` names, for each table, the columns that hold a supporter's (or a staff member's)
+personal data and the rule that removes it: the ``Settings`` field that sets how long it is kept
+(``None``: kept until the person is erased, or for as long as the row is needed, as the text
+says). ``NOT_PERSONAL`` lists every other column. ``tests/unit/test_retention.py`` checks that
+every column of every table is in one or the other, so a new column cannot hold personal data
+without a rule, and that ``docs/privacy.md`` shows every rule.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Rule:
+    what: str  # how it goes, in a few words
+    setting: str | None = None  # the Settings field that sets how long (days unless it says)
+
+
+_SIGNATURE = Rule(
+    "pending: deleted after the setting; all: replaced on erasure", "pending_signature_days"
+)
+_LETTER = Rule(
+    "scrubbed after the setting, or on erasure (the row stays as a record)", "retention_days"
+)
+_PENDING = Rule(
+    "blanked on confirming; deleted once settled and past the setting, or on erasure",
+    "retention_days",
+)
+_SUBSCRIBER = Rule("deleted on erasure (leaving keeps the row: 'come back' must work)")
+_EVENT = Rule(
+    "sent events deleted after the setting; erasure: issue 15 (open)", "outbox_retention_days"
+)
+
+PERSONAL: dict[str, dict[str, Rule]] = {
+    "signatures": {
+        c: _SIGNATURE
+        for c in (
+            "first_name",
+            "last_name",
+            "email",
+            "email_normalised",
+            "postcode",
+            "address_lines",
+            "comment",
+            "letter",
+        )
+    },
+    "help_requests": {
+        c: Rule("deleted after the setting, or on erasure", "help_request_days")
+        for c in ("name", "email", "message")
+    },
+    "letters": {c: _LETTER for c in ("recipient", "subject", "body", "error")},
+    "pending_confirmations": {c: _PENDING for c in ("email", "first_name", "last_name")},
+    "subscribers": {c: _SUBSCRIBER for c in ("email", "email_normalised", "first_name")},
+    "held_signatures": {
+        "envelope": Rule("deleted when the seat is filled and the letter goes, or on erasure")
+    },
+    "outbox": {"body": _EVENT, "last_error": _EVENT},
+    "staff": {"email": Rule("staff accounts: removed by an operator when someone leaves")},
+    "update_deliveries": {"error": Rule("addresses masked when written; kept with the job")},
+}
+
+NOT_PERSONAL: dict[str, set[str]] = {
+    "campaign_updates": {"id", "campaign", "number", "title", "body", "published_at", "emailed"},
+    "campaigns": {"slug", "title", "definition", "updated_at"},
+    "constituencies": {"code", "name"},
+    # Keyed hashes only: they name nobody without the secret, and must outlive the person's data.
+    "erased_supporters": {"supporter_key", "erased_at"},
+    "resolver_erased_supporters": {"supporter_key", "erased_at"},
+    "updates_erased_supporters": {"supporter_key", "erased_at"},
+    "fanout_jobs": {
+        "id",
+        "campaign",
+        "update_number",
+        "status",
+        "cursor",
+        "finished_cursor",
+        "upto",
+        "total",
+        "recorded",
+        "sent",
+        "skipped",
+        "failed",
+        "possible_duplicates",
+        "pauses",
+        "retry_at",
+        "last_error",
+        "created_at",
+        "updated_at",
+        "finished_at",
+    },
+    "held_signatures": {
+        "signature_id",
+        "reason",
+        "constituency_code",
+        "attempts",
+        "held_at",
+        "next_attempt_at",
+    },
+    "help_requests": {"id", "campaign", "created_at", "handled_at"},
+    "inbox": {"consumer", "event_id", "processed_at"},  # pruned: inbox_retention_days
+    "letters": {
+        "id",
+        "signature_id",
+        "purpose",
+        "campaign",
+        "state",
+        "message_id",
+        "sends",
+        "created_at",
+        "sent_at",
+        "supporter_key",
+        "scrubbed_at",
+        "lease_owner",
+        "lease_until",
+        "uncertain",
+    },
+    # Public office holders' published work details, not supporters' data.
+    "mps": {"constituency_code", "member_id", "name", "full_title", "party", "email", "updated_at"},
+    "outbox": {
+        "id",
+        "event_id",
+        "routing_key",
+        "correlation_id",
+        "created_at",
+        "available_at",
+        "sent_at",
+        "attempts",
+    },
+    "pending_confirmations": {
+        "signature_id",
+        "campaign",
+        "supporter_key",
+        "language",
+        "received_at",
+        "due_at",
+        "confirmed",
+        "lease_until",
+        "reminded_at",
+    },
+    "postcodes": {"postcode", "constituency_code", "terminated"},  # public reference data
+    "rate_limits": {"key", "window_start", "hits"},  # HMAC keys, swept after their window
+    "resolutions": {
+        "signature_id",
+        "campaign",
+        "status",
+        "reason",
+        "constituency_code",
+        "target_name",
+        "resolved_at",
+    },
+    # Cached answers of the public postcode and Members APIs (no supporter named).
+    "resolver_cache": {"url", "status", "body", "expires_at"},
+    "sending_pauses": {"owner", "reason", "since", "until"},
+    "signatures": {
+        "id",
+        "campaign",
+        "opt_in",
+        "language",
+        "status",
+        "constituency_code",
+        "constituency_name",
+        "target_name",
+        "unresolvable_reason",
+        "created_at",
+        "confirmed_at",
+        "sent_at",
+    },
+    "staff": {"id", "password_hash", "failed_attempts", "locked_until", "created_at"},
+    "staff_sessions": {"token_hash", "staff_id", "created_at", "expires_at"},
+    "subscribers": {
+        "id",
+        "campaign",
+        "signature_id",
+        "language",
+        "subscribed",
+        "created_at",
+        "unsubscribed_at",
+        "preference_changed_at",
+    },
+    "update_deliveries": {"id", "job_id", "subscriber_id", "state", "sends", "sent_at"},
+}
