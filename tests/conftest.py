@@ -227,27 +227,28 @@ def settings(service_env: dict[str, str]) -> Settings:
 class System:
     """The whole of Dear MP as subprocesses: intake, relay, resolver, mailer, updates."""
 
+    NAMES = ("relay", "resolver", "mailer", "updates", "intake")
+
     def __init__(self, env: dict[str, str], request: pytest.FixtureRequest):
-        port = free_port()
-        self.base_url = f"http://127.0.0.1:{port}"
-        self.env = {**env, "DEARMP_HTTP_PORT": str(port), "DEARMP_BASE_URL": self.base_url}
+        # Every process its own port, chosen here: a worker's metrics server on an ephemeral
+        # port could otherwise take the one chosen for intake (and answer its /healthz).
+        ports: list[int] = []
+        while len(ports) < len(self.NAMES):
+            if (port := free_port()) not in ports:
+                ports.append(port)
+        self.base_url = f"http://127.0.0.1:{ports[-1]}"
+        self.env = {**env, "DEARMP_HTTP_PORT": str(ports[-1]), "DEARMP_BASE_URL": self.base_url}
         tag = request.node.name[:40].replace("/", "_")
         self.services = {
-            name: ServiceProcess(name, self.env, tag=tag)
-            for name in ("relay", "resolver", "mailer", "updates", "intake")
+            name: ServiceProcess(name, {**self.env, "DEARMP_METRICS_PORT": str(port)}, tag=tag)
+            for name, port in zip(self.NAMES, ports, strict=True)
         }
 
     def start(self, *names: str) -> System:
-        # Intake first, and listening before the rest start: the workers' metrics servers take
-        # ephemeral ports, which could otherwise be the one chosen for intake (then a worker's
-        # /healthz would answer for it).
-        wanted = names or tuple(self.services)
-        if "intake" in wanted:
-            self.services["intake"].start()
+        for name in names or self.services:
+            self.services[name].start()
+        if not names or "intake" in names:
             wait_http_ok(f"{self.base_url}/healthz", 30)
-        workers = [self.services[name].start() for name in wanted if name != "intake"]
-        for worker in workers:
-            worker.wait_started()
         return self
 
     def stop(self) -> None:

@@ -56,3 +56,31 @@ def signature_counts(conn: Connection, campaign: str | None = None) -> dict[str,
     for row in conn.execute(query):
         out.setdefault(row.campaign, SignatureCounts()).by_status[row.status] = row.n
     return out
+
+
+def _plain(row: sa.Row) -> dict[str, object]:  # type: ignore[type-arg]
+    return {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in row._mapping.items()}
+
+
+def held_about(conn: Connection, email: str) -> dict[str, list[dict[str, object]]]:
+    """Subject access: every signature and help request of this (normalised) address."""
+    from services.intake.models import help_requests
+
+    return {
+        "signatures": [
+            _plain(r)
+            for r in conn.execute(
+                sa.select(signatures)
+                .where(signatures.c.email_normalised == email)
+                .order_by(signatures.c.created_at)
+            )
+        ],
+        "help_requests": [
+            _plain(r)
+            for r in conn.execute(
+                sa.select(help_requests)
+                .where(sa.func.lower(help_requests.c.email) == email)
+                .order_by(help_requests.c.created_at)
+            )
+        ],
+    }

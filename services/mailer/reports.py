@@ -111,3 +111,43 @@ def render_failed(rows: list[dict[str, Any]]) -> str:
         lines.append("  ".join([*cells, str(line[-1])]).rstrip())
     lines.append(f"{len(rows)} failed")
     return "\n".join(lines)
+
+
+def held_about(conn: Connection, key: str) -> dict[str, list[dict[str, Any]]]:
+    """Subject access: the emails sent to or for the supporter with this keyed hash, with the
+    letters' bodies while they are kept, and any confirmation still waiting for a reminder."""
+    from services.mailer.models import pending_confirmations
+
+    def plain(row: Any) -> dict[str, Any]:
+        return {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in row.items()}
+
+    sent = conn.execute(
+        sa.select(
+            letters.c.signature_id,
+            letters.c.purpose,
+            letters.c.campaign,
+            letters.c.state,
+            letters.c.recipient,
+            letters.c.subject,
+            letters.c.body,
+            letters.c.created_at,
+            letters.c.sent_at,
+        )
+        .where(letters.c.supporter_key == key)
+        .order_by(letters.c.created_at)
+    ).mappings()
+    waiting = conn.execute(
+        sa.select(
+            pending_confirmations.c.signature_id,
+            pending_confirmations.c.campaign,
+            pending_confirmations.c.email,
+            pending_confirmations.c.first_name,
+            pending_confirmations.c.last_name,
+            pending_confirmations.c.received_at,
+            pending_confirmations.c.reminded_at,
+        ).where(pending_confirmations.c.supporter_key == key)
+    ).mappings()
+    return {
+        "emails": [plain(r) for r in sent],
+        "pending_confirmations": [plain(r) for r in waiting],
+    }

@@ -334,6 +334,33 @@ def supporters_erase(
         )
 
 
+@supporters_app.command("export")
+@friendly_errors
+def supporters_export(
+    email: str,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON instead of readable text")] = False,
+) -> None:
+    """Everything Dear MP holds about a person (subject access): signatures, emails with the
+    letters' bodies while kept, subscriptions, update emails, help requests, held signatures."""
+    from services.ops.access import held_about
+    from shared.db import make_engine
+
+    if "@" not in email.strip(" @"):
+        fail(f"{email!r} is not an email address")
+    settings = settings_or_exit()
+    record = held_about(make_engine(settings.database_url), email, settings.secret_key)
+    if as_json:
+        typer.echo(json.dumps(record, indent=2, ensure_ascii=False, default=str))
+        return
+    for section, rows in record.items():
+        typer.echo(f"{section.replace('_', ' ')}: {len(rows)}")
+        for row in rows:
+            for key, value in row.items():
+                if value not in (None, "", [], {}):
+                    typer.echo(f"    {key}: {value}")
+            typer.echo("")
+
+
 # --- staff accounts and dead letters -------------------------------------------------------
 staff_app = typer.Typer(help="Staff accounts for the /admin pages.", no_args_is_help=True)
 dlq_app = typer.Typer(help="Dead-letter queues: list and replay.", no_args_is_help=True)

@@ -43,3 +43,35 @@ def job_progress(conn: Connection, campaign: str, update_number: int) -> Progres
         ).where(fanout_jobs.c.campaign == campaign, fanout_jobs.c.update_number == update_number)
     ).first()
     return Progress(**row._mapping) if row is not None else None
+
+
+def held_about(conn: Connection, email: str) -> dict[str, list[dict[str, object]]]:
+    """Subject access: the (normalised) address's subscriptions, and each update emailed to it."""
+    from services.updates.models import deliveries as update_deliveries
+    from services.updates.models import fanout_jobs, subscribers
+
+    def plain(row: object) -> dict[str, object]:
+        items = row.items()  # type: ignore[attr-defined]
+        return {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in items}
+
+    subs = (
+        conn.execute(sa.select(subscribers).where(subscribers.c.email_normalised == email))
+        .mappings()
+        .all()
+    )
+    ids = [s["id"] for s in subs]
+    deliveries = conn.execute(
+        sa.select(
+            fanout_jobs.c.campaign,
+            fanout_jobs.c.update_number,
+            update_deliveries.c.state,
+            update_deliveries.c.sent_at,
+        )
+        .join(fanout_jobs, fanout_jobs.c.id == update_deliveries.c.job_id)
+        .where(update_deliveries.c.subscriber_id.in_(ids))
+        .order_by(update_deliveries.c.id)
+    ).mappings()
+    return {
+        "subscriptions": [plain(s) for s in subs],
+        "update_emails": [plain(d) for d in deliveries],
+    }

@@ -3,6 +3,7 @@ an event that arrives after the request (late: from a retry or dead-letter queue
 
 from __future__ import annotations
 
+import json
 import threading
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -59,6 +60,22 @@ def test_erase_removes_a_supporter_everywhere_and_says_what_it_removed(
         message="both letters, copies and subscriptions",
     )
 
+    # Subject access first: everything held about the person, by another spelling of the address.
+    exported = dearmp(system.env, "supporters", "export", "JoBloggs@googlemail.com", "--json")
+    assert exported.returncode == 0, exported.stderr + exported.stdout
+    record = json.loads(exported.stdout)
+    assert [s["comment"] for s in record["signatures"]] == ["My niece."]
+    assert record["signatures"][0]["email"] == gone["email"]
+    assert sorted(e["purpose"] for e in record["emails"]) == ["confirmation", "copy", "letter"]
+    letter = next(e for e in record["emails"] if e["purpose"] == "letter")
+    assert "My niece." in letter["body"]  # the letter as sent, while it is kept
+    assert [s["email"] for s in record["subscriptions"]] == [gone["email"]]
+    assert record["help_requests"] == [] and record["held_signatures"] == []
+    assert stays["email"] not in exported.stdout  # only that person
+    readable = dearmp(system.env, "supporters", "export", gone["email"])
+    assert readable.returncode == 0 and "signatures: 1" in readable.stdout
+    assert "emails: 3" in readable.stdout and "My niece." in readable.stdout
+
     # Another spelling of the same address: erasure is keyed by the normalised email.
     result = dearmp(system.env, "supporters", "erase", "jobloggs@googlemail.com", "--wait")
     assert result.returncode == 0, result.stderr + result.stdout
@@ -93,6 +110,10 @@ def test_erase_removes_a_supporter_everywhere_and_says_what_it_removed(
     for service in ("intake", "mailer", "updates", "resolver"):
         line = next(ln for ln in again.stdout.splitlines() if ln.startswith(f"{service}:"))
         assert all(part.endswith(" 0") for part in line.split("removed ")[1].split(", ")), line
+
+    # After erasure the export finds nothing of theirs.
+    after = json.loads(dearmp(system.env, "supporters", "export", gone["email"], "--json").stdout)
+    assert all(rows == [] for rows in after.values()), after
 
     # The same person may sign again later, as anyone may: only what came before is refused.
     before = len(mail.messages)
