@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -35,6 +37,11 @@ def make_engine(url: str, *, pool_size: int = 5) -> Engine:
         # An error never quotes the statement's values (names, addresses) into a log line.
         hide_parameters=True,
     )
+
+
+def plain(row: Mapping[Any, Any]) -> dict[str, Any]:
+    """A row as JSON-ready values (datetimes and dates in ISO 8601), for exports."""
+    return {str(k): (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in row.items()}
 
 
 @lru_cache(maxsize=8)

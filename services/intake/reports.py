@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from services.intake.models import signatures
+from shared.db import plain
 from shared.states import SignatureStatus
 
 
@@ -58,29 +59,18 @@ def signature_counts(conn: Connection, campaign: str | None = None) -> dict[str,
     return out
 
 
-def _plain(row: sa.Row) -> dict[str, object]:  # type: ignore[type-arg]
-    return {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in row._mapping.items()}
-
-
 def held_about(conn: Connection, email: str) -> dict[str, list[dict[str, object]]]:
     """Subject access: every signature and help request of this (normalised) address."""
     from services.intake.models import help_requests
 
-    return {
-        "signatures": [
-            _plain(r)
-            for r in conn.execute(
-                sa.select(signatures)
-                .where(signatures.c.email_normalised == email)
-                .order_by(signatures.c.created_at)
-            )
-        ],
-        "help_requests": [
-            _plain(r)
-            for r in conn.execute(
-                sa.select(help_requests)
-                .where(sa.func.lower(help_requests.c.email) == email)
-                .order_by(help_requests.c.created_at)
-            )
-        ],
-    }
+    signed = conn.execute(
+        sa.select(signatures)
+        .where(signatures.c.email_normalised == email)
+        .order_by(signatures.c.created_at)
+    ).mappings()
+    asked = conn.execute(
+        sa.select(help_requests)
+        .where(sa.func.lower(help_requests.c.email) == email)
+        .order_by(help_requests.c.created_at)
+    ).mappings()
+    return {"signatures": [plain(r) for r in signed], "help_requests": [plain(r) for r in asked]}

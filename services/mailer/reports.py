@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from services.mailer.models import letters, sending_pauses
+from shared.db import plain
 from shared.states import LetterState
 from shared.supporters import mask_addresses, mask_email
 
@@ -117,9 +118,6 @@ def held_about(conn: Connection, key: str) -> dict[str, list[dict[str, Any]]]:
     """Subject access: the emails sent to or for the supporter with this keyed hash, with the
     letters' bodies while they are kept, and any confirmation still waiting for a reminder."""
     from services.mailer.models import pending_confirmations
-
-    def plain(row: Any) -> dict[str, Any]:
-        return {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in row.items()}
 
     sent = conn.execute(
         sa.select(

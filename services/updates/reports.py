@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from services.updates.models import fanout_jobs
+from shared.db import plain
 
 
 @dataclass(frozen=True)
@@ -49,10 +50,6 @@ def held_about(conn: Connection, email: str) -> dict[str, list[dict[str, object]
     """Subject access: the (normalised) address's subscriptions, and each update emailed to it."""
     from services.updates.models import deliveries as update_deliveries
     from services.updates.models import fanout_jobs, subscribers
-
-    def plain(row: object) -> dict[str, object]:
-        items = row.items()  # type: ignore[attr-defined]
-        return {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in items}
 
     subs = (
         conn.execute(sa.select(subscribers).where(subscribers.c.email_normalised == email))
