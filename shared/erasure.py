@@ -15,11 +15,11 @@ import uuid
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from shared import outbox
 from shared.messages import SupporterErased, SupporterErasureRequested
-from shared.supporters import normalise_email
+from shared.supporters import GMAIL_DOMAINS, normalise_email
 from shared.topology import BINDINGS
 
 
@@ -27,16 +27,41 @@ def services_that_erase() -> list[str]:
     return [s for s, keys in BINDINGS.items() if SupporterErasureRequested.TYPE in keys]
 
 
-def request_erasure(engine: Engine, email: str) -> uuid.UUID:
-    """Stage the request; returns its id (the correlation id of every answer)."""
+def request_erasure(engine: Engine, email: str) -> tuple[uuid.UUID, int]:
+    """Stage the request, and delete from the outbox every event that names the person (sent,
+    or not yet: a consumer would refuse it anyway, as made before the erasure), earlier
+    erasure requests for them included. Returns the request's id (the correlation id of every
+    answer) and how many events were deleted."""
     request_id = uuid.uuid4()
+    address = normalise_email(email)
     with engine.begin() as conn:
-        outbox.add(
-            conn,
-            SupporterErasureRequested(email=normalise_email(email)),
-            correlation_id=request_id,
+        deleted = forget_events_about(conn, address)
+        outbox.add(conn, SupporterErasureRequested(email=address), correlation_id=request_id)
+    return request_id, deleted
+
+
+def _names(payload: dict[str, Any], address: str) -> bool:
+    supporter = payload.get("supporter")
+    typed = supporter.get("email") if isinstance(supporter, dict) else payload.get("email")
+    return isinstance(typed, str) and normalise_email(typed) == address
+
+
+def forget_events_about(conn: Connection, address: str) -> int:
+    """Delete the outbox rows whose event names this (normalised) address. Candidates are found
+    by the address's domain in the body (every spelling of an address keeps its domain, or its
+    provider's other one); each is then read and compared in full."""
+    domain = address.rpartition("@")[2]
+    domains = GMAIL_DOMAINS if domain in GMAIL_DOMAINS else (domain,)
+    body = sa.func.convert_from(outbox.outbox.c.body, "UTF8")
+    candidates = conn.execute(
+        sa.select(outbox.outbox.c.id, outbox.outbox.c.body).where(
+            sa.or_(*(body.ilike(f"%@{d}%") for d in domains))
         )
-    return request_id
+    ).all()
+    doomed = [row.id for row in candidates if _names(json.loads(row.body)["payload"], address)]
+    if doomed:
+        conn.execute(outbox.outbox.delete().where(outbox.outbox.c.id.in_(doomed)))
+    return len(doomed)
 
 
 def answers(engine: Engine, request_id: uuid.UUID) -> dict[str, dict[str, int]]:
@@ -53,6 +78,19 @@ def answers(engine: Engine, request_id: uuid.UUID) -> dict[str, dict[str, int]]:
             payload: dict[str, Any] = json.loads(body)["payload"]
             out[payload["service"]] = dict(payload["removed"])
     return out
+
+
+def forget_request(engine: Engine, request_id: uuid.UUID) -> int:
+    """Once every service has answered, the request (which names the person) has done its work:
+    delete it from the outbox rather than keep it for the sent events' retention period."""
+    with engine.begin() as conn:
+        return conn.execute(
+            outbox.outbox.delete().where(
+                outbox.outbox.c.routing_key == SupporterErasureRequested.TYPE,
+                outbox.outbox.c.correlation_id == str(request_id),
+                outbox.outbox.c.sent_at.is_not(None),
+            )
+        ).rowcount
 
 
 def wait_for_answers(

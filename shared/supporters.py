@@ -17,7 +17,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 # Providers that ignore dots and/or +tags in the local part, as intake treats them.
-_GMAIL = ("gmail.com", "googlemail.com")
+GMAIL_DOMAINS = ("gmail.com", "googlemail.com")  # one mailbox, two domains
+_GMAIL = GMAIL_DOMAINS
 _PLUS_TAGS = (
     "outlook.com",
     "hotmail.com",

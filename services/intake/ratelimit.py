@@ -14,7 +14,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
+
+from shared.supporters import normalise_email
 
 
 @dataclass(frozen=True)
@@ -80,3 +82,13 @@ def hit(conn: Connection, key: str, limit: Limit, now: datetime | None = None) -
 
 def sweep_before(now: datetime | None = None) -> datetime:
     return (now or datetime.now(UTC)) - timedelta(days=1)
+
+
+def forget_rate_limits(engine: Engine, secret: str, email: str) -> int:
+    """Erasure: drop the address's rate-limit counters (keyed by an HMAC of it, but still the
+    person's). Returns how many windows were removed."""
+    key = limit_key(secret, "email", normalise_email(email))
+    with engine.begin() as conn:
+        return conn.execute(
+            sa.text("DELETE FROM rate_limits WHERE key = :key"), {"key": key}
+        ).rowcount

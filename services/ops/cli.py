@@ -302,20 +302,28 @@ def supporters_erase(
     timeout: Annotated[float, typer.Option(help="Seconds to wait with --wait")] = 60.0,
 ) -> None:
     """Remove a supporter's personal data from every service (through an event)."""
+    from services.intake.ratelimit import forget_rate_limits
     from shared.db import make_engine
-    from shared.erasure import request_erasure, services_that_erase, wait_for_answers
+    from shared.erasure import (
+        forget_request,
+        request_erasure,
+        services_that_erase,
+        wait_for_answers,
+    )
     from shared.supporters import mask_email
 
     if "@" not in email.strip(" @"):
         fail(f"{email!r} is not an email address")
     settings = settings_or_exit()
     engine = make_engine(settings.database_url)
-    request_id = request_erasure(engine, email)
+    request_id, events = request_erasure(engine, email)
+    forgotten = forget_rate_limits(engine, settings.secret_key, email)
     services = services_that_erase()
     typer.echo(
         f"requested erasure of {mask_email(email)} (request {request_id}) from "
         f"{', '.join(services)}"
     )
+    typer.echo(f"outbox: removed events {events}; rate limits: removed {forgotten}")
     if not wait:
         typer.echo("each service removes the supporter's data when it handles the request")
         return
@@ -327,6 +335,8 @@ def supporters_erase(
         else:
             typer.echo(f"{service}: no answer yet")
     missing = [s for s in services if s not in got]
+    if not missing:
+        forget_request(engine, request_id)
     if missing:
         fail(
             f"no answer after {timeout:g}s from {', '.join(missing)} (are they and the relay "

@@ -85,6 +85,10 @@ def test_erase_removes_a_supporter_everywhere_and_says_what_it_removed(
     assert "mailer: removed letters 3, pending_confirmations 1" in out  # confirmation, letter, copy
     assert "updates: removed subscribers 1" in out
     assert "resolver: removed held_signatures 0" in out
+    assert "outbox: removed events " in out and "rate limits: removed 1" in out
+    with engine.connect() as conn:  # no event in the outbox names them, the request included
+        bodies = conn.execute(sa.text("SELECT convert_from(body, 'UTF8') FROM outbox")).scalars()
+        assert not [b for b in bodies if "jobloggs" in b.lower().replace(".", "")]
 
     with engine.connect() as conn:
         sigs = {r.first_name: r for r in conn.execute(sa.text("SELECT * FROM signatures"))}
