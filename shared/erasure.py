@@ -19,7 +19,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from shared import outbox
 from shared.messages import SupporterErased, SupporterErasureRequested
-from shared.supporters import GMAIL_DOMAINS, normalise_email
+from shared.supporters import GMAIL_DOMAINS, event_names, normalise_email
 from shared.topology import BINDINGS
 
 
@@ -40,12 +40,6 @@ def request_erasure(engine: Engine, email: str) -> tuple[uuid.UUID, int]:
     return request_id, deleted
 
 
-def _names(payload: dict[str, Any], address: str) -> bool:
-    supporter = payload.get("supporter")
-    typed = supporter.get("email") if isinstance(supporter, dict) else payload.get("email")
-    return isinstance(typed, str) and normalise_email(typed) == address
-
-
 def forget_events_about(conn: Connection, address: str) -> int:
     """Delete the outbox rows whose event names this (normalised) address. Candidates are found
     by the address's domain in the body (every spelling of an address keeps its domain, or its
@@ -58,7 +52,9 @@ def forget_events_about(conn: Connection, address: str) -> int:
             sa.or_(*(body.ilike(f"%@{d}%") for d in domains))
         )
     ).all()
-    doomed = [row.id for row in candidates if _names(json.loads(row.body)["payload"], address)]
+    doomed = [
+        row.id for row in candidates if event_names(json.loads(row.body)["payload"], address)
+    ]
     if doomed:
         conn.execute(outbox.outbox.delete().where(outbox.outbox.c.id.in_(doomed)))
     return len(doomed)

@@ -84,3 +84,11 @@ def mask_email(email: str) -> str:
 def mask_addresses(text: str) -> str:
     """Every email address in free text (an SMTP error, say) masked."""
     return _ADDRESS.sub(lambda m: mask_email(m.group(0)), text or "")
+
+
+def event_names(payload: dict[str, object], address: str) -> bool:
+    """Whether an event's payload names the person with this normalised address: its supporter's
+    email, or (an erasure request) its own."""
+    supporter = payload.get("supporter")
+    typed = supporter.get("email") if isinstance(supporter, dict) else payload.get("email")
+    return isinstance(typed, str) and normalise_email(typed) == address

@@ -303,6 +303,7 @@ def supporters_erase(
 ) -> None:
     """Remove a supporter's personal data from every service (through an event)."""
     from services.intake.ratelimit import forget_rate_limits
+    from shared.broker.dlq import BrokerUnavailable, drop_messages_about
     from shared.db import make_engine
     from shared.erasure import (
         forget_request,
@@ -311,6 +312,7 @@ def supporters_erase(
         wait_for_answers,
     )
     from shared.supporters import mask_email
+    from shared.topology import Topology
 
     if "@" not in email.strip(" @"):
         fail(f"{email!r} is not an email address")
@@ -324,6 +326,15 @@ def supporters_erase(
         f"{', '.join(services)}"
     )
     typer.echo(f"outbox: removed events {events}; rate limits: removed {forgotten}")
+    try:
+        dropped = drop_messages_about(
+            settings.amqp_url, Topology(settings.broker_namespace), email, settings.retry_delays
+        )
+    except BrokerUnavailable:
+        typer.echo("queues: RabbitMQ unavailable; run the erasure again to clear them")
+    else:
+        listed = ", ".join(f"{q} {n}" for q, n in sorted(dropped.items())) or "none"
+        typer.echo(f"queues: removed messages {sum(dropped.values())} ({listed})")
     if not wait:
         typer.echo("each service removes the supporter's data when it handles the request")
         return

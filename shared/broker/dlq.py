@@ -12,7 +12,8 @@ idempotent), never lost.
 - ``replay`` moves every message that was in the DLQ when it started to the service's queue,
   with the attempt counters and error reset, so the service tries it afresh. Messages that are
   dead-lettered again while it runs are left for the next replay (it cannot loop forever).
-Only the envelope's id and type are read from a body, never its payload (personal data).
+Only the envelope's id and type are read from a body, never its payload (personal data), except
+by ``drop_messages_about``, which an erasure uses to find the person's messages.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from pika.spec import BasicProperties
 
 from shared.broker.consumer import ATTEMPT_HEADER, ERROR_HEADER, TRANSIENT_HEADER, copy_props
 from shared.broker.declare import connection_parameters
+from shared.supporters import event_names, normalise_email
 from shared.topology import SERVICES, Topology
 
 DEAD_LETTERED_AT = "x-dearmp-dead-lettered-at"
@@ -211,6 +213,47 @@ def replay(
             if on_moved:
                 on_moved(moved)
     return moved
+
+
+def drop_messages_about(
+    amqp_url: str, topology: Topology, email: str, retry_delays: list[int]
+) -> dict[str, int]:
+    """Erasure: remove from every dead-letter and retry queue the messages whose event names the
+    person (a consumer would refuse them, but their personal data would sit in the broker until
+    then, or for ever in a DLQ). Every other message read is published back to the same queue
+    with confirms before it is acked (as ``list_dead_letters`` does); a retry queue's message so
+    waits its delay again. Returns {queue: messages dropped}, for the queues that had any."""
+    address = normalise_email(email)
+    dropped: dict[str, int] = {}
+    with confirming_channel(amqp_url, "dearmp-erasure") as channel:
+        for service in SERVICES:
+            queues = [topology.dead_letter_queue(service)]
+            queues += [topology.retry_queue(service, d) for d in retry_delays]
+            for queue in queues:
+                try:
+                    depth = _depth_or_fail(channel, queue)
+                except QueueMissing:
+                    channel = channel.connection.channel()  # the 404 closed the channel
+                    channel.confirm_delivery()
+                    continue
+                for _ in range(depth):
+                    method, props, body = channel.basic_get(queue, auto_ack=False)
+                    if method is None:
+                        break
+                    if _names(body, address):
+                        dropped[queue] = dropped.get(queue, 0) + 1
+                    else:
+                        channel.basic_publish("", queue, body, props, mandatory=True)
+                    channel.basic_ack(method.delivery_tag)
+    return dropped
+
+
+def _names(body: bytes, address: str) -> bool:
+    try:
+        payload = json.loads(body).get("payload")
+    except (ValueError, AttributeError):
+        return False  # not an envelope: it names nobody we can tell
+    return isinstance(payload, dict) and event_names(payload, address)
 
 
 def dead_letter_depths(amqp_url: str, topology: Topology) -> dict[str, int | None]:

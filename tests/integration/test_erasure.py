@@ -25,8 +25,16 @@ from shared.handling import Dispatcher, Erasure
 from shared.messages import Envelope, SignatureConfirmed, SupporterErasureRequested
 from shared.smtp import SmtpSender
 from shared.supporters import supporter_key
+from shared.topology import Topology
 from tests.integration.mailer_helpers import MP, count, dearmp, resolved_event
-from tests.support import confirm_email, make_signature, post_signatures, wait_until
+from tests.support import (
+    confirm_email,
+    make_signature,
+    post_signatures,
+    publish_raw,
+    queue_depth,
+    wait_until,
+)
 
 
 def mailer_with(engine, settings, sender: object) -> Dispatcher:
@@ -43,7 +51,7 @@ def resolver_with(engine, deps: ResolverDeps) -> Dispatcher:
 
 
 def test_erase_removes_a_supporter_everywhere_and_says_what_it_removed(
-    system, mail, engine
+    system, mail, engine, settings
 ) -> None:
     system.start()
     gone = make_signature(email="Jo.Bloggs+dearmp@gmail.com", comment="My niece.", opt_in=True)
@@ -76,6 +84,16 @@ def test_erase_removes_a_supporter_everywhere_and_says_what_it_removed(
     assert readable.returncode == 0 and "signatures: 1" in readable.stdout
     assert "emails: 3" in readable.stdout and "My niece." in readable.stdout
 
+    # Their events waiting in dead-letter queues, beside someone else's (the retry queues are
+    # swept the same way; here their delays are too short to catch a message in one).
+    topology = Topology(settings.broker_namespace)
+    theirs = Envelope.wrap(resolved_event(email=gone["email"], comment="My niece.")).to_json()
+    others = Envelope.wrap(resolved_event(email=stays["email"])).to_json()
+    other_dlq = topology.dead_letter_queue("resolver")
+    for queue, body in ((topology.dead_letter_queue("mailer"), theirs), (other_dlq, theirs)):
+        publish_raw(settings.amqp_url, "", queue, body)
+    publish_raw(settings.amqp_url, "", topology.dead_letter_queue("mailer"), others)
+
     # Another spelling of the same address: erasure is keyed by the normalised email.
     result = dearmp(system.env, "supporters", "erase", "jobloggs@googlemail.com", "--wait")
     assert result.returncode == 0, result.stderr + result.stdout
@@ -86,6 +104,11 @@ def test_erase_removes_a_supporter_everywhere_and_says_what_it_removed(
     assert "updates: removed subscribers 1" in out
     assert "resolver: removed held_signatures 0" in out
     assert "outbox: removed events " in out and "rate limits: removed 1" in out
+    assert (
+        f"queues: removed messages 2 ({topology.dead_letter_queue('mailer')} 1, {other_dlq} 1)" in out
+    )
+    assert queue_depth(settings.amqp_url, topology.dead_letter_queue("mailer")) == 1  # the other
+    assert queue_depth(settings.amqp_url, other_dlq) == 0
     with engine.connect() as conn:  # no event in the outbox names them, the request included
         bodies = conn.execute(sa.text("SELECT convert_from(body, 'UTF8') FROM outbox")).scalars()
         assert not [b for b in bodies if "jobloggs" in b.lower().replace(".", "")]
