@@ -5,6 +5,11 @@ published, with confirms, by the relay like any other) and bound to every servic
 service removes what it holds, in one transaction with its inbox claim, and answers with
 ``supporter.erased`` (its name and counts by table) under the request's correlation id.
 ``--wait`` reads those answers back from the outbox, where they are kept once published.
+
+The request also deletes, in its own transaction, every outbox event that names the person
+(``forget_events_about``), and the request itself once every service has answered
+(``forget_request``); the CLI then drops their messages from the dead-letter and retry queues
+(``shared.broker.dlq.drop_messages_about``) and their rate-limit counters.
 """
 
 from __future__ import annotations

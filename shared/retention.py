@@ -31,7 +31,7 @@ _PENDING = Rule(
 )
 _SUBSCRIBER = Rule("deleted on erasure (leaving keeps the row: 'come back' must work)")
 _EVENT = Rule(
-    "sent events deleted after the setting; erasure: issue 15 (open)", "outbox_retention_days"
+    "sent events deleted after the setting; the person's, on erasure", "outbox_retention_days"
 )
 
 PERSONAL: dict[str, dict[str, Rule]] = {
