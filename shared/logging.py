@@ -77,6 +77,30 @@ def frames_of(exc: BaseException, last: int = 8) -> list[str]:
     return [f"{Path(f.filename).name}:{f.lineno} in {f.name}" for f in ours[-last:]]
 
 
+def exceptions_without_messages(
+    _logger: Any, _method: str, event_dict: dict[str, Any]
+) -> dict[str, Any]:
+    """structlog processor, in place of ``format_exc_info``: an exception is rendered as its
+    traceback's frames and its class, never its message, whoever logs it (uvicorn's "Exception
+    in ASGI application", a library's warning): a database error's message can quote the row."""
+    exc_info = event_dict.pop("exc_info", None)
+    if not exc_info:
+        return event_dict
+    if exc_info is True:
+        exc_info = sys.exc_info()
+    elif isinstance(exc_info, BaseException):
+        exc_info = (type(exc_info), exc_info, exc_info.__traceback__)
+    if not isinstance(exc_info, tuple) or exc_info[0] is None:
+        return event_dict
+    kind, _value, tb = exc_info
+    frames = "".join(traceback.format_list(traceback.extract_tb(tb)))
+    event_dict["exception"] = (
+        f"Traceback (most recent call last):\n{frames}{kind.__module__}.{kind.__qualname__} "
+        "(its message is not logged: it may quote personal data)"
+    )
+    return event_dict
+
+
 def _scrub(value: Any) -> Any:
     if isinstance(value, str):
         return redact_text(value)
@@ -110,7 +134,7 @@ def configure_logging(service: str, level: str = "info", *, json: bool | None = 
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
-        structlog.processors.format_exc_info,
+        exceptions_without_messages,
         redact_pii,
     ]
     structlog.configure(

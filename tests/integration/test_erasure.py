@@ -7,7 +7,9 @@ import json
 import threading
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
+import httpx
 import sqlalchemy as sa
 from structlog.testing import capture_logs
 
@@ -26,7 +28,7 @@ from shared.messages import Envelope, SignatureConfirmed, SupporterErasureReques
 from shared.smtp import SmtpSender
 from shared.supporters import supporter_key
 from shared.topology import Topology
-from tests.integration.mailer_helpers import MP, count, dearmp, resolved_event
+from tests.integration.mailer_helpers import CAMPAIGN, MP, count, dearmp, resolved_event
 from tests.support import (
     confirm_email,
     make_signature,
@@ -44,6 +46,61 @@ def mailer_with(engine, settings, sender: object) -> Dispatcher:
     return Dispatcher("mailer", engine, mailer.HANDLERS, deps, erasure)
 
 
+def _assert_nowhere(
+    needles: tuple[str, ...], engine: sa.Engine, settings: Any, system: Any, topology: Topology
+) -> None:
+    """Search every table, every queue of the namespace (dead-letter and delay queues included),
+    every service's log and every staff page for each string, as typed and as JSON writes it;
+    addresses are compared with their dots removed (Gmail ignores them)."""
+    import pika
+
+    from shared.db import metadata
+    from tests.integration.admin_helpers import login, make_staff
+
+    def hits(text: str) -> list[str]:
+        flat = text.lower().replace(".", "")
+        return [
+            n
+            for n in needles
+            for form in {n, json.dumps(n)[1:-1]}
+            if form.lower().replace(".", "") in flat
+        ]
+
+    found: list[str] = []
+    with engine.connect() as conn:
+        for table in metadata.sorted_tables:
+            for row in conn.execute(sa.select(table)):
+                text = " ".join(
+                    v.decode(errors="replace") if isinstance(v, bytes) else str(v) for v in row
+                )
+                found += [f"table {table.name}: {n}" for n in hits(text)]
+    connection = pika.BlockingConnection(pika.URLParameters(settings.amqp_url))
+    try:
+        channel = connection.channel()
+        channel.confirm_delivery()
+        for queue in topology.all_queues(settings.retry_delays):
+            depth = channel.queue_declare(queue, passive=True).method.message_count
+            for _ in range(depth):
+                method, props, body = channel.basic_get(queue, auto_ack=False)
+                if method is None:
+                    break
+                found += [f"queue {queue}: {n}" for n in hits(body.decode(errors="replace"))]
+                channel.basic_publish("", queue, body, props)
+                channel.basic_ack(method.delivery_tag)
+    finally:
+        connection.close()
+    for name, service in system.services.items():
+        found += [f"log of {name}: {n}" for n in hits(service.output())]
+    make_staff(engine)
+    with httpx.Client(base_url=system.base_url, timeout=10) as staff:
+        login(staff)
+        for path in ("/admin", f"/admin/c/{CAMPAIGN}", "/admin/letters/failed", "/admin/dlq"):
+            page = staff.get(path)
+            assert page.status_code == 200, path
+            found += [f"staff page {path}: {n}" for n in hits(page.text)]
+    assert not found, found
+
+
 def resolver_with(engine, deps: ResolverDeps) -> Dispatcher:
     """The resolver's real dispatch and handlers, with the given backends."""
     erasure = Erasure(resolver_erased, deps.secret_key)
@@ -54,7 +111,14 @@ def test_erase_removes_a_supporter_everywhere_and_says_what_it_removed(
     system, mail, engine, settings
 ) -> None:
     system.start()
-    gone = make_signature(email="Jo.Bloggs+dearmp@gmail.com", comment="My niece.", opt_in=True)
+    gone = make_signature(
+        email="Jo.Bloggs+dearmp@gmail.com",
+        first_name="Ysolde",
+        last_name="Quennell",
+        address_line1="7 Zephyr Lane",
+        comment="My niece.",
+        opt_in=True,
+    )
     stays = make_signature(first_name="Zoë", opt_in=True)
     post_signatures(system.base_url, "guardians-for-children", [gone, stays])
     for caught in mail.handler.wait_for(2, timeout=60)[:2]:
@@ -105,7 +169,8 @@ def test_erase_removes_a_supporter_everywhere_and_says_what_it_removed(
     assert "resolver: removed held_signatures 0" in out
     assert "outbox: removed events " in out and "rate limits: removed 1" in out
     assert (
-        f"queues: removed messages 2 ({topology.dead_letter_queue('mailer')} 1, {other_dlq} 1)" in out
+        f"queues: removed messages 2 ({topology.dead_letter_queue('mailer')} 1, {other_dlq} 1)"
+        in out
     )
     assert queue_depth(settings.amqp_url, topology.dead_letter_queue("mailer")) == 1  # the other
     assert queue_depth(settings.amqp_url, other_dlq) == 0
@@ -137,6 +202,10 @@ def test_erase_removes_a_supporter_everywhere_and_says_what_it_removed(
     for service in ("intake", "mailer", "updates", "resolver"):
         line = next(ln for ln in again.stdout.splitlines() if ln.startswith(f"{service}:"))
         assert all(part.endswith(" 0") for part in line.split("removed ")[1].split(", ")), line
+
+    # Nothing of theirs anywhere: every table, every queue, every log, every staff page.
+    needles = ("jobloggs", "Ysolde", "Quennell", "Zephyr", "My niece.")
+    _assert_nowhere(needles, engine, settings, system, topology)
 
     # After erasure the export finds nothing of theirs.
     after = json.loads(dearmp(system.env, "supporters", "export", gone["email"], "--json").stdout)

@@ -38,6 +38,7 @@ def test_a_database_failure_while_signing_logs_no_personal_data(system, engine) 
     assert response.json() == {"detail": "Something went wrong on our side; nothing was saved."}
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM signatures")).scalar_one() == 0
+    system.services["intake"].terminate()  # everything it had to say is written
     log = system.services["intake"].output()
     errors = [json.loads(line) for line in log.splitlines() if '"unhandled error"' in line]
     assert len(errors) == 1, log[-3000:]

@@ -22,6 +22,11 @@ log.info("signature received", supporter=s.model_dump(), email=s.email, campaign
 log.info("nested", payload={"supporter": {"email": "x@example.org"}, "first_name": "Siân"})
 log.warning("free text mentions sian.zoe@example.org in passing, and jö.zoë@bücher.example")
 logging.getLogger("uvicorn.error").warning("library says %s", "sian.zoe@example.org")
+try:
+    raise ValueError("refused row: Siân Zoë-Whitfield, 12 Acacia Avenue")
+except ValueError:
+    log.exception("ours failed")
+    logging.getLogger("uvicorn.error").exception("Exception in ASGI application")
 """
 
 
@@ -32,7 +37,10 @@ def test_rendered_json_logs_contain_no_personal_data() -> None:
     assert result.returncode == 0, result.stderr
     output = result.stderr
     lines = [json.loads(line) for line in output.strip().splitlines()]
-    assert len(lines) == 4
+    assert len(lines) == 6
+    # Exceptions, ours or a library's, keep their frames and class, never their message.
+    for logged in lines[4:]:
+        assert "ValueError" in logged["exception"] and "<string>" in logged["exception"]
     needles = (
         "sian.zoe@example.org",
         "x@example.org",
