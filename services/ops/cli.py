@@ -363,7 +363,7 @@ def supporters_export(
 ) -> None:
     """Everything Dear MP holds about a person (subject access): signatures, emails with the
     letters' bodies while kept, subscriptions, update emails, help requests, held signatures."""
-    from services.ops.access import held_about
+    from services.intake.admin.access import held_about
     from shared.db import make_engine
 
     if "@" not in email.strip(" @"):

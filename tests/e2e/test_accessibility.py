@@ -182,8 +182,19 @@ def test_every_staff_page_passes_axe(system, engine) -> None:
             "campaign": f"/admin/c/{CAMPAIGN}",
             "failed-letters": "/admin/letters/failed",
             "dead-letters": "/admin/dlq",
+            "subject-access": "/admin/supporters",
         }.items():
             _check(driver, f"{base}{path}", name, problems)
+        # Subject access with a result, and with an error.
+        set_width(driver, 1280)
+        for email, name in (
+            ("jo@example.org", "subject-access-result"),
+            ("x", "subject-access-error"),
+        ):
+            driver.get(f"{base}/admin/supporters")
+            fill(driver, {"email": email})
+            press(driver, "form[action='/admin/supporters'] button[type=submit]")
+            problems += [f"{name}: {v}" for v in axe_violations(driver)]
         # The update composer's preview.
         set_width(driver, 1280)
         driver.get(f"{base}/admin/c/{CAMPAIGN}")

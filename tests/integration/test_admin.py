@@ -519,3 +519,36 @@ def test_staff_pages_answer_bad_input_with_a_4xx_never_a_500(settings, engine) -
         )
         assert 200 <= answer.status_code < 500, (request_id, answer.status_code)
     assert client.get("/admin/c/" + "a" * 500).status_code == 404
+
+
+def test_staff_see_everything_held_about_one_person(settings, engine) -> None:
+    """Subject access from the staff pages: the address is POSTed (never in a URL), and the page
+    lists that person's signatures and help requests, nobody else's."""
+    from datetime import UTC, datetime
+
+    from services.intake.models import signatures
+    from tests.integration.admin_helpers import make_signature_row
+
+    make_staff(engine)
+    now = datetime.now(UTC)
+    theirs = {**make_signature_row(created_at=now, email="sam.helper@example.org")}
+    theirs["first_name"] = "Samwise"
+    with engine.begin() as conn:
+        conn.execute(signatures.insert(), [theirs, make_signature_row(created_at=now)])
+    add_help_request(engine)
+    client = client_for(settings, engine)
+    login(client)
+    page = client.get("/admin/supporters")
+    assert page.status_code == 200 and 'action="/admin/supporters"' in page.text
+    token = csrf_token_in(page.text)
+    shown = client.post(
+        "/admin/supporters", data={"csrf_token": token, "email": "Sam.Helper@example.org"}
+    )
+    assert shown.status_code == 200
+    assert "Signatures (1)" in shown.text and "Samwise" in shown.text
+    assert "Help requests (1)" in shown.text and "The form says my postcode is wrong." in shown.text
+    assert "Emails (0)" in shown.text and "Subscriptions (0)" in shown.text
+    bad = client.post("/admin/supporters", data={"csrf_token": token, "email": "nobody"})
+    assert bad.status_code == 400 and "Enter the email address" in bad.text
+    expired = client.post("/admin/supporters", data={"email": "sam.helper@example.org"})
+    assert expired.status_code == 400 and "Samwise" not in expired.text

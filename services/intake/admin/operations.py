@@ -13,6 +13,7 @@ from fastapi import Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from services.intake.admin.access import held_about
 from services.intake.admin.web import checked_form, form_expired, protected_router, render
 from services.intake.deps import Engine, Settings
 from services.mailer.reports import failed_letters
@@ -56,6 +57,25 @@ def _queues(settings: SettingsModel) -> tuple[list[dict[str, Any]], str | None]:
     except (dlq.BrokerUnavailable, pika.exceptions.AMQPError, OSError) as exc:
         return out, f"RabbitMQ cannot be reached ({type(exc).__name__}); try again shortly."
     return out, None
+
+
+@router.get("/admin/supporters", response_class=HTMLResponse)
+def supporter_search(request: Request, settings: Settings) -> HTMLResponse:
+    """Subject access: a form for the address (POSTed, so it stays out of URLs and logs)."""
+    return render(request, settings, "supporter.html", email="", record=None)
+
+
+@router.post("/admin/supporters", response_class=HTMLResponse)
+async def supporter_record(request: Request, engine: Engine, settings: Settings) -> Response:
+    form = await checked_form(request, settings)
+    if form is None:
+        return form_expired(request, settings)
+    email = form.get("email", "").strip()
+    if "@" not in email.strip("@") or len(email) > 320:
+        errors = {"email": "Enter the email address the person signed with"}
+        return render(request, settings, "supporter.html", 400, email=email, errors=errors)
+    record = await run_in_threadpool(held_about, engine, email, settings.secret_key)
+    return render(request, settings, "supporter.html", email=email, record=record)
 
 
 @router.get("/admin/dlq", response_class=HTMLResponse)

@@ -1,6 +1,7 @@
 """Subject access: everything Dear MP holds about one person, gathered from each service's
-``reports.py`` (``dearmp supporters export EMAIL``). The address is normalised as every service
-stores it; the mailer finds its rows by the keyed hash of it."""
+``reports.py`` (the staff page ``/admin/supporters`` and ``dearmp supporters export EMAIL``).
+The address is normalised as every service stores it; the mailer finds its rows by the keyed
+hash of it."""
 
 from __future__ import annotations
 
