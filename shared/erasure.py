@@ -24,7 +24,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from shared import outbox
 from shared.messages import SupporterErased, SupporterErasureRequested
-from shared.supporters import GMAIL_DOMAINS, event_names, normalise_email
+from shared.supporters import GMAIL_DOMAINS, event_names, normalise_email, supporter_key
 from shared.topology import BINDINGS
 
 
@@ -32,7 +32,7 @@ def services_that_erase() -> list[str]:
     return [s for s, keys in BINDINGS.items() if SupporterErasureRequested.TYPE in keys]
 
 
-def request_erasure(engine: Engine, email: str) -> tuple[uuid.UUID, int]:
+def request_erasure(engine: Engine, email: str, secret: str) -> tuple[uuid.UUID, int]:
     """Stage the request, and delete from the outbox every event that names the person (sent,
     or not yet: a consumer would refuse it anyway, as made before the erasure), earlier
     erasure requests for them included. Returns the request's id (the correlation id of every
@@ -41,7 +41,8 @@ def request_erasure(engine: Engine, email: str) -> tuple[uuid.UUID, int]:
     address = normalise_email(email)
     with engine.begin() as conn:
         deleted = forget_events_about(conn, address)
-        outbox.add(conn, SupporterErasureRequested(email=address), correlation_id=request_id)
+        request = SupporterErasureRequested(key=supporter_key(secret, address))
+        outbox.add(conn, request, correlation_id=request_id)
     return request_id, deleted
 
 

@@ -150,11 +150,14 @@ class LetterFailed(Event):
 
 class SupporterErasureRequested(Event):
     """Staff asked (``dearmp supporters erase EMAIL``) to remove a supporter's personal data.
-    ``email`` is normalised (``shared.supporters.normalise_email``); the envelope's correlation id
-    names the request, and each service answers with ``supporter.erased`` under the same id."""
+    The person is named by ``key``, the keyed hash of their normalised address
+    (``shared.supporters.supporter_key``), never the address: every service finds their rows by
+    it. The envelope's correlation id names the request, and each service answers with
+    ``supporter.erased`` under the same id. Version 2: version 1 carried the address."""
 
     TYPE = "supporter.erasure_requested"
-    email: str
+    VERSION = 2
+    key: str
 
 
 class SupporterErased(Event):

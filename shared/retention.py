@@ -100,7 +100,7 @@ NOT_PERSONAL: dict[str, set[str]] = {
         "held_at",
         "next_attempt_at",
     },
-    "help_requests": {"id", "campaign", "created_at", "handled_at"},
+    "help_requests": {"id", "campaign", "supporter_key", "created_at", "handled_at"},
     "inbox": {"consumer", "event_id", "processed_at"},  # pruned: inbox_retention_days
     "letters": {
         "id",
@@ -158,6 +158,7 @@ NOT_PERSONAL: dict[str, set[str]] = {
     "signatures": {
         "id",
         "campaign",
+        "supporter_key",
         "opt_in",
         "language",
         "status",
@@ -175,6 +176,7 @@ NOT_PERSONAL: dict[str, set[str]] = {
         "id",
         "campaign",
         "signature_id",
+        "supporter_key",
         "language",
         "subscribed",
         "created_at",

@@ -24,7 +24,6 @@ from shared.messages import (
     SupporterErasureRequested,
 )
 from shared.states import SignatureStatus
-from shared.supporters import delete_rows_of
 
 log = get_logger(__name__)
 
@@ -109,7 +108,7 @@ def forget_supporter(event: SupporterErasureRequested, uow: UnitOfWork) -> None:
     scrubbed = uow.conn.execute(
         signatures.update()
         .where(
-            signatures.c.email_normalised == event.email,
+            signatures.c.supporter_key == event.key,
             signatures.c.created_at <= uow.envelope.occurred_at,
         )
         .values(
@@ -122,15 +121,16 @@ def forget_supporter(event: SupporterErasureRequested, uow: UnitOfWork) -> None:
             comment="",
             letter="",
             opt_in=False,
+            supporter_key=None,
             status=sa.case(
                 (signatures.c.status == SignatureStatus.PENDING, SignatureStatus.ERASED.value),
                 else_=signatures.c.status,
             ),
         )
     ).rowcount
-    helped = delete_rows_of(
-        uow.conn, help_requests, help_requests.c.id, help_requests.c.email, event.email
-    )
+    helped = uow.conn.execute(
+        help_requests.delete().where(help_requests.c.supporter_key == event.key)
+    ).rowcount
     uow.emit(
         SupporterErased(service="intake", removed={"signatures": scrubbed, "help_requests": helped})
     )

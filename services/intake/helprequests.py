@@ -16,6 +16,7 @@ from services.intake.forms import CONTROL_RE, EMAIL_FORMAT, EMAIL_REQUIRED, neut
 from services.intake.models import help_requests
 from shared.config import Settings
 from shared.i18n_markers import N_
+from shared.supporters import supporter_key
 
 MESSAGE_MAX = 3000
 MESSAGE_REQUIRED = N_("Tell us what went wrong")
@@ -55,6 +56,7 @@ def submit_help_request(
                 campaign=campaign,
                 name=name,
                 email=email,
+                supporter_key=supporter_key(settings.secret_key, email),
                 message=message,
                 created_at=datetime.now(UTC),
             )

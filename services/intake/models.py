@@ -17,6 +17,8 @@ signatures = sa.Table(
     sa.Column("last_name", sa.Text, nullable=False),
     sa.Column("email", sa.Text, nullable=False),
     sa.Column("email_normalised", sa.Text, nullable=False),
+    # shared.supporters.supporter_key(secret, email): an erasure request names the person by it.
+    sa.Column("supporter_key", sa.String(64), index=True),
     sa.Column("postcode", sa.String(10), nullable=False),
     sa.Column("address_lines", JSONB, nullable=False),
     sa.Column("comment", sa.Text, nullable=False, server_default=""),
@@ -47,6 +49,8 @@ help_requests = sa.Table(
     sa.Column("campaign", sa.String(100), nullable=False),
     sa.Column("name", sa.Text, nullable=False, server_default=""),
     sa.Column("email", sa.Text, nullable=False),
+    # shared.supporters.supporter_key(secret, email): an erasure request names the person by it.
+    sa.Column("supporter_key", sa.String(64), index=True),
     sa.Column("message", sa.Text, nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("handled_at", sa.DateTime(timezone=True)),

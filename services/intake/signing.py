@@ -30,7 +30,7 @@ from shared.messages import (
 )
 from shared.metrics import SIGNATURES
 from shared.states import SignatureStatus
-from shared.supporters import normalise_email
+from shared.supporters import normalise_email, supporter_key
 
 # The hot path of a viral petition, as one statement: count the caller's and the email's
 # rate-limit hits (the email's only if the caller is under its limit); if both are under their
@@ -59,15 +59,17 @@ WITH ip AS (
     SELECT id, status, target_name, sent_at FROM signatures
     WHERE campaign = %(campaign)s AND email_normalised = %(email_normalised)s
 ), stored AS (
-    INSERT INTO signatures (id, campaign, first_name, last_name, email, email_normalised, postcode,
-                            address_lines, comment, letter, opt_in, language, status, created_at)
+    INSERT INTO signatures (id, campaign, first_name, last_name, email, email_normalised,
+                            supporter_key, postcode, address_lines, comment, letter, opt_in,
+                            language, status, created_at)
     SELECT %(id)s, %(campaign)s, %(first_name)s, %(last_name)s, %(email)s, %(email_normalised)s,
-           %(postcode)s, CAST(%(address_lines)s AS jsonb), %(comment)s, %(letter)s, %(opt_in)s,
+           %(supporter_key)s, %(postcode)s, CAST(%(address_lines)s AS jsonb), %(comment)s, %(letter)s, %(opt_in)s,
            %(language)s, '{SignatureStatus.PENDING}', %(created_at)s
     FROM hit WHERE hit.hits <= %(email_limit)s
     ON CONFLICT ON CONSTRAINT uq_signatures_campaign_email DO UPDATE SET
         id = EXCLUDED.id, first_name = EXCLUDED.first_name, last_name = EXCLUDED.last_name,
-        email = EXCLUDED.email, postcode = EXCLUDED.postcode,
+        email = EXCLUDED.email, supporter_key = EXCLUDED.supporter_key,
+        postcode = EXCLUDED.postcode,
         address_lines = EXCLUDED.address_lines, comment = EXCLUDED.comment,
         letter = EXCLUDED.letter, opt_in = EXCLUDED.opt_in, language = EXCLUDED.language,
         status = EXCLUDED.status, created_at = EXCLUDED.created_at, confirmed_at = NULL,
@@ -211,6 +213,7 @@ async def submit_signature(
                 "last_name": supporter.last_name,
                 "email": supporter.email,
                 "email_normalised": email,
+                "supporter_key": supporter_key(settings.secret_key, email),
                 "postcode": supporter.postcode,
                 "address_lines": json.dumps(supporter.address_lines),
                 "comment": supporter.comment,

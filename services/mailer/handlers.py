@@ -324,8 +324,7 @@ def forget_supporter(event: SupporterErasureRequested, uow: UnitOfWork) -> None:
     their address), deletes their pending confirmations, and remembers (by keyed hash) not to
     send them anything more; emits supporter.erased with the counts. Idempotent: inbox claim,
     and a second run finds nothing left to remove."""
-    deps: MailerDeps = uow.deps
-    removed = erase_supporter(uow.conn, deps.key(event.email), uow.envelope.occurred_at)
+    removed = erase_supporter(uow.conn, event.key, uow.envelope.occurred_at)
     uow.emit(SupporterErased(service=CONSUMER, removed=removed))
     log.info("supporter erased", removed=removed)
 

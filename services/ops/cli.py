@@ -318,7 +318,7 @@ def supporters_erase(
         fail(f"{email!r} is not an email address")
     settings = settings_or_exit()
     engine = make_engine(settings.database_url)
-    request_id, events = request_erasure(engine, email)
+    request_id, events = request_erasure(engine, email, settings.secret_key)
     forgotten = forget_rate_limits(engine, settings.secret_key, email)
     services = services_that_erase()
     typer.echo(

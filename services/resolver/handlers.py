@@ -36,7 +36,7 @@ from shared.messages import (
     SupporterErased,
     SupporterErasureRequested,
 )
-from shared.supporters import delete_rows_of, supporter_key
+from shared.supporters import supporter_key
 
 log = get_logger(__name__)
 CONSUMER = "resolver"
@@ -193,11 +193,15 @@ def forget_supporter(event: SupporterErasureRequested, uow: UnitOfWork) -> None:
     ``resolutions`` hold no personal data. Idempotent: the inbox claim, and a second run finds
     nothing to delete."""
     deps: ResolverDeps = uow.deps
+    remember(uow.conn, erased_supporters, event.key, uow.envelope.occurred_at)
     email = held_signatures.c.envelope[("payload", "supporter", "email")].astext
-    remember(uow.conn, erased_supporters, deps.key(event.email), uow.envelope.occurred_at)
-    held = delete_rows_of(
-        uow.conn, held_signatures, held_signatures.c.signature_id, email, event.email
-    )
+    rows = uow.conn.execute(sa.select(held_signatures.c.signature_id, email)).all()
+    theirs = [row[0] for row in rows if deps.key(row[1] or "") == event.key]  # few: vacant seats
+    held = 0
+    if theirs:
+        held = uow.conn.execute(
+            held_signatures.delete().where(held_signatures.c.signature_id.in_(theirs))
+        ).rowcount
     uow.emit(SupporterErased(service=CONSUMER, removed={"held_signatures": held}))
 
 

@@ -24,7 +24,7 @@ from shared.messages import (
     UpdatePublished,
 )
 from shared.reference import campaign_updates
-from shared.supporters import delete_rows_of, normalise_email
+from shared.supporters import normalise_email
 
 log = get_logger(__name__)
 CONSUMER = "updates"
@@ -45,6 +45,7 @@ def record_subscriber(event: SignatureConfirmed, uow: UnitOfWork) -> None:
             email=event.supporter.email,
             email_normalised=normalise_email(event.supporter.email),
             first_name=event.supporter.first_name,
+            supporter_key=uow.deps.key(event.supporter.email),
             language=event.supporter.language,
             created_at=datetime.now(UTC),
         )
@@ -124,9 +125,10 @@ def forget_supporter(event: SupporterErasureRequested, uow: UnitOfWork) -> None:
     signature.confirmed adds nothing back, deletes their subscriptions (every campaign) and emits
     supporter.erased with the count. Idempotent: the inbox claim, and a second run finds nothing
     to delete."""
-    erasure: Erasure = uow.deps
-    remember(uow.conn, erased_supporters, erasure.key(event.email), uow.envelope.occurred_at)
-    gone = delete_rows_of(uow.conn, subscribers, subscribers.c.id, subscribers.c.email, event.email)
+    remember(uow.conn, erased_supporters, event.key, uow.envelope.occurred_at)
+    gone = uow.conn.execute(
+        subscribers.delete().where(subscribers.c.supporter_key == event.key)
+    ).rowcount
     uow.emit(SupporterErased(service=CONSUMER, removed={"subscribers": gone}))
 
 

@@ -17,6 +17,8 @@ subscribers = sa.Table(
     sa.Column("email", sa.Text, nullable=False),
     # shared.supporters.normalise_email(email): "leave every campaign" finds the person's rows.
     sa.Column("email_normalised", sa.Text, nullable=False),
+    # shared.supporters.supporter_key(secret, email): an erasure request names the person by it.
+    sa.Column("supporter_key", sa.String(64), index=True),
     sa.Column("first_name", sa.Text, nullable=False),
     sa.Column("language", sa.String(5), nullable=False, server_default="en"),  # of the footer
     sa.Column("subscribed", sa.Boolean, nullable=False, server_default=sa.true()),

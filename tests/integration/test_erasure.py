@@ -302,9 +302,7 @@ def test_the_resolver_forgets_held_signatures(engine) -> None:
     held("Jo.Bloggs@Example.org")
     other = held("jo.bloggs@example.com")
     deps = ResolverDeps(engine=engine, backends=[], hold_for=timedelta(days=1), secret_key="k")
-    request = Envelope.wrap(
-        SupporterErasureRequested(email="jo.bloggs@example.org"), correlation_id=uuid.uuid4()
-    )
+    request = erasure_request("jo.bloggs@example.org", deps.secret_key)
     handle = resolver_with(engine, deps)
     handle(request)
     handle(request)  # redelivered
@@ -327,8 +325,9 @@ def confirmed_event(*, email: str, opt_in: bool = True) -> SignatureConfirmed:
     )
 
 
-def erasure_request(email: str) -> Envelope:
-    return Envelope.wrap(SupporterErasureRequested(email=email), correlation_id=uuid.uuid4())
+def erasure_request(email: str, secret: str) -> Envelope:
+    request = SupporterErasureRequested(key=supporter_key(secret, email))
+    return Envelope.wrap(request, correlation_id=uuid.uuid4())
 
 
 def late(event: SignatureConfirmed) -> Envelope:
@@ -346,7 +345,7 @@ def test_updates_adds_no_subscriber_for_a_late_confirmation_of_an_erased_support
     engine, settings
 ) -> None:
     handle = updates.bootstrap(settings, engine)
-    handle(erasure_request("jobloggs@gmail.com"))
+    handle(erasure_request("jobloggs@gmail.com", settings.secret_key))
     gone = confirmed_event(email="Jo.Bloggs+petitions@googlemail.com")  # the same person
     stays = confirmed_event(email="jo.bloggs@example.org")
 
@@ -387,14 +386,18 @@ def test_a_late_confirmation_waits_for_an_erasure_in_progress(engine, settings) 
     """Subscribers already deleted, the request not yet committed: the late event must not slip
     its subscriber in between."""
     gone = late(confirmed_event(email="Jo@example.org"))
-    run_alongside(engine, settings, erasure_request("jo@example.org"), then=gone)
+    run_alongside(
+        engine, settings, erasure_request("jo@example.org", settings.secret_key), then=gone
+    )
     assert count(engine, "SELECT count(*) FROM subscribers") == 0
 
 
 def test_an_erasure_waits_for_a_confirmation_in_progress(engine, settings) -> None:
     """The subscriber added, not yet committed, when the request comes: the request removes it."""
     gone = late(confirmed_event(email="Jo@example.org"))
-    run_alongside(engine, settings, gone, then=erasure_request("jo@example.org"))
+    run_alongside(
+        engine, settings, gone, then=erasure_request("jo@example.org", settings.secret_key)
+    )
     assert count(engine, "SELECT count(*) FROM subscribers") == 0
     with engine.connect() as conn:
         answer = conn.execute(
@@ -429,7 +432,7 @@ def test_the_resolver_neither_looks_up_holds_nor_resolves_an_erased_supporter(
     deps = ResolverDeps(
         engine=engine, backends=[backend], hold_for=timedelta(days=1), secret_key="k"
     )
-    request = erasure_request("jo.bloggs@example.org")
+    request = erasure_request("jo.bloggs@example.org", "k")
     handle = resolver_with(engine, deps)
     handle(request)
     gone = confirmed_event(email="Jo.Bloggs@Example.org", opt_in=False)

@@ -40,6 +40,7 @@ from shared.messages import (
     Target,
 )
 from shared.reasons import REASONS
+from shared.supporters import supporter_key
 from shared.tokens import make_token
 from tests.support import ROOT, confirm, csrf_token_in, make_signature
 
@@ -59,6 +60,8 @@ CATALOGUED = {
 
 def locales_of(service: str) -> Path:
     return ROOT / "services" / service / "locales"
+
+
 # Where error messages are made; they are stored in English and translated when shown.
 MESSAGE_SOURCES = (
     ROOT / "services" / "intake" / "forms.py",
@@ -674,7 +677,9 @@ def test_the_thank_you_page_tells_each_state_truthfully(settings, engine) -> Non
         in client.get(f"/thanks/{token}?wait=12", headers={"Accept-Language": "fr"}).text
     )
 
-    request = Envelope.wrap(SupporterErasureRequested(email=signed["email"].lower()))
+    request = Envelope.wrap(
+        SupporterErasureRequested(key=supporter_key(settings.secret_key, signed["email"]))
+    )
     Dispatcher("intake", engine, INTAKE)(request)
     erased = thanks_page(client, make_token(settings.secret_key, "confirm", str(pending_id)), "cy")
     assert "Mae’r llofnod hwn wedi’i ddileu" in erased

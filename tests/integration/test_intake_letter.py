@@ -19,6 +19,7 @@ from services.intake.handlers import HANDLERS
 from shared.config import Settings
 from shared.handling import Dispatcher
 from shared.messages import Envelope, SupporterErasureRequested
+from shared.supporters import supporter_key
 from tests.support import csrf_token_in, make_signature
 
 EDITABLE = "specialist-support-for-child-victims"
@@ -198,7 +199,8 @@ def test_erasure_clears_own_words(settings, engine) -> None:
     )
     assert [r.letter for r in stored(engine)] == ["My own words"]
     request = Envelope.wrap(
-        SupporterErasureRequested(email="jo.erase@example.org"), correlation_id=uuid.uuid4()
+        SupporterErasureRequested(key=supporter_key(settings.secret_key, "jo.erase@example.org")),
+        correlation_id=uuid.uuid4(),
     )
     Dispatcher("intake", engine, HANDLERS)(request)
     assert [r.letter for r in stored(engine)] == [""]
