@@ -6,10 +6,10 @@ service removes what it holds, in one transaction with its inbox claim, and answ
 ``supporter.erased`` (its name and counts by table) under the request's correlation id.
 ``--wait`` reads those answers back from the outbox, where they are kept once published.
 
-The request also deletes, in its own transaction, every outbox event that names the person
-(``forget_events_about``), and the request itself once every service has answered
-(``forget_request``); the CLI then drops their messages from the dead-letter and retry queues
-(``shared.broker.dlq.drop_messages_about``) and their rate-limit counters.
+The request names the person by the keyed hash of their address, never the address. It also
+deletes, in its own transaction, every outbox event that names the person
+(``forget_events_about``); the CLI then drops their messages from the dead-letter and retry
+queues (``shared.broker.dlq.drop_messages_about``) and their rate-limit counters.
 """
 
 from __future__ import annotations
@@ -34,9 +34,8 @@ def services_that_erase() -> list[str]:
 
 def request_erasure(engine: Engine, email: str, secret: str) -> tuple[uuid.UUID, int]:
     """Stage the request, and delete from the outbox every event that names the person (sent,
-    or not yet: a consumer would refuse it anyway, as made before the erasure), earlier
-    erasure requests for them included. Returns the request's id (the correlation id of every
-    answer) and how many events were deleted."""
+    or not yet: a consumer would refuse it anyway, as made before the erasure). Returns the
+    request's id (the correlation id of every answer) and how many events were deleted."""
     request_id = uuid.uuid4()
     address = normalise_email(email)
     with engine.begin() as conn:
@@ -58,9 +57,7 @@ def forget_events_about(conn: Connection, address: str) -> int:
             sa.or_(*(body.ilike(f"%@{d}%") for d in domains))
         )
     ).all()
-    doomed = [
-        row.id for row in candidates if event_names(json.loads(row.body)["payload"], address)
-    ]
+    doomed = [row.id for row in candidates if event_names(json.loads(row.body)["payload"], address)]
     if doomed:
         conn.execute(outbox.outbox.delete().where(outbox.outbox.c.id.in_(doomed)))
     return len(doomed)
@@ -80,19 +77,6 @@ def answers(engine: Engine, request_id: uuid.UUID) -> dict[str, dict[str, int]]:
             payload: dict[str, Any] = json.loads(body)["payload"]
             out[payload["service"]] = dict(payload["removed"])
     return out
-
-
-def forget_request(engine: Engine, request_id: uuid.UUID) -> int:
-    """Once every service has answered, the request (which names the person) has done its work:
-    delete it from the outbox rather than keep it for the sent events' retention period."""
-    with engine.begin() as conn:
-        return conn.execute(
-            outbox.outbox.delete().where(
-                outbox.outbox.c.routing_key == SupporterErasureRequested.TYPE,
-                outbox.outbox.c.correlation_id == str(request_id),
-                outbox.outbox.c.sent_at.is_not(None),
-            )
-        ).rowcount
 
 
 def wait_for_answers(

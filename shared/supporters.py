@@ -88,7 +88,7 @@ def mask_addresses(text: str) -> str:
 
 def event_names(payload: dict[str, object], address: str) -> bool:
     """Whether an event's payload names the person with this normalised address: its supporter's
-    email, or (an erasure request) its own."""
+    email, or an ``email`` of its own."""
     supporter = payload.get("supporter")
     typed = supporter.get("email") if isinstance(supporter, dict) else payload.get("email")
     return isinstance(typed, str) and normalise_email(typed) == address

@@ -305,12 +305,7 @@ def supporters_erase(
     from services.intake.ratelimit import forget_rate_limits
     from shared.broker.dlq import BrokerUnavailable, drop_messages_about
     from shared.db import make_engine
-    from shared.erasure import (
-        forget_request,
-        request_erasure,
-        services_that_erase,
-        wait_for_answers,
-    )
+    from shared.erasure import request_erasure, services_that_erase, wait_for_answers
     from shared.supporters import mask_email
     from shared.topology import Topology
 
@@ -346,8 +341,6 @@ def supporters_erase(
         else:
             typer.echo(f"{service}: no answer yet")
     missing = [s for s in services if s not in got]
-    if not missing:
-        forget_request(engine, request_id)
     if missing:
         fail(
             f"no answer after {timeout:g}s from {', '.join(missing)} (are they and the relay "
