@@ -39,6 +39,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/resolver.py
 	$(BIN)/python bench/mailer.py
 	$(BIN)/python bench/fanout.py
+	$(BIN)/python bench/event_privacy.py
 
 clean:
 	rm -rf var .pytest_cache
