@@ -8,8 +8,8 @@ service removes what it holds, in one transaction with its inbox claim, and answ
 
 The request names the person by the keyed hash of their address, never the address. It also
 deletes, in its own transaction, every outbox event that names the person
-(``forget_events_about``); the CLI then drops their messages from the dead-letter and retry
-queues (``shared.broker.dlq.drop_messages_about``) and their rate-limit counters.
+(``forget_events_about``); the CLI then drops their messages from every service's queues (main,
+dead-letter and retry) (``shared.broker.dlq.drop_messages_about``) and their rate-limit counters.
 """
 
 from __future__ import annotations

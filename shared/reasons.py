@@ -16,3 +16,6 @@ REASONS = {
     "no_contact": N_("Your MP does not publish an email address. You could write to them by post."),
     "unknown_postcode": N_("We could not find that postcode. Check it and sign again."),
 }
+
+# The reasons a new postcode fixes: the thank-you page offers "sign again" for these only.
+POSTCODE_REASONS = frozenset(("invalid_postcode", "terminated_postcode", "unknown_postcode"))

@@ -23,7 +23,7 @@ from shared.config import Settings as SettingsModel
 from shared.i18n_markers import N_
 from shared.letters import render_letter
 from shared.messages import Target
-from shared.reasons import REASONS
+from shared.reasons import POSTCODE_REASONS, REASONS
 from shared.states import SignatureStatus
 from shared.tokens import InvalidToken, read_token
 
@@ -317,8 +317,6 @@ def _confirm(
 
 
 YOUR_MP = N_("[your MP's name]")  # where the letter names the MP, before we know who it is
-# Unresolvable because of the postcode: signing again with the right one will work.
-POSTCODE_REASONS = frozenset(("invalid_postcode", "terminated_postcode", "unknown_postcode"))
 THANKS_REFRESHES = 12  # a minute at one look every 5 s
 
 

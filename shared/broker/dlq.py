@@ -218,16 +218,20 @@ def replay(
 def drop_messages_about(
     amqp_url: str, topology: Topology, email: str, retry_delays: list[int]
 ) -> dict[str, int]:
-    """Erasure: remove from every dead-letter and retry queue the messages whose event names the
-    person (a consumer would refuse them, but their personal data would sit in the broker until
-    then, or for ever in a DLQ). Every other message read is published back to the same queue
-    with confirms before it is acked (as ``list_dead_letters`` does); a retry queue's message so
-    waits its delay again. Returns {queue: messages dropped}, for the queues that had any."""
+    """Erasure: remove from every queue of every service (its main queue, its dead-letter queue
+    and its retry queues) the messages whose event names the person. A consumer would refuse
+    them (made before the erasure), but until then their personal data would sit in the broker:
+    for ever in a DLQ, and for as long as a service is stopped in its main queue. Every other
+    message read is published back to the same queue with confirms before it is acked (as
+    ``list_dead_letters`` does): a retry queue's message so waits its delay again, and a main
+    queue's goes to the back (order does not matter: consumers are idempotent and a state
+    never goes backwards). Messages a consumer holds unacked are not seen here; it refuses
+    them. Returns {queue: messages dropped}, for the queues that had any."""
     address = normalise_email(email)
     dropped: dict[str, int] = {}
     with confirming_channel(amqp_url, "dearmp-erasure") as channel:
         for service in SERVICES:
-            queues = [topology.dead_letter_queue(service)]
+            queues = [topology.queue(service), topology.dead_letter_queue(service)]
             queues += [topology.retry_queue(service, d) for d in retry_delays]
             for queue in queues:
                 try:

@@ -223,3 +223,28 @@ def test_status_flags_dead_letters(amqp_url, namespace, topology, database_url) 
     }
     assert report["outbox_backlog"] == 0
     assert report["letters"] == {"created": 0, "sending": 0, "sent": 0, "failed": 0}
+
+
+def test_an_erasure_drops_the_persons_messages_from_every_queue_of_every_service(
+    amqp_url, namespace, topology
+) -> None:
+    """A stopped service's main queue, a DLQ and a retry queue each hold the person's event
+    beside someone else's: the person's go, the others stay, each where it was."""
+    theirs, others = received("Jo.Bloggs@example.org"), received("someone@example.org")
+    queues = [
+        topology.queue("resolver"),  # no consumer: the service is stopped
+        topology.dead_letter_queue("mailer"),
+        topology.retry_queue("updates", 4000),  # declared here without a delay: it stays put
+    ]
+    with dlq.confirming_channel(amqp_url) as channel:
+        channel.queue_declare(queues[2], durable=True, arguments={"x-queue-type": "quorum"})
+    for queue in queues:
+        publish_raw(amqp_url, "", queue, theirs.to_json())
+        publish_raw(amqp_url, "", queue, others.to_json())
+
+    dropped = dlq.drop_messages_about(amqp_url, topology, "JO.Bloggs@Example.org", [*DELAYS, 4000])
+
+    assert dropped == {queue: 1 for queue in queues}
+    for queue in queues:
+        left = [json.loads(body)["id"] for _, body in get_all(amqp_url, queue)]
+        assert left == [str(others.id)], queue
