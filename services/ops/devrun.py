@@ -20,6 +20,7 @@ from urllib.parse import urlparse
 import sqlalchemy as sa
 
 from services.ops.local_servers import POSTGRES, RABBITMQ, System, ensure_running, reachable
+from shared.broker.declare import broker_nodes
 from shared.config import ConfigError, Settings, load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,7 +36,7 @@ def check_dependencies(settings: Settings, system: System | None = None) -> str 
     answer, else one line saying what to do."""
     system = system or System()
     db = sa.make_url(settings.database_url)
-    amqp = urlparse(settings.amqp_url)
+    amqp = urlparse(broker_nodes(settings.amqp_url)[0])  # a cluster: its first node
     for server, host, port in (
         (POSTGRES, db.host or "127.0.0.1", db.port or 5432),
         (RABBITMQ, amqp.hostname or "127.0.0.1", amqp.port or 5672),

@@ -32,7 +32,7 @@ from pika.spec import BasicProperties
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from shared import faults
-from shared.broker.declare import connection_parameters, declare_service
+from shared.broker.declare import connection_parameters, declare_service, rotate
 from shared.logging import bound_context, error_detail, get_logger
 from shared.messages import BadEvent, Envelope, UnknownEvent
 from shared.metrics import HANDLER_SECONDS, MESSAGES
@@ -111,6 +111,7 @@ class Consumer:
                 backoff = 0.5
             except BROKER_ERRORS as exc:
                 self.connected.clear()
+                self._params = rotate(self._params)  # a cluster: the other nodes first
                 log.warning(
                     "broker connection lost, reconnecting",
                     queue=self.queue,

@@ -8,16 +8,38 @@ from pika.adapters.blocking_connection import BlockingChannel
 from shared.topology import BINDINGS, DELIVERY_LIMIT, Topology
 
 
+def broker_nodes(url: str) -> list[str]:
+    """The node URLs in ``DEARMP_AMQP_URL``: one, or several separated by commas (the nodes of
+    a RabbitMQ cluster, e.g. ``amqp://u:p@rabbit1:5672/%2F,amqp://u:p@rabbit2:5672/%2F``)."""
+    nodes = [part.strip() for part in url.split(",") if part.strip()]
+    if not nodes:
+        raise ValueError("no RabbitMQ address given")
+    return nodes
+
+
 def connection_parameters(
     url: str, *, heartbeat: int = 30, name: str = "dearmp"
-) -> pika.URLParameters:
-    params = pika.URLParameters(url)
-    params.heartbeat = heartbeat
-    params.blocked_connection_timeout = 60
-    params.connection_attempts = 1
-    params.socket_timeout = 5
-    params.client_properties = {"connection_name": name}
-    return params
+) -> list[pika.URLParameters]:
+    """Parameters for each node, in the order to try them (pika's ``BlockingConnection`` takes
+    the list and connects to the first that answers). With a cluster, any node will do: a
+    quorum queue's leader may be on another node, which serves its clients through this one,
+    and when a node goes the clients reconnect to the next (``rotate``)."""
+    out = []
+    for node in broker_nodes(url):
+        params = pika.URLParameters(node)
+        params.heartbeat = heartbeat
+        params.blocked_connection_timeout = 60
+        params.connection_attempts = 1
+        params.socket_timeout = 5
+        params.client_properties = {"connection_name": name}
+        out.append(params)
+    return out
+
+
+def rotate(params: list[pika.URLParameters]) -> list[pika.URLParameters]:
+    """The same nodes, starting from the next one: after a connection is lost, try the others
+    before the node that failed."""
+    return params[1:] + params[:1]
 
 
 def declare_exchanges(channel: BlockingChannel, topology: Topology) -> None:

@@ -17,7 +17,7 @@ import pika
 from pika.adapters.select_connection import SelectConnection
 from pika.spec import Basic, BasicProperties
 
-from shared.broker.declare import connection_parameters
+from shared.broker.declare import connection_parameters, rotate
 
 # Frames queued for the socket are joined into chunks of about this size before a batch is sent.
 _WRITE_CHUNK = 256 * 1024
@@ -69,17 +69,27 @@ class ConfirmingPublisher:
         return bool(self._conn and self._conn.is_open and self._channel and self._channel.is_open)
 
     def connect(self) -> None:
+        """Open a connection and a confirming channel on the first node that answers. After a
+        failure (here or on the last connection) the nodes are tried from the next one, so a
+        cluster's clients leave a node that went away."""
+        failed = self._error is not None
         self.close()
-        self._error = None
-        self._conn = SelectConnection(
-            self._params,
-            on_open_callback=self._on_connection_open,
-            on_open_error_callback=self._on_failure,
-            on_close_callback=self._on_failure,
-        )
-        self._run_until(lambda: self._channel is not None or self._error is not None)
-        if self._error or self._channel is None:
-            raise PublishError(f"cannot open publisher: {self._error}")
+        for _ in range(len(self._params)):
+            if failed:
+                self._params = rotate(self._params)
+            self._error = None
+            self._conn = SelectConnection(
+                self._params[0],  # SelectConnection takes one node at a time
+                on_open_callback=self._on_connection_open,
+                on_open_error_callback=self._on_failure,
+                on_close_callback=self._on_failure,
+            )
+            self._run_until(lambda: self._channel is not None or self._error is not None)
+            if self._channel is not None and self._error is None:
+                return
+            failed = True
+            self.close()
+        raise PublishError(f"cannot open publisher: {self._error}")
 
     def _on_connection_open(self, conn: SelectConnection) -> None:
         conn.channel(on_open_callback=self._on_channel_open)
