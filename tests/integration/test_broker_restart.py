@@ -56,11 +56,13 @@ def test_every_signature_yields_one_letter_across_a_broker_restart(
 
     try:
         time.sleep(0.3)  # some confirmations are out, most are still in the outbox or queues
+        at_stop = len(mail.messages)
         rabbitmqctl("stop_app")
         time.sleep(3)
     finally:
         rabbitmqctl("start_app")
     rabbitmqctl("await_startup")
+    assert at_stop < N, "every confirmation was out before the broker stopped: it proves nothing"
 
     confirmations = mail.handler.wait_for(N, timeout=180)
     assert len(confirmations) >= N, f"only {len(confirmations)} confirmations arrived"
@@ -68,7 +70,8 @@ def test_every_signature_yields_one_letter_across_a_broker_restart(
         for i, caught in enumerate(confirmations[:N]):
             assert confirm_email(caught.message, client).status_code == 200
             if i == N // 2:
-                rabbitmqctl("close_all_connections", "fault test")  # letters are in flight now
+                # Letters are in flight now, and half the confirmations are still to come.
+                rabbitmqctl("close_all_connections", "fault test")
 
     caught = mail.handler.wait_for(3 * N, timeout=240)  # confirmations, letters and copies
     time.sleep(3)  # give any duplicate time to show up

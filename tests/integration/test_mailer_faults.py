@@ -153,11 +153,17 @@ def test_sigkill_at_random_while_sending_1000_letters_loses_none(
     kills = 0
     mail.handler.wait_for(50, timeout=60)  # sending has begun
     while kills < 8 and len(mail.messages) < total * 0.9:
-        time.sleep(rng.uniform(0.5, 1.5))
+        # Each kill lands while mail is going out: after the restarted mailer has sent again.
+        resumed_from = len(mail.messages)
+        wait_until(lambda n=resumed_from: len(mail.messages) > n, 60, 0.02, "the mailer sending")
+        time.sleep(rng.uniform(0.2, 1.0))
+        at_kill = len(mail.messages)
         mailer.kill()
+        assert at_kill < total, "every letter was out before the kill; it proves nothing"
         kills += 1
         mailer.start()
     print(f"\nseed {seed}: {kills} SIGKILLs, {len(mail.messages)} of {total} messages by then")
+    assert kills >= 3, f"only {kills} kills landed while letters were going out"
 
     mail.handler.wait_for(total, timeout=150)
     queue = Topology(namespace).queue("mailer")
