@@ -3,8 +3,9 @@
 There is no Docker engine where the tests run, so ``docker compose`` cannot start anything here.
 These tests read the files instead and hold them to the rules the system relies on: every service
 present and healthy-checked, start-up ordered by real conditions, every command a real ``dearmp``
-sub-command, workers scalable (no host ports), images pinned, and every queue in
-``shared.topology`` consumed by a running service.
+sub-command, workers scalable (no host ports), a "scaled" profile that runs a second, identical
+replica of every worker and of the relay, images pinned, and every queue in ``shared.topology``
+consumed by a running service.
 """
 
 from __future__ import annotations
@@ -337,6 +338,69 @@ def test_every_dearmp_service_runs_the_project_image(services: dict[str, Any]) -
         build = svc["build"]
         context = build if isinstance(build, str) else build.get("context", ".")
         assert (ROOT / context / "Dockerfile").resolve() == DOCKERFILE
+
+
+# -- the "scaled" profile: two of every worker and two relays ----------------------------------
+SCALED = "scaled"
+
+
+def active(services: dict[str, Any], profiles: set[str]) -> dict[str, Any]:
+    """The services ``docker compose --profile P up`` starts: those without profiles, and those
+    with one of the given profiles."""
+    return {
+        name: svc
+        for name, svc in services.items()
+        if not svc.get("profiles") or set(svc["profiles"]) & profiles
+    }
+
+
+def serving(services: dict[str, Any], kind: str) -> list[str]:
+    """Names of the services that run ``dearmp serve <kind>``."""
+    return sorted(
+        name
+        for name, svc in services.items()
+        if command_lines(svc.get("command")) == [["dearmp", "serve", kind]]
+    )
+
+
+def test_plain_up_runs_one_of_each_and_needs_no_profile(services: dict[str, Any]) -> None:
+    default = active(services, set())
+    for name in INFRA | DEARMP:
+        assert not services[name].get("profiles"), f"{name} must start without a profile"
+    for kind in DEARMP_LONG_RUNNING:
+        assert serving(default, kind) == [kind], f"plain `up` runs {serving(default, kind)}"
+
+
+def test_scaled_profile_runs_two_of_every_worker_and_two_relays(services: dict[str, Any]) -> None:
+    scaled = active(services, {SCALED})
+    for kind in WORKERS:
+        assert len(serving(scaled, kind)) == 2, f"--profile scaled runs {serving(scaled, kind)}"
+    # A second intake would need the host's port 8000 too: behind a load balancer, not here.
+    assert serving(scaled, "intake") == ["intake"]
+
+
+def test_only_the_extra_replicas_belong_to_the_profile(services: dict[str, Any]) -> None:
+    profiled = {name for name, svc in services.items() if svc.get("profiles")}
+    replicas = {name for kind in WORKERS for name in serving(services, kind) if name != kind}
+    assert profiled == replicas, f"profiled: {sorted(profiled)}, replicas: {sorted(replicas)}"
+    for name in profiled:
+        assert services[name]["profiles"] == [SCALED], f"{name}: profiles"
+
+
+def test_extra_replicas_are_identical_to_the_first(services: dict[str, Any]) -> None:
+    for kind in WORKERS:
+        original = services[kind]
+        for name in serving(services, kind):
+            if name == kind:
+                continue
+            svc = services[name]
+            for key in ("command", "environment", "healthcheck", "depends_on", "build", "image"):
+                assert svc.get(key) == original.get(key), f"{name}: {key} differs from {kind}'s"
+            assert env_of(svc) == env_of(original), f"{name}: environment differs"
+            rest = (set(svc) | set(original)) - {"profiles"}
+            assert {k: svc.get(k) for k in rest} == {k: original.get(k) for k in rest}, name
+            assert not published_ports(svc), f"{name} publishes host ports"
+            assert "container_name" not in svc and "hostname" not in svc, name
 
 
 # -- environment ------------------------------------------------------------------------------
