@@ -178,7 +178,7 @@ class Relay:
                 backoff = min(backoff * 2, 15)
                 continue
             if moved < self.batch_size:
-                stopping.wait(idle_sleep)
+                self.publisher.idle(idle_sleep)  # heartbeats go on while there is nothing to do
 
 
 def prune(engine: Engine, older_than: timedelta, batch: int = 5000) -> int:

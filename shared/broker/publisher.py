@@ -9,6 +9,7 @@ Not thread-safe: one publisher per thread.
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from dataclasses import dataclass
 from enum import Enum
@@ -112,6 +113,15 @@ class ConfirmingPublisher:
         self._channel = None
         if self._conn is not None:
             self._conn.ioloop.stop()
+
+    def idle(self, seconds: float) -> None:
+        """Wait ``seconds`` with the connection's I/O loop running, so heartbeats are sent and
+        answered while there is nothing to publish (otherwise the broker closes a connection
+        that stays quiet for two heartbeat intervals, and the next batch has to reconnect)."""
+        if not self.is_open:
+            time.sleep(seconds)
+            return
+        self._run_until(lambda: False, timeout=seconds)
 
     def close(self) -> None:
         if self._conn is not None and self._conn.is_open:

@@ -105,3 +105,31 @@ def test_prune_removes_only_old_sent_events(engine) -> None:
     with engine.connect() as conn:
         left = conn.execute(sa.text("SELECT count(*), count(sent_at) FROM outbox")).one()
     assert tuple(left) == (2, 1)  # the recent sent row and the unsent one stay
+
+
+def test_an_idle_relay_keeps_its_connection_alive_with_heartbeats(engine, amqp_url, namespace) -> None:
+    """Between batches the relay's publisher answers heartbeats: idle for several heartbeat
+    intervals, it publishes the next event on the same connection (the broker closed it before,
+    and the next batch had to reconnect)."""
+    topology = Topology(namespace)
+    declare_all(amqp_url, topology, ALL_TEST_DELAYS)
+    publisher = ConfirmingPublisher(amqp_url, topology.events_exchange, heartbeat=1)
+    relay = outbox.Relay(engine, publisher)
+    stopping = threading.Event()
+    thread = threading.Thread(target=relay.run, args=(stopping, 0.05))
+    thread.start()
+    try:
+        with engine.begin() as conn:
+            outbox.add_many(conn, _events(1))  # type: ignore[arg-type]
+        assert outbox.wait_until_drained(engine, timeout=30)
+        first = publisher._conn
+        assert first is not None
+        stopping.wait(5)  # five heartbeat intervals with nothing to publish
+        with engine.begin() as conn:
+            outbox.add_many(conn, _events(1))  # type: ignore[arg-type]
+        assert outbox.wait_until_drained(engine, timeout=30)
+        assert publisher._conn is first, "the connection was lost while idle"
+    finally:
+        stopping.set()
+        thread.join(10)
+        publisher.close()
