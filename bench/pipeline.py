@@ -145,11 +145,16 @@ class Stack:
         ensure_database(self.database_url)
         upgrade(self.database_url)
         load_demo(self.database_url)
+        if os.environ.get("PIPELINE_LOG_STATEMENTS") == "1":  # to count statements per signature
+            admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+            with admin.connect() as conn:
+                conn.execute(sa.text(f'ALTER DATABASE "{self.db}" SET log_statement = \'all\''))
+            admin.dispose()
 
     def start(self) -> None:
         self.logs.mkdir(parents=True, exist_ok=True)
         for name in WORKERS:
-            env = {**self.env(), "DEARMP_METRICS_PORT": str(free_port())}
+            env = {**self.env(), "DEARMP_METRICS_PORT": str(free_port()), "PGAPPNAME": name}
             log = (self.logs / f"{self.namespace}-{name}.log").open("ab")
             self.procs[name] = subprocess.Popen(
                 [sys.executable, "-m", "services.ops.cli", "serve", name],
@@ -549,6 +554,15 @@ def main() -> int:
                 phases.append(run_phase(stack, ledger, meter, f"{rate}/s", r, int(r * SECONDS)))
             print(f"phase {phases[-1].label} done in {phases[-1].seconds:.1f}s", flush=True)
         raw = raw_smtplib(stack.smtp_port, ledger, 2000)
+        if os.environ.get("PIPELINE_LOG_STATEMENTS") == "1":
+            admin = sa.create_engine(PG_ADMIN)
+            with admin.connect() as conn:
+                rows = conn.execute(
+                    sa.text("SELECT pid, application_name FROM pg_stat_activity WHERE datname = :d"),
+                    {"d": stack.db},
+                ).all()
+            admin.dispose()
+            print("backends:", json.dumps({r.pid: r.application_name for r in rows}))
     finally:
         stack.stop()
         controller.stop()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -22,7 +23,7 @@ from pydantic import (
     model_validator,
 )
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 
 from shared.reference import campaigns
 
@@ -210,6 +211,35 @@ def get_campaign(conn: Connection, slug: str) -> Campaign | None:
     if row is None:
         return None
     return parse_stored(slug, row.updated_at, row.definition)
+
+
+class CampaignCache:
+    """Campaigns by slug for a hot path, each re-read at most every ``ttl`` seconds (so an edit,
+    or closing a campaign, applies that late there): one statement per campaign every few
+    seconds instead of one for every event or page. Safe to share between threads."""
+
+    def __init__(self, engine: Engine, ttl: float = 5.0) -> None:
+        self.engine, self.ttl = engine, ttl
+        self._found: dict[str, tuple[float, Campaign | None]] = {}
+
+    def get(self, slug: str) -> Campaign | None:
+        now = time.monotonic()
+        hit = self._found.get(slug)
+        if hit is not None and now - hit[0] < self.ttl:
+            return hit[1]
+        with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            campaign = get_campaign(conn, slug)
+        if len(self._found) > 1000:
+            self._found.clear()
+        self._found[slug] = (now, campaign)
+        return campaign
+
+
+def campaign_as_of(conn: Connection, slug: str, updated_at: datetime) -> Campaign | None:
+    """The campaign, when the caller has already read its ``updated_at`` (e.g. joined to the row
+    it is reading): parsed already in this process, no statement; else read it."""
+    parsed = _parsed.get((slug, updated_at))
+    return parsed if parsed is not None else get_campaign(conn, slug)
 
 
 def open_campaigns(conn: Connection) -> list[Campaign]:

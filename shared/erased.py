@@ -75,4 +75,10 @@ def is_erased(
     erased_at = conn.execute(
         sa.select(table.c.erased_at).where(table.c.supporter_key == key)
     ).scalar()
+    return refused(erased_at, signed_at)
+
+
+def refused(erased_at: datetime | None, signed_at: datetime | None) -> bool:
+    """Whether a signature made at ``signed_at`` falls under an erasure asked for at
+    ``erased_at`` (None: the supporter was never erased)."""
     return erased_at is not None and (signed_at is None or signed_at <= erased_at)

@@ -1,7 +1,9 @@
 """Intake's event handlers: follow each signature's journey so the supporter can see it.
 
-Each runs in the inbox transaction (see shared.handling), so a redelivered event changes nothing
-twice; the updates are also plain overwrites of the same values, harmless if repeated.
+The journey's handlers are one statement each (``@one_statement``, see shared.handling): plain
+overwrites with the event's values, or updates guarded by the state they move from, so a
+redelivered event repeats a statement to no effect, and they store no personal data; they run
+without an inbox claim. The erasure handlers run in the inbox transaction.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from collections.abc import Callable
 import sqlalchemy as sa
 
 from services.intake.models import help_requests, signatures
-from shared.handling import UnitOfWork, in_transaction
+from shared.handling import UnitOfWork, in_transaction, one_statement
 from shared.logging import get_logger
 from shared.messages import (
     Event,
@@ -28,7 +30,7 @@ from shared.states import SignatureStatus
 log = get_logger(__name__)
 
 
-@in_transaction
+@one_statement
 def note_resolved(event: SignatureResolved, uow: UnitOfWork) -> None:
     """Consumes signature.resolved: remember the constituency and target for the thank-you page."""
     uow.conn.execute(
@@ -46,7 +48,7 @@ def note_resolved(event: SignatureResolved, uow: UnitOfWork) -> None:
     )
 
 
-@in_transaction
+@one_statement
 def note_unresolvable(event: SignatureUnresolvable, uow: UnitOfWork) -> None:
     """Consumes signature.unresolvable: record why, so the supporter can be told what to fix."""
     uow.conn.execute(
@@ -56,7 +58,7 @@ def note_unresolvable(event: SignatureUnresolvable, uow: UnitOfWork) -> None:
     )
 
 
-@in_transaction
+@one_statement
 def note_held(event: SignatureHeld, uow: UnitOfWork) -> None:
     """Consumes signature.held: the seat is vacant, the letter waits (the thank-you page says so)."""
     uow.conn.execute(
@@ -75,23 +77,27 @@ def note_held(event: SignatureHeld, uow: UnitOfWork) -> None:
 def _letter_is(
     uow: UnitOfWork, event: LetterSent | LetterFailed, status: SignatureStatus, **values: object
 ) -> None:
-    """The letter to the target (not the confirmation, copy or notice) reached ``status``."""
-    if event.purpose == "letter":
-        uow.conn.execute(
-            signatures.update()
-            .where(signatures.c.id == event.signature_id)
-            .values(status=status, **values)
-        )
+    uow.conn.execute(
+        signatures.update()
+        .where(signatures.c.id == event.signature_id)
+        .values(status=status, **values)
+    )
 
 
-@in_transaction
+def _the_letter(event: LetterSent | LetterFailed) -> bool:
+    """The letter to the target, not the confirmation, copy or a notice: only it moves the
+    signature on (the others are consumed untouched)."""
+    return event.purpose == "letter"
+
+
+@one_statement(applies=_the_letter)
 def note_letter_sent(event: LetterSent, uow: UnitOfWork) -> None:
     """Consumes letter.sent (purpose "letter"): the letter has gone to the target, at the time
     the event was made (when the mail server took it)."""
     _letter_is(uow, event, SignatureStatus.SENT, sent_at=uow.envelope.occurred_at)
 
 
-@in_transaction
+@one_statement(applies=_the_letter)
 def note_letter_failed(event: LetterFailed, uow: UnitOfWork) -> None:
     """Consumes letter.failed (purpose "letter"): the target's server refused it for good."""
     _letter_is(uow, event, SignatureStatus.FAILED)

@@ -18,12 +18,13 @@ from services.intake.forms import COMMENT_MAX, LETTER_MAX
 from services.intake.helprequests import submit_help_request
 from services.intake.models import signatures
 from services.intake.signing import Outcome, confirm_signature, submit_signature, supporter_of
-from shared.campaigns import Campaign, get_campaign, open_campaigns
+from shared.campaigns import Campaign, campaign_as_of, get_campaign, open_campaigns
 from shared.config import Settings as SettingsModel
 from shared.i18n_markers import N_
 from shared.letters import render_letter
 from shared.messages import Target
 from shared.reasons import POSTCODE_REASONS, REASONS
+from shared.reference import campaigns
 from shared.states import SignatureStatus
 from shared.tokens import InvalidToken, read_token
 
@@ -274,9 +275,13 @@ def confirm_page(token: str, request: Request, engine: Engine, settings: Setting
     found = _signature_from(token, settings.secret_key)
     if isinstance(found, str):
         return page(request, "confirm_invalid.html", 400, reason=found)
-    with engine.connect() as conn:
-        row = conn.execute(sa.select(signatures).where(signatures.c.id == found)).first()
-        campaign = get_campaign(conn, row.campaign) if row else None
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        row = conn.execute(
+            sa.select(signatures, campaigns.c.updated_at.label("campaign_updated_at"))
+            .join(campaigns, campaigns.c.slug == signatures.c.campaign)
+            .where(signatures.c.id == found)
+        ).first()
+        campaign = campaign_as_of(conn, row.campaign, row.campaign_updated_at) if row else None
     if row is None or campaign is None or row.status == SignatureStatus.ERASED:
         return page(request, "confirm_invalid.html", 400, reason="invalid")
     supporter = supporter_of(row)
@@ -329,7 +334,7 @@ def thanks(token: str, request: Request, engine: Engine, settings: Settings) -> 
     found = _signature_from(token, settings.secret_key)
     if isinstance(found, str):
         return page(request, "confirm_invalid.html", 400, reason=found)
-    with engine.connect() as conn:
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         row = conn.execute(
             sa.select(
                 signatures.c.campaign,
@@ -338,9 +343,12 @@ def thanks(token: str, request: Request, engine: Engine, settings: Settings) -> 
                 signatures.c.constituency_name,
                 signatures.c.unresolvable_reason,
                 signatures.c.sent_at,
-            ).where(signatures.c.id == found)
+                campaigns.c.updated_at.label("campaign_updated_at"),
+            )
+            .join(campaigns, campaigns.c.slug == signatures.c.campaign)
+            .where(signatures.c.id == found)
         ).first()
-        campaign = get_campaign(conn, row.campaign) if row else None
+        campaign = campaign_as_of(conn, row.campaign, row.campaign_updated_at) if row else None
     if row is None or campaign is None:
         return page(request, "confirm_invalid.html", 400, reason="invalid")
     share_url, share_text = share_for(campaign, settings)

@@ -29,7 +29,15 @@ from services.mailer.retention import erase_supporter
 from shared.broker.consumer import PermanentFailure
 from shared.campaigns import Campaign, get_campaign
 from shared.config import Settings
-from shared.handling import Dispatcher, Effect, Erasure, UnitOfWork, external_effect, in_transaction
+from shared.handling import (
+    Dispatcher,
+    Effect,
+    Erasure,
+    UnitOfWork,
+    external_effect,
+    in_transaction,
+    one_statement,
+)
 from shared.logging import get_logger
 from shared.messages import (
     Envelope,
@@ -185,12 +193,13 @@ def send_confirmation(event: SignatureReceived, effect: Effect) -> None:
     )
 
 
-@in_transaction
+@one_statement
 def note_confirmed(event: SignatureConfirmed, uow: UnitOfWork) -> None:
     """Consumes signature.confirmed; marks the signature confirmed so no reminder goes out, and
     drops the personal fields the reminder would have needed. If it arrives before
     signature.received was handled, the confirmed row is written first and wins. Idempotent:
-    inbox claim, and an upsert to the same values."""
+    one upsert to the same values, storing nothing personal (so no inbox claim or erasure
+    check)."""
     blank = {"confirmed": True, "email": "", "first_name": "", "last_name": ""}
     stmt = insert(pending_confirmations).values(
         signature_id=event.signature_id,

@@ -21,7 +21,7 @@ from services.resolver.lookup import Backend, Resolution, Unavailable, resolve
 from services.resolver.models import erased_supporters, held_signatures, resolutions
 from shared import outbox
 from shared.broker.consumer import TransientFailure
-from shared.campaigns import Campaign, get_campaign
+from shared.campaigns import Campaign, CampaignCache
 from shared.config import Settings
 from shared.erased import remember
 from shared.handling import Dispatcher, Effect, Erasure, UnitOfWork, external_effect, in_transaction
@@ -48,6 +48,12 @@ class ResolverDeps:
     backends: list[Backend]
     hold_for: timedelta
     secret_key: str
+    campaigns: CampaignCache | None = None  # re-read every few seconds, not for every event
+
+    def campaign(self, slug: str) -> Campaign | None:
+        if self.campaigns is None:
+            self.campaigns = CampaignCache(self.engine)
+        return self.campaigns.get(slug)
 
     def key(self, email: str) -> str:
         return supporter_key(self.secret_key, email)
@@ -94,8 +100,7 @@ def answer_for(
     event: SignatureConfirmed, deps: ResolverDeps, campaign: Campaign | None = None
 ) -> Resolution:
     if campaign is None:
-        with deps.engine.connect() as conn:
-            campaign = get_campaign(conn, event.campaign)
+        campaign = deps.campaign(event.campaign)
     try:
         return resolve(event.supporter.postcode, campaign, deps.backends)
     except Unavailable as exc:

@@ -30,13 +30,12 @@ log = get_logger(__name__)
 CONSUMER = "updates"
 
 
-@in_transaction
+@in_transaction(applies=lambda event: event.supporter.opt_in)
 def record_subscriber(event: SignatureConfirmed, uow: UnitOfWork) -> None:
-    """Consumes signature.confirmed; adds the supporter to the campaign's subscribers if they
-    asked to be kept updated (the dispatcher refuses it for an erased supporter: the event
-    arrived after the request). Idempotent: inbox claim, and one row per signature (upsert)."""
-    if not event.supporter.opt_in:
-        return
+    """Consumes signature.confirmed of a supporter who asked to be kept updated (the others are
+    consumed untouched); adds them to the campaign's subscribers (the dispatcher refuses it for
+    an erased supporter: the event arrived after the request). Idempotent: inbox claim, and one
+    row per signature (upsert)."""
     uow.conn.execute(
         insert(subscribers)
         .values(
