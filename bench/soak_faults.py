@@ -215,7 +215,7 @@ class FaultScript:
                     retrying = sum(
                         r
                         for name, (r, _u) in queues.items()
-                        if name.startswith(f"dearmp.{service}.retry.")
+                        if name.startswith(f"dearmp.{service}.delay.")
                     )
                     snap[f"{service}_queue"] = {
                         "ready": main[0],

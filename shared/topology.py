@@ -67,7 +67,9 @@ class Topology:
         return f"{self.namespace}.{service}.dlq"
 
     def retry_queue(self, service: str, delay_ms: int) -> str:
-        return f"{self.namespace}.{service}.retry.{delay_ms}ms"
+        # Quorum delay queues. Before, classic queues named ``.retry.<ms>ms``: a deployment
+        # upgraded from them finds those drain into the service's queue by themselves.
+        return f"{self.namespace}.{service}.delay.{delay_ms}ms"
 
     def all_queues(self, retry_delays: list[int]) -> list[str]:
         names = []

@@ -368,13 +368,13 @@ def deliver_once(
             sql, params = _record_statement(
                 claimed.id, correlation_id, "failed", error, failed, receipt, signed_at=out.signed_at
             )
-            _run(steps, sql, params, then, state)
+            _run(steps, sql, params, then, state, leases.seconds)
             return state
         sent["r_now"] = datetime.now(UTC)
         if follow is None:
-            _run(steps, sent_sql, sent, then, state)
+            _run(steps, sent_sql, sent, then, state, leases.seconds)
             return state
-        claimed = _run(steps, sent_sql, sent, None, state)
+        claimed = _run(steps, sent_sql, sent, None, state, leases.seconds)
         faults.point("before_follow_on")
         out, after = follow, None
         if claimed is None:
@@ -558,11 +558,44 @@ def _record_statement(
     return sql + " SELECT NULL", params
 
 
-def _run(steps: _Steps, sql: str, params: dict[str, Any], then: Then | None, state: Outcome) -> Any:
-    """Run a record statement (with ``then``'s work in its transaction); its first row."""
-    if then is None:
-        return steps.one(sql, params)
-    with steps.transaction() as conn:
-        row = conn.exec_driver_sql(sql, params).first()
-        then(conn, state)
-    return row
+# A lost connection to PostgreSQL (it restarted, or failed over): worth trying again.
+_CONNECTION_LOST = (psycopg.OperationalError, sa.exc.OperationalError, sa.exc.InterfaceError)
+
+
+def _run(
+    steps: _Steps,
+    sql: str,
+    params: dict[str, Any],
+    then: Then | None,
+    state: Outcome,
+    patience: float = 60.0,
+) -> Any:
+    """Run a record statement (with ``then``'s work in its transaction); its first row.
+
+    The mail server has answered by now: if the statement cannot reach PostgreSQL (a restart),
+    it is tried again, with growing pauses, for up to ``patience`` seconds (the sending lease:
+    nobody else may send this email meanwhile). Giving up at the first error left the row
+    ``sending`` and the email went again once the lease ended (found by the soak, docs/soak.md).
+    A statement interrupted by a lost connection was not committed, so running it again is the
+    first run; one that did commit finds its row no longer ``sending`` and changes nothing."""
+    deadline = time.monotonic() + patience
+    pause = 0.2
+    while True:
+        try:
+            if then is None:
+                return steps.one(sql, params)
+            with steps.transaction() as conn:
+                row = conn.exec_driver_sql(sql, params).first()
+                then(conn, state)
+            return row
+        except _CONNECTION_LOST as exc:
+            if time.monotonic() + pause > deadline:
+                raise
+            log.warning(
+                "cannot record a send yet, trying again",
+                outcome=state,
+                error=type(exc).__name__,
+                retry_in=pause,
+            )
+            time.sleep(pause)
+            pause = min(pause * 2, 5.0)

@@ -31,7 +31,7 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -159,6 +159,12 @@ class Tally:
         return self.sent + self.skipped + self.failed
 
 
+_MARK_IN_DOUBT = sa.text(
+    "UPDATE update_deliveries SET state = :state, sent_at = now(), error = :error "
+    "WHERE id = :id AND state = 'sending'"
+)
+
+
 @dataclass
 class Fanout:
     """The periodic task: ``Fanout(engine, settings, sender)()`` works for one bounded sweep."""
@@ -166,11 +172,20 @@ class Fanout:
     engine: Engine
     settings: Settings
     sender: UpdateSender
+    # A copy the SMTP server took whose mark was lost with the connection (PostgreSQL
+    # restarted): marked first thing on the next sweep, not sent again (found by the soak).
+    _unmarked: tuple[int, str, str | None] | None = field(default=None, init=False)
 
     def __call__(self) -> int:
         """Work runnable jobs for at most ``fanout_slice_seconds``; return deliveries handled."""
         deadline = time.monotonic() + self.settings.fanout_slice_seconds
         handled = 0
+        if self._unmarked is not None:
+            done, outcome, error = self._unmarked
+            with self.engine.begin() as conn:
+                conn.execute(_MARK_IN_DOUBT, {"id": done, "state": outcome, "error": error})
+            log.info("a copy delivered before the database went away is marked", outcome=outcome)
+            self._unmarked = None
         # On any failure the connections are dropped, not returned to the pool: that ends their
         # sessions, and with them the advisory lock, the session setting and any mark in flight.
         with self.engine.connect() as conn:
@@ -181,14 +196,17 @@ class Fanout:
                     return 0
                 with self.engine.connect() as marks_conn:
                     marks_conn.execution_options(isolation_level="AUTOCOMMIT")
+                    made: Marks | None = None
                     try:
-                        marks = Marks(marks_conn)
+                        marks = made = Marks(marks_conn)
                         while job is not None:
                             handled += self._work(conn, marks, job, deadline)
                             conn.execute(_UNLOCK, {"key": LOCK_BASE + job.id})
                             job = self._claim(conn) if time.monotonic() < deadline else None
                         marks_conn.exec_driver_sql("RESET synchronous_commit")
                     except BaseException:
+                        if made is not None and made.in_doubt is not None:
+                            self._unmarked = made.in_doubt
                         marks_conn.invalidate()
                         raise
             except BaseException:

@@ -69,12 +69,16 @@ class Marks:
             _check(self._pg.prepare(_NAME, STEP, _TYPES), pq.ExecStatus.COMMAND_OK)
         self._waiting = False
         self._state: str | None = None
+        # A delivered copy whose mark was sent but not yet answered: if the connection is lost
+        # meanwhile, the fan-out marks it when it can (``Fanout``), instead of sending it again.
+        self.in_doubt: tuple[int, str, str | None] | None = None
 
     def begin(
         self, *, done: int | None, outcome: str, claim: int | None, error: str | None = None
     ) -> None:
         """Send the mark; ``done`` becomes ``outcome`` (sent/failed), ``claim`` is claimed."""
         self.result()  # one in flight at a time
+        self.in_doubt = (done, outcome, error) if done is not None else None
         values = [_encode(done), outcome.encode(), _encode(error), _encode(claim)]
         self._pg.send_query_prepared(_NAME, values)
         while self._pg.flush():  # a non-blocking connection may not take it all at once
@@ -96,6 +100,7 @@ class Marks:
             outcome = outcome or result
         self._waiting = False
         value = _check(outcome, pq.ExecStatus.TUPLES_OK).get_value(0, 0)
+        self.in_doubt = None
         self._state = value.decode() if value is not None else None
         return self._state
 

@@ -69,13 +69,20 @@ def declare_service(
     for routing_key in BINDINGS[service]:
         channel.queue_bind(queue, topology.events_exchange, routing_key=routing_key)
     for delay in retry_delays:
+        # A quorum queue too: replicated in a cluster like the rest, and a message whose delay
+        # runs out is moved to the service's queue at least once (a classic queue's expiry is
+        # at-most-once: a retry expiring while the broker restarted was lost, found by the
+        # soak). At-least-once dead-lettering needs reject-publish overflow.
         channel.queue_declare(
             topology.retry_queue(service, delay),
             durable=True,
             arguments={
+                "x-queue-type": "quorum",
                 "x-message-ttl": delay,
                 "x-dead-letter-exchange": "",
                 "x-dead-letter-routing-key": queue,
+                "x-dead-letter-strategy": "at-least-once",
+                "x-overflow": "reject-publish",
             },
         )
 

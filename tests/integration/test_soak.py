@@ -108,12 +108,6 @@ def test_the_short_soak_loses_and_doubles_nothing(private_servers) -> None:
     assert result["problems"] == [] and code == 0, report
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="found by the full soak (docs/soak.md): a retry waiting in a delay queue is dropped "
-    "when its TTL runs out while the broker restarts (classic-queue dead-lettering into the "
-    "service's quorum queue is at-most-once)",
-)
 @pytest.mark.timeout(300)
 def test_a_retry_waiting_across_a_broker_restart_comes_back(private_servers, tmp_path) -> None:
     """What the consumer does with a transient failure (a persistent, publisher-confirmed copy
@@ -157,12 +151,6 @@ def test_a_retry_waiting_across_a_broker_restart_comes_back(private_servers, tmp
     assert back + waiting == 20, f"{20 - back - waiting} of 20 retries lost across the restart"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="found by the soak (docs/soak.md): PostgreSQL restarting while the mail server "
-    "holds a message makes the mailer send it again (it cannot record the 250 it got, and "
-    "after the lease the email goes a second time)",
-)
 @pytest.mark.timeout(300)
 def test_a_postgres_restart_during_a_send_sends_the_email_once(private_servers, tmp_path) -> None:
     """The mail server takes 2.5 s to answer the confirmation email; PostgreSQL restarts
@@ -206,3 +194,46 @@ def test_a_postgres_restart_during_a_send_sends_the_email_once(private_servers, 
         f"{len(confirmations)} confirmations for one signature; letters.sends = "
         f"{[r.sends for r in sends.values()]}"
     )
+
+
+@pytest.mark.timeout(300)
+def test_a_postgres_restart_during_a_fanout_send_sends_each_copy_once(
+    private_servers, tmp_path
+) -> None:
+    """The same fault for an update's fan-out: the mail server holds a copy 2.5 s while
+    PostgreSQL restarts; the worker got its 250 but lost the connection that marks the copy
+    sent. It marks it on its next sweep, so every subscriber gets exactly one copy."""
+    from collections import Counter
+
+    from bench.soak import SHORT_ENV
+    from bench.stack import Stack
+    from tests.integration.updates_helpers import add_subscribers, publish
+    from tests.support import wait_until
+
+    stack = Stack(
+        tmp_path / "run",
+        replicas={"relay": 1, "updates": 1, "intake": 1},
+        env_overrides=dict(SHORT_ENV),
+    )
+    stack.start()
+    try:
+        assert stack.engine is not None
+        subs = add_subscribers(stack.engine, 6)
+        ledger = stack.sink.ledger
+        stack.sink.answer_after(2.5)
+        publish(stack.engine)
+        wait_until(lambda: sum(ledger.answering.values()) > 0, 60, 0.05, "a copy held")
+        stack.pg.restart()  # back well before the server answers
+        stack.sink.answer_after(0)
+        wait_until(
+            lambda: sum(e.purpose == "update" for e in ledger.snapshot()) >= len(subs),
+            120,
+            0.2,
+            "every copy",
+        )
+        time.sleep(5)  # give a second copy time to show up
+        copies = Counter(e.intended for e in ledger.snapshot() if e.purpose == "update")
+    finally:
+        stack.close()
+    assert sorted(copies) == sorted(s.email for s in subs)
+    assert set(copies.values()) == {1}, copies

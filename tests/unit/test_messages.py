@@ -59,5 +59,5 @@ def test_names_are_namespaced() -> None:
     t = Topology("ns")
     assert t.queue("mailer") == "ns.mailer"
     assert t.dead_letter_queue("mailer") == "ns.mailer.dlq"
-    assert t.retry_queue("mailer", 500) == "ns.mailer.retry.500ms"
+    assert t.retry_queue("mailer", 500) == "ns.mailer.delay.500ms"
     assert t.events_exchange == "ns.events"

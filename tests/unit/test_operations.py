@@ -315,7 +315,7 @@ def test_service_queue_matchers_leave_out_dead_letter_and_retry_queues(
                     assert pattern.fullmatch(f"dearmp.{service}"), (rule["alert"], service)
                     assert pattern.fullmatch(f"test-1.{service}"), "any broker namespace"
                 assert not pattern.fullmatch("dearmp.mailer.dlq"), rule["alert"]
-                assert not pattern.fullmatch("dearmp.mailer.retry.1000ms"), rule["alert"]
+                assert not pattern.fullmatch("dearmp.mailer.delay.1000ms"), rule["alert"]
 
 
 # -- promtool ---------------------------------------------------------------------------------
@@ -384,7 +384,7 @@ SCENARIOS: list[dict[str, Any]] = [
              "values": "2x10"},
             {"series": 'rabbitmq_queue_consumers{vhost="/",queue="dearmp.resolver.dlq"}',
              "values": "0x10"},
-            {"series": 'rabbitmq_queue_consumers{vhost="/",queue="dearmp.resolver.retry.1000ms"}',
+            {"series": 'rabbitmq_queue_consumers{vhost="/",queue="dearmp.resolver.delay.1000ms"}',
              "values": "0x10"},
         ],
         "alert_rule_test": [
