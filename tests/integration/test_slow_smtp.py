@@ -7,6 +7,7 @@ The mailer waits as RFC 5321 says (up to 10 minutes for the final answer), keeps
 connection alive meanwhile (the handler runs off the connection's thread), and holds a lease on
 each email it is sending, so no other replica sends it meanwhile.
 """
+
 from __future__ import annotations
 
 import time
