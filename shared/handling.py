@@ -135,18 +135,18 @@ class Effect:
             if not inbox.claim(conn, self.consumer, self.envelope.id):
                 log.info("duplicate event ignored", consumer=self.consumer)
                 yield None
-            elif _erased(conn, self.erasure, self.event, wait=True):
+            elif _erased(conn, self.erasure, self.event):
                 yield None
             else:
                 yield UnitOfWork(conn=conn, envelope=self.envelope, deps=self.deps)
 
 
-def _erased(conn: Connection, erasure: Erasure | None, event: Event, *, wait: bool) -> bool:
+def _erased(conn: Connection, erasure: Erasure | None, event: Event) -> bool:
     supporter = getattr(event, "supporter", None)
     if erasure is None or supporter is None:
         return False
     key = erasure.key(supporter.email)
-    if not is_erased(conn, erasure.table, key, supporter.signed_at, wait=wait):
+    if not is_erased(conn, erasure.table, key, supporter.signed_at):
         return False
     log.info("late event for an erased supporter: nothing done", event_type=event.TYPE)
     return True
@@ -237,6 +237,6 @@ class Dispatcher:
         if not inbox.claim(conn, self.consumer, envelope.id):
             log.info("duplicate event ignored", consumer=self.consumer)
             return
-        if _erased(conn, self.erasure, event, wait=True):
+        if _erased(conn, self.erasure, event):
             return
         self.handlers[type(event)](event, UnitOfWork(conn=conn, envelope=envelope, deps=self.deps))

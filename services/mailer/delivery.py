@@ -42,7 +42,7 @@ from sqlalchemy.engine import Connection, Engine
 from services.mailer.models import erased_supporters, letters
 from services.mailer.retention import ADDRESS_RE
 from shared import faults, inbox, outbox
-from shared.broker.consumer import TransientFailure
+from shared.broker.consumer import DATABASE_UNREACHABLE, TransientFailure
 from shared.config import Settings
 from shared.erased import is_erased as shared_is_erased
 from shared.logging import get_logger
@@ -558,10 +558,6 @@ def _record_statement(
     return sql + " SELECT NULL", params
 
 
-# A lost connection to PostgreSQL (it restarted, or failed over): worth trying again.
-_CONNECTION_LOST = (psycopg.OperationalError, sa.exc.OperationalError, sa.exc.InterfaceError)
-
-
 def _run(
     steps: _Steps,
     sql: str,
@@ -588,7 +584,7 @@ def _run(
                 row = conn.exec_driver_sql(sql, params).first()
                 then(conn, state)
             return row
-        except _CONNECTION_LOST as exc:
+        except DATABASE_UNREACHABLE as exc:  # PostgreSQL restarted, or failed over
             if time.monotonic() + pause > deadline:
                 raise
             log.warning(

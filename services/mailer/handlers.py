@@ -3,7 +3,6 @@ confirmation reminder in reminders.py, retention and erasure in retention.py."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -27,7 +26,7 @@ from services.mailer.delivery import (
 from services.mailer.models import erased_supporters, pending_confirmations
 from services.mailer.retention import erase_supporter
 from shared.broker.consumer import PermanentFailure
-from shared.campaigns import Campaign, get_campaign
+from shared.campaigns import Campaign, CampaignCache
 from shared.config import Settings
 from shared.handling import (
     Dispatcher,
@@ -67,18 +66,16 @@ class MailerDeps:
     sender: SmtpSender
     settings: Settings
     held: HeldConnection | None = None  # this thread's own connection for one-statement steps
-    _campaigns: dict[str, tuple[float, Campaign]] = field(default_factory=dict)
+    _campaigns: CampaignCache = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._campaigns = CampaignCache(self.engine, CAMPAIGN_TTL)
 
     def campaign(self, slug: str) -> Campaign:
         """The campaign, re-read at most every CAMPAIGN_TTL seconds (edits apply that late)."""
-        cached = self._campaigns.get(slug)
-        if cached and time.monotonic() - cached[0] < CAMPAIGN_TTL:
-            return cached[1]
-        with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            campaign = get_campaign(conn, slug)
+        campaign = self._campaigns.get(slug)
         if campaign is None:
             raise PermanentFailure(f"unknown campaign {slug!r}")
-        self._campaigns[slug] = (time.monotonic(), campaign)
         return campaign
 
     def key(self, email: str) -> str:

@@ -9,7 +9,7 @@ the inbox claim, so a redelivered event changes nothing twice.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
@@ -48,11 +48,12 @@ class ResolverDeps:
     backends: list[Backend]
     hold_for: timedelta
     secret_key: str
-    campaigns: CampaignCache | None = None  # re-read every few seconds, not for every event
+    campaigns: CampaignCache = field(init=False)  # re-read every few seconds, not every event
+
+    def __post_init__(self) -> None:
+        self.campaigns = CampaignCache(self.engine)
 
     def campaign(self, slug: str) -> Campaign | None:
-        if self.campaigns is None:
-            self.campaigns = CampaignCache(self.engine)
         return self.campaigns.get(slug)
 
     def key(self, email: str) -> str:
