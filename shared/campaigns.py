@@ -235,11 +235,9 @@ class CampaignCache:
         return campaign
 
 
-def campaign_as_of(conn: Connection, slug: str, updated_at: datetime) -> Campaign | None:
-    """The campaign, when the caller has already read its ``updated_at`` (e.g. joined to the row
-    it is reading): parsed already in this process, no statement; else read it."""
-    parsed = _parsed.get((slug, updated_at))
-    return parsed if parsed is not None else get_campaign(conn, slug)
+def parsed_as_of(slug: str, updated_at: object) -> Campaign | None:
+    """The campaign's version of ``updated_at``, if this process has parsed it already."""
+    return _parsed.get((slug, updated_at))  # type: ignore[arg-type]
 
 
 def open_campaigns(conn: Connection) -> list[Campaign]:

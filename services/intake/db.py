@@ -18,9 +18,10 @@ from typing import Any
 
 import psycopg
 import sqlalchemy as sa
+from psycopg.rows import namedtuple_row
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from shared.campaigns import SLUG_RE, Campaign, parse_stored
+from shared.campaigns import SLUG_RE, Campaign, parse_stored, parsed_as_of
 from shared.metrics import WRITE_BATCH
 
 # What "the database cannot be reached" looks like on this path (answered 503, like the
@@ -98,6 +99,24 @@ class IntakeDb:
         campaign = parse_stored(slug, row[1], row[0])
         self._campaigns[slug] = (now, campaign)
         return campaign
+
+    async def campaign_as_of(self, slug: str, updated_at: object) -> Campaign | None:
+        """The campaign, when the caller has read its ``updated_at`` with the row it needs it
+        for: parsed already in this process, no statement; else read (the cached one may be
+        older)."""
+        parsed = parsed_as_of(slug, updated_at)
+        if parsed is not None:
+            return parsed
+        self._campaigns.pop(slug, None)
+        return await self.campaign(slug)
+
+    async def read_one(self, sql: str, params: dict[str, object]) -> Any:
+        """The first row of a read (attributes by column name), None if none: autocommit, one
+        round trip, on the event loop."""
+        async with self.connection() as conn:
+            cur = conn.cursor(row_factory=namedtuple_row)
+            await cur.execute(sql, params)
+            return await cur.fetchone()
 
     async def write(self, sql: str, params: dict[str, object]) -> Row | None:
         """Run one data-changing statement and return its first row. Statements from requests

@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-import sqlalchemy as sa
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -16,15 +15,13 @@ from services.intake.counts import campaign_counts
 from services.intake.deps import Db, Engine, Settings, client_ip
 from services.intake.forms import COMMENT_MAX, LETTER_MAX
 from services.intake.helprequests import submit_help_request
-from services.intake.models import signatures
 from services.intake.signing import Outcome, confirm_signature, submit_signature, supporter_of
-from shared.campaigns import Campaign, campaign_as_of, get_campaign, open_campaigns
+from shared.campaigns import Campaign, get_campaign, open_campaigns
 from shared.config import Settings as SettingsModel
 from shared.i18n_markers import N_
 from shared.letters import render_letter
 from shared.messages import Target
 from shared.reasons import POSTCODE_REASONS, REASONS
-from shared.reference import campaigns
 from shared.states import SignatureStatus
 from shared.tokens import InvalidToken, read_token
 
@@ -267,21 +264,29 @@ def _signature_from(token: str, secret: str) -> uuid.UUID | str:
         return "invalid"
 
 
+# The confirm and thank-you pages read the signature with its campaign's version (the campaign
+# itself is parsed once per version, ``IntakeDb.campaign_as_of``), on the event loop.
+SIGNATURE_PAGE = """
+SELECT s.*, c.updated_at AS campaign_updated_at
+FROM signatures s JOIN campaigns c ON c.slug = s.campaign WHERE s.id = %(id)s
+"""
+THANKS_PAGE = """
+SELECT s.campaign, s.status, s.target_name, s.constituency_name, s.unresolvable_reason,
+       s.sent_at, c.updated_at AS campaign_updated_at
+FROM signatures s JOIN campaigns c ON c.slug = s.campaign WHERE s.id = %(id)s
+"""
+
+
 @router.get("/confirm/{token}", response_class=HTMLResponse)
-def confirm_page(token: str, request: Request, engine: Engine, settings: Settings) -> HTMLResponse:
+async def confirm_page(token: str, request: Request, db: Db, settings: Settings) -> HTMLResponse:
     """Show exactly what will be sent, and to whom, above a button; only the POST confirms (mail
     scanners follow links, people press buttons). Someone who did not sign is told to do
     nothing. A campaign that writes to one fixed target names it: never "your MP"."""
     found = _signature_from(token, settings.secret_key)
     if isinstance(found, str):
         return page(request, "confirm_invalid.html", 400, reason=found)
-    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        row = conn.execute(
-            sa.select(signatures, campaigns.c.updated_at.label("campaign_updated_at"))
-            .join(campaigns, campaigns.c.slug == signatures.c.campaign)
-            .where(signatures.c.id == found)
-        ).first()
-        campaign = campaign_as_of(conn, row.campaign, row.campaign_updated_at) if row else None
+    row = await db.read_one(SIGNATURE_PAGE, {"id": found})
+    campaign = await db.campaign_as_of(row.campaign, row.campaign_updated_at) if row else None
     if row is None or campaign is None or row.status == SignatureStatus.ERASED:
         return page(request, "confirm_invalid.html", 400, reason="invalid")
     supporter = supporter_of(row)
@@ -301,22 +306,14 @@ def confirm_page(token: str, request: Request, engine: Engine, settings: Setting
 
 
 @router.post("/confirm/{token}", response_class=HTMLResponse)
-async def confirm(token: str, request: Request, engine: Engine, settings: Settings) -> Response:
-    form = await request.form()
-    return await run_in_threadpool(_confirm, token, request, engine, settings, dict(form))
-
-
-def _confirm(
-    token: str, request: Request, engine: Engine, settings: Settings, form: dict[str, Any]
-) -> Response:
+async def confirm(token: str, request: Request, db: Db, settings: Settings) -> Response:
     found = _signature_from(token, settings.secret_key)
     if isinstance(found, str):
         return page(request, "confirm_invalid.html", 400, reason=found)
+    form = await request.form()
     if not csrf.valid(request, str(form.get("csrf_token") or ""), settings.secret_key):
         return form_page(request, "form_expired.html", settings.secret_key, 400)
-    with engine.begin() as conn:
-        row = confirm_signature(conn, found)
-    if row is None:
+    if not await confirm_signature(db, found):
         return page(request, "confirm_invalid.html", 400, reason="invalid")
     return RedirectResponse(f"/thanks/{token}", status_code=303)
 
@@ -330,25 +327,12 @@ def _int(value: str | None) -> int:
 
 
 @router.get("/thanks/{token}", response_class=HTMLResponse)
-def thanks(token: str, request: Request, engine: Engine, settings: Settings) -> HTMLResponse:
+async def thanks(token: str, request: Request, db: Db, settings: Settings) -> HTMLResponse:
     found = _signature_from(token, settings.secret_key)
     if isinstance(found, str):
         return page(request, "confirm_invalid.html", 400, reason=found)
-    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        row = conn.execute(
-            sa.select(
-                signatures.c.campaign,
-                signatures.c.status,
-                signatures.c.target_name,
-                signatures.c.constituency_name,
-                signatures.c.unresolvable_reason,
-                signatures.c.sent_at,
-                campaigns.c.updated_at.label("campaign_updated_at"),
-            )
-            .join(campaigns, campaigns.c.slug == signatures.c.campaign)
-            .where(signatures.c.id == found)
-        ).first()
-        campaign = campaign_as_of(conn, row.campaign, row.campaign_updated_at) if row else None
+    row = await db.read_one(THANKS_PAGE, {"id": found})
+    campaign = await db.campaign_as_of(row.campaign, row.campaign_updated_at) if row else None
     if row is None or campaign is None:
         return page(request, "confirm_invalid.html", 400, reason="invalid")
     share_url, share_text = share_for(campaign, settings)

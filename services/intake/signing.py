@@ -10,14 +10,10 @@ from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
 
-import sqlalchemy as sa
-from sqlalchemy.engine import Connection
-
 from services.intake import ratelimit
 from services.intake.content import default_letter
 from services.intake.db import IntakeDb
 from services.intake.forms import check_signature
-from services.intake.models import signatures
 from shared import outbox
 from shared.campaigns import Campaign
 from shared.config import Settings
@@ -109,7 +105,7 @@ HIT = (
 )
 
 
-def supporter_of(row: sa.Row) -> Supporter:  # type: ignore[type-arg]
+def supporter_of(row: Any) -> Supporter:
     return Supporter(
         first_name=row.first_name,
         last_name=row.last_name,
@@ -124,28 +120,50 @@ def supporter_of(row: sa.Row) -> Supporter:  # type: ignore[type-arg]
     )
 
 
-def confirm_signature(conn: Connection, signature_id: uuid.UUID) -> sa.Row | None:  # type: ignore[type-arg]
+# Confirming, as one statement (``IntakeDb.write``: committed with the confirmations and
+# signatures that arrive alongside it): mark the pending signature confirmed and stage
+# ``signature.confirmed``, its supporter built from the row as ``supporter_of`` would. A second
+# press (or a concurrent one: the UPDATE re-reads the row it waited for) changes nothing and
+# emits nothing. Answers (whether the signature exists, whether this press confirmed it).
+_SUPPORTER_JSON = """jsonb_build_object(
+    'first_name', s.first_name, 'last_name', s.last_name, 'email', s.email,
+    'postcode', s.postcode, 'address_lines', s.address_lines, 'comment', s.comment,
+    'letter', s.letter, 'opt_in', s.opt_in, 'language', s.language, 'signed_at', s.created_at)"""
+CONFIRM = f"""
+WITH found AS (
+    SELECT id FROM signatures WHERE id = %(id)s
+), s AS (
+    UPDATE signatures SET status = '{SignatureStatus.CONFIRMED}', confirmed_at = %(now)s
+    WHERE id = %(id)s AND status = '{SignatureStatus.PENDING}'
+    RETURNING *
+), event AS (
+    INSERT INTO outbox (event_id, routing_key, correlation_id, body, created_at, available_at)
+    SELECT %(event_id)s, '{SignatureConfirmed.TYPE}', s.id::text,
+           convert_to(jsonb_build_object(
+               'id', %(event_id)s::text, 'type', '{SignatureConfirmed.TYPE}',
+               'version', {SignatureConfirmed.VERSION}, 'occurred_at', %(occurred_at)s::text,
+               'correlation_id', s.id::text,
+               'payload', jsonb_build_object(
+                   'signature_id', s.id::text, 'campaign', s.campaign,
+                   'supporter', {_SUPPORTER_JSON})
+           )::text, 'UTF8'), %(now)s, %(now)s
+    FROM s
+    RETURNING id
+)
+SELECT (SELECT count(*) FROM found), (SELECT count(*) FROM event)
+"""
+
+
+async def confirm_signature(db: IntakeDb, signature_id: uuid.UUID) -> bool:
     """Mark a pending signature confirmed and stage ``signature.confirmed``. Confirming twice is
-    harmless: the second time changes nothing and emits nothing. None if there is no such row."""
-    row = conn.execute(
-        sa.select(signatures).where(signatures.c.id == signature_id).with_for_update()
-    ).first()
-    if row is None:
-        return None
-    if row.status == SignatureStatus.PENDING:
-        conn.execute(
-            signatures.update()
-            .where(signatures.c.id == signature_id)
-            .values(status=SignatureStatus.CONFIRMED, confirmed_at=datetime.now(UTC))
-        )
-        outbox.add(
-            conn,
-            SignatureConfirmed(
-                signature_id=row.id, campaign=row.campaign, supporter=supporter_of(row)
-            ),
-            correlation_id=row.id,
-        )
-    return row
+    harmless: the second time changes nothing and emits nothing. False if there is no such
+    signature."""
+    now = datetime.now(UTC)
+    row = await db.write(
+        CONFIRM,
+        {"id": signature_id, "now": now, "event_id": uuid.uuid4(), "occurred_at": now.isoformat()},
+    )
+    return bool(row and row[0])
 
 
 class Outcome(Enum):
