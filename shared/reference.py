@@ -1,6 +1,7 @@
 """Reference data any service may read: campaigns, constituencies, postcodes and MPs.
 
-Written only by the ``dearmp campaigns load`` and ``dearmp data import-*`` commands.
+Written only by the ``dearmp campaigns load``, ``dearmp orgs`` and ``dearmp data import-*``
+commands.
 """
 
 from __future__ import annotations
@@ -10,6 +11,28 @@ from sqlalchemy.dialects.postgresql import JSONB
 
 from shared.db import metadata
 
+# The organisation whose campaigns the migration to organisations (0013) found, and that a
+# campaign file without ``organisation:`` belongs to.
+DEFAULT_ORGANISATION = "dear-mp"
+
+# Who runs campaigns (``dearmp orgs add``): their brand, their privacy notice, the name their
+# emails go out under, and the wording of the optional opt-in to their own mailing list ("" for
+# none). A staff account of an organisation sees only its campaigns.
+organisations = sa.Table(
+    "organisations",
+    metadata,
+    sa.Column("slug", sa.String(100), primary_key=True),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("logo_url", sa.Text, nullable=False, server_default=""),
+    sa.Column("colour", sa.String(7), nullable=False, server_default=""),  # "#rrggbb" or ""
+    sa.Column("website", sa.Text, nullable=False, server_default=""),
+    sa.Column("privacy_url", sa.Text, nullable=False, server_default=""),
+    sa.Column("privacy_text", sa.Text, nullable=False, server_default=""),
+    sa.Column("sender_name", sa.Text, nullable=False),  # "ECPAT UK via Dear MP"
+    sa.Column("list_opt_in", sa.Text, nullable=False, server_default=""),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)
+
 campaigns = sa.Table(
     "campaigns",
     metadata,
@@ -17,6 +40,14 @@ campaigns = sa.Table(
     sa.Column("title", sa.Text, nullable=False),
     sa.Column("definition", JSONB, nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column(
+        "organisation",
+        sa.String(100),
+        sa.ForeignKey("organisations.slug", onupdate="CASCADE"),
+        nullable=False,
+        server_default=DEFAULT_ORGANISATION,
+        index=True,
+    ),
 )
 
 constituencies = sa.Table(

@@ -46,8 +46,12 @@ PERSONAL: dict[str, dict[str, Rule]] = {
             "address_lines",
             "comment",
             "letter",
+            # The separate consent to the organisation's own list, the record that it was given.
+            "org_opt_in_wording",
+            "org_opt_in_at",
         )
     },
+    # The consent to the organisation's own list: kept with the signature as the record of it.
     "help_requests": {
         c: Rule("deleted after the setting, or on erasure", "help_request_days")
         for c in ("name", "email", "message")
@@ -65,7 +69,7 @@ PERSONAL: dict[str, dict[str, Rule]] = {
 
 NOT_PERSONAL: dict[str, set[str]] = {
     "campaign_updates": {"id", "campaign", "number", "title", "body", "published_at", "emailed"},
-    "campaigns": {"slug", "title", "definition", "updated_at"},
+    "campaigns": {"slug", "title", "definition", "updated_at", "organisation"},
     "constituencies": {"code", "name"},
     # Keyed hashes only: they name nobody without the secret, and must outlive the person's data.
     "erased_supporters": {"supporter_key", "erased_at"},
@@ -120,6 +124,19 @@ NOT_PERSONAL: dict[str, set[str]] = {
     },
     # Public office holders' published work details, not supporters' data.
     "mps": {"constituency_code", "member_id", "name", "full_title", "party", "email", "updated_at"},
+    # Organisations' public details (their brand, notice and the wording of their opt-in).
+    "organisations": {
+        "slug",
+        "name",
+        "logo_url",
+        "colour",
+        "website",
+        "privacy_url",
+        "privacy_text",
+        "sender_name",
+        "list_opt_in",
+        "created_at",
+    },
     "outbox": {
         "id",
         "event_id",
@@ -170,7 +187,15 @@ NOT_PERSONAL: dict[str, set[str]] = {
         "confirmed_at",
         "sent_at",
     },
-    "staff": {"id", "password_hash", "failed_attempts", "locked_until", "created_at"},
+    "staff": {
+        "id",
+        "password_hash",
+        "failed_attempts",
+        "locked_until",
+        "created_at",
+        "role",
+        "organisation",
+    },
     "staff_sessions": {"token_hash", "staff_id", "created_at", "expires_at"},
     "subscribers": {
         "id",

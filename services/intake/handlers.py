@@ -127,6 +127,8 @@ def forget_supporter(event: SupporterErasureRequested, uow: UnitOfWork) -> None:
             comment="",
             letter="",
             opt_in=False,
+            org_opt_in_wording=None,
+            org_opt_in_at=None,
             supporter_key=None,
             status=sa.case(
                 (signatures.c.status == SignatureStatus.PENDING, SignatureStatus.ERASED.value),

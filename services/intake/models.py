@@ -25,6 +25,10 @@ signatures = sa.Table(
     # The supporter's own wording of an editable letter; "" = the campaign's words.
     sa.Column("letter", sa.Text, nullable=False, server_default=""),
     sa.Column("opt_in", sa.Boolean, nullable=False, server_default=sa.false()),
+    # The separate consent to the campaign's organisation's own mailing list: the words the
+    # supporter ticked and when (both NULL: not offered, or not ticked).
+    sa.Column("org_opt_in_wording", sa.Text),
+    sa.Column("org_opt_in_at", sa.DateTime(timezone=True)),
     # The language the supporter signed in: their emails are in it (shared.i18n).
     sa.Column("language", sa.String(5), nullable=False, server_default="en"),
     # shared.states.SignatureStatus: pending → confirmed → resolved | unresolvable | held → …

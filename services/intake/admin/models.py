@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from services.intake.admin.roles import Role
 from shared.db import metadata
+from shared.states import check
 
 # One row per staff member (``dearmp staff add EMAIL``). The lockout counters live here, in
-# Postgres, so five wrong passwords lock the account whichever intake replica saw them.
+# Postgres, so five wrong passwords lock the account whichever intake replica saw them. A platform
+# operator belongs to no organisation; every other role belongs to exactly one (roles.py).
 staff = sa.Table(
     "staff",
     metadata,
@@ -17,6 +20,17 @@ staff = sa.Table(
     sa.Column("failed_attempts", sa.Integer, nullable=False, server_default="0"),
     sa.Column("locked_until", sa.DateTime(timezone=True)),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("role", sa.String(10), nullable=False),
+    sa.Column(
+        "organisation",
+        sa.String(100),
+        sa.ForeignKey("organisations.slug", onupdate="CASCADE", ondelete="CASCADE"),
+        index=True,
+    ),
+    sa.CheckConstraint(check("role", Role), name="role"),
+    sa.CheckConstraint(
+        f"(role = '{Role.OPERATOR}') = (organisation IS NULL)", name="role_organisation"
+    ),
 )
 
 # Signed-in sessions. The cookie holds a signed random token; only its SHA-256 is stored, so a
