@@ -38,7 +38,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from shared import inbox, outbox
-from shared.erased import is_erased, refused
+from shared.erased import refused
 from shared.logging import get_logger
 from shared.messages import Envelope, Event
 from shared.supporters import supporter_key
@@ -132,24 +132,30 @@ class Effect:
         """A transaction with the inbox claim and the erasure check: yields None (and records
         nothing) when the event was handled meanwhile or its supporter erased."""
         with self.engine.begin() as conn:
-            if not inbox.claim(conn, self.consumer, self.envelope.id):
-                log.info("duplicate event ignored", consumer=self.consumer)
-                yield None
-            elif _erased(conn, self.erasure, self.event):
-                yield None
-            else:
+            if _claimed(conn, self.consumer, self.erasure, self.envelope.id, self.event):
                 yield UnitOfWork(conn=conn, envelope=self.envelope, deps=self.deps)
+            else:
+                yield None
 
 
-def _erased(conn: Connection, erasure: Erasure | None, event: Event) -> bool:
+def _claimed(
+    conn: Connection, consumer: str, erasure: Erasure | None, event_id: uuid.UUID, event: Event
+) -> bool:
+    """Claim the event in the inbox: False (nothing to do, the claim stays) when it was handled
+    already or is about a signature its supporter has asked to be erased since. One statement."""
     supporter = getattr(event, "supporter", None)
     if erasure is None or supporter is None:
-        return False
-    key = erasure.key(supporter.email)
-    if not is_erased(conn, erasure.table, key, supporter.signed_at):
-        return False
-    log.info("late event for an erased supporter: nothing done", event_type=event.TYPE)
-    return True
+        outcome = "claimed" if inbox.claim(conn, consumer, event_id) else "duplicate"
+    else:
+        key = erasure.key(supporter.email)
+        outcome = inbox.claim_unless_erased(
+            conn, consumer, event_id, erasure.table, key, supporter.signed_at
+        )
+    if outcome == "duplicate":
+        log.info("duplicate event ignored", consumer=consumer)
+    elif outcome == "erased":
+        log.info("late event for an erased supporter: nothing done", event_type=event.TYPE)
+    return outcome == "claimed"
 
 
 class Dispatcher:
@@ -234,9 +240,6 @@ class Dispatcher:
         event = envelope.event()
         if self.kinds.get(type(event)) != "transaction":
             raise TypeError(f"{envelope.type} has no in-transaction handler here")
-        if not inbox.claim(conn, self.consumer, envelope.id):
-            log.info("duplicate event ignored", consumer=self.consumer)
-            return
-        if _erased(conn, self.erasure, event):
+        if not _claimed(conn, self.consumer, self.erasure, envelope.id, event):
             return
         self.handlers[type(event)](event, UnitOfWork(conn=conn, envelope=envelope, deps=self.deps))

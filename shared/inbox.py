@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from typing import Literal
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Connection
 
 from shared.db import metadata
@@ -25,15 +25,41 @@ inbox = sa.Table(
 )
 
 
+_CLAIM = (
+    "INSERT INTO inbox (consumer, event_id, processed_at) VALUES (%(consumer)s, %(event_id)s, "
+    "%(at)s) ON CONFLICT DO NOTHING RETURNING event_id"
+)
+_CLAIM_UNLESS_ERASED = (
+    "SELECT dearmp_claim(%(consumer)s, %(event_id)s, %(erased)s, %(key)s, %(signed_at)s)"
+)
+Claimed = Literal["claimed", "duplicate", "erased"]
+
+
 def claim(conn: Connection, consumer: str, event_id: uuid.UUID) -> bool:
     """Record ``event_id`` as processed by ``consumer``; False if it already was."""
-    stmt = (
-        insert(inbox)
-        .values(consumer=consumer, event_id=event_id, processed_at=datetime.now(UTC))
-        .on_conflict_do_nothing()
-        .returning(inbox.c.event_id)
-    )
-    return conn.execute(stmt).first() is not None
+    params = {"consumer": consumer, "event_id": event_id, "at": datetime.now(UTC)}
+    return conn.exec_driver_sql(_CLAIM, params).first() is not None
+
+
+def claim_unless_erased(
+    conn: Connection,
+    consumer: str,
+    event_id: uuid.UUID,
+    erased: sa.Table,
+    key: str,
+    signed_at: datetime | None,
+) -> Claimed:
+    """``claim``, and then (once claimed) whether the event is about a signature its supporter
+    has asked to be erased since (``shared.erased``: it waits for an erasure of theirs in
+    progress). One statement (the ``dearmp_claim`` function, migration 0014) for the three."""
+    params = {
+        "consumer": consumer,
+        "event_id": event_id,
+        "erased": erased.name,
+        "key": key,
+        "signed_at": signed_at,
+    }
+    return conn.exec_driver_sql(_CLAIM_UNLESS_ERASED, params).scalar_one()  # type: ignore[no-any-return]
 
 
 def already_processed(conn: Connection, consumer: str, event_id: uuid.UUID) -> bool:
