@@ -25,7 +25,7 @@ from pydantic import (
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Connection, Engine
 
-from shared.reference import campaigns
+from shared.reference import DEFAULT_ORGANISATION, campaigns, organisations
 
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,98}$")
 # The part of an editable letter that supporters may rewrite: {% block message %}…{% endblock %}.
@@ -111,6 +111,9 @@ class Campaign(BaseModel):
     disclosure: str = Field(default="", max_length=300, pattern=r"^[^\r\n]*$")
     # What share links and social cards say; the campaign's address follows it. Default: title.
     share_text: str = Field(default="", max_length=240, pattern=r"^[^\r\n]*$")
+    # The slug of the organisation that runs it (``dearmp orgs add``); none: the default one, or,
+    # for a campaign already loaded, the one it has. Stored in ``campaigns.organisation`` only.
+    organisation: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9-]{1,98}$")
 
     @field_validator("letter")
     @classmethod
@@ -179,11 +182,21 @@ def campaign_files(path: Path) -> list[Path]:
 
 
 def save_campaign(conn: Connection, campaign: Campaign) -> None:
+    """Add or replace the campaign. Its ``organisation`` must exist; without one a new campaign
+    goes to the default organisation and a loaded one stays with its own."""
+    org = campaign.organisation
+    known = sa.select(organisations.c.slug).where(organisations.c.slug == org)
+    if org is not None and conn.execute(known).first() is None:
+        raise CampaignError(
+            f"{campaign.slug}: organisation: there is no organisation {org!r} "
+            "(add it with 'dearmp orgs add')"
+        )
     stmt = insert(campaigns).values(
         slug=campaign.slug,
         title=campaign.title,
-        definition=campaign.model_dump(mode="json"),
+        definition=campaign.model_dump(mode="json", exclude={"organisation"}),
         updated_at=datetime.now(UTC),
+        organisation=org or DEFAULT_ORGANISATION,
     )
     stmt = stmt.on_conflict_do_update(
         index_elements=[campaigns.c.slug],
@@ -191,6 +204,7 @@ def save_campaign(conn: Connection, campaign: Campaign) -> None:
             "title": stmt.excluded.title,
             "definition": stmt.excluded.definition,
             "updated_at": stmt.excluded.updated_at,
+            **({"organisation": stmt.excluded.organisation} if org else {}),
         },
     )
     conn.execute(stmt)

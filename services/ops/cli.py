@@ -392,24 +392,134 @@ def staff_add(
     update: Annotated[
         bool, typer.Option("--update", help="Set a new password for an existing account")
     ] = False,
+    org: Annotated[
+        str | None,
+        typer.Option("--org", help="The organisation (slug); without it: a platform operator"),
+    ] = None,
+    role: Annotated[
+        str | None,
+        typer.Option(help="In an organisation: owner, editor or viewer (default viewer)"),
+    ] = None,
 ) -> None:
-    """Add a staff account (asks for the password twice)."""
-    from services.intake.admin.accounts import StaffError, add_staff, checked_email
-    from shared.db import make_engine
+    """Add a staff account (asks for the password twice): a platform operator, or with --org an
+    account of that organisation only."""
+    from services.intake.admin.accounts import StaffError, add_staff, checked_email, checked_role
 
     try:
         checked_email(email)
+        checked_role(role, org)
     except StaffError as exc:
         fail(str(exc))
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
     else:
         password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
-    settings = settings_or_exit()
     try:
-        typer.echo(add_staff(make_engine(settings.database_url), email, password, update=update))
+        typer.echo(
+            add_staff(_engine(), email, password, update=update, organisation=org, role=role)
+        )
     except StaffError as exc:
         fail(str(exc))
+
+
+def _engine() -> Any:
+    from shared.db import make_engine
+
+    return make_engine(settings_or_exit().database_url)
+
+
+@staff_app.command("list")
+@friendly_errors
+def staff_list(
+    org: Annotated[str | None, typer.Option("--org", help="Only this organisation")] = None,
+) -> None:
+    """Staff accounts: email, organisation, role."""
+    from services.intake.admin.accounts import list_staff
+
+    with _engine().connect() as conn:
+        accounts = list_staff(conn, org)
+    if not accounts:
+        typer.echo("no staff accounts" + (f" in {org}" if org else ""))
+    for a in accounts:
+        locked = "  (locked)" if a.locked else ""
+        typer.echo(f"{a.email}  {a.organisation or '-'}  {a.role}{locked}")
+
+
+@staff_app.command("remove")
+@friendly_errors
+def staff_remove(email: str) -> None:
+    """Remove a staff account; its sessions end."""
+    from services.intake.admin.accounts import remove_staff
+
+    with _engine().begin() as conn:
+        removed = remove_staff(conn, email=email)
+    if removed is None:
+        fail(f"no staff account {email.strip().lower()!r}")
+    typer.echo(f"removed staff account {removed}")
+
+
+# --- organisations ------------------------------------------------------------------------
+orgs_app = typer.Typer(help="Organisations that run campaigns.", no_args_is_help=True)
+app.add_typer(orgs_app, name="orgs")
+
+
+@orgs_app.command("add")
+@friendly_errors
+def orgs_add(
+    slug: Annotated[str, typer.Argument(help="Its short name in addresses: ecpat-uk")],
+    name: Annotated[str, typer.Option("--name", help="Its name: ECPAT UK")],
+    privacy_url: Annotated[
+        str, typer.Option("--privacy-url", help="Its privacy notice (https://…)")
+    ] = "",
+    privacy_text_file: Annotated[
+        Path | None,
+        typer.Option("--privacy-text-file", help="Or its privacy notice's text", dir_okay=False),
+    ] = None,
+    sender_name: Annotated[
+        str, typer.Option("--sender-name", help='Emails come from it (default "NAME via Dear MP")')
+    ] = "",
+    logo_url: Annotated[str, typer.Option("--logo-url", help="https://…")] = "",
+    colour: Annotated[str, typer.Option("--colour", help="#rrggbb")] = "",
+    website: Annotated[str, typer.Option("--website", help="https://…")] = "",
+    list_opt_in: Annotated[
+        str,
+        typer.Option(
+            "--list-opt-in",
+            help="The wording of an opt-in to its own mailing list on its campaigns' forms",
+        ),
+    ] = "",
+    update: Annotated[bool, typer.Option("--update", help="Change an existing one")] = False,
+) -> None:
+    """Add an organisation (with --update, change one: every detail is replaced)."""
+    from shared.organisations import OrganisationError, checked, save_organisation
+
+    try:
+        org = checked(
+            slug=slug,
+            name=name,
+            privacy_url=privacy_url,
+            privacy_text=privacy_text_file.read_text(encoding="utf-8") if privacy_text_file else "",
+            sender_name=sender_name,
+            logo_url=logo_url,
+            colour=colour,
+            website=website,
+            list_opt_in=list_opt_in,
+        )
+        with _engine().begin() as conn:
+            typer.echo(save_organisation(conn, org, update=update))
+    except OrganisationError as exc:
+        fail(str(exc))
+
+
+@orgs_app.command("list")
+@friendly_errors
+def orgs_list() -> None:
+    """Organisations: slug, name, how many campaigns."""
+    from shared.organisations import list_organisations
+
+    with _engine().connect() as conn:
+        for org in list_organisations(conn):
+            typer.echo(f"{org['slug']}  {org['name']}  campaigns={org['campaigns']}")
 
 
 def _dlq_service(queue: str) -> tuple[Settings, Any, str]:

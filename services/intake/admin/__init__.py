@@ -1,5 +1,6 @@
-"""The staff pages under /admin: login, campaigns and charts, the update composer, failed letters
-and dead-letter queues. Every page but the login page needs a staff session (``web.py``)."""
+"""The staff pages under /admin: login, campaigns and charts, the update composer, failed letters,
+dead-letter queues and an organisation's accounts. Every page but the login page needs a staff
+session, and sees only the account's organisation (``web.py``)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,11 @@ from fastapi import FastAPI
 
 def install(app: FastAPI) -> None:
     """Add the staff pages to the intake app."""
-    from services.intake.admin import composer, login, operations, pages, web
+    from services.intake.admin import accounts_pages, composer, login, operations, pages, web
 
     app.add_exception_handler(web.LoginRequired, web.login_required)
-    for module in (login, pages, composer, operations):
-        app.include_router(module.router)
+    app.add_exception_handler(web.NotFound, web.not_found)
+    app.add_exception_handler(web.Forbidden, web.forbidden)
+    for module in (login, pages, composer, operations, accounts_pages):
+        for router in getattr(module, "routers", [getattr(module, "router", None)]):
+            app.include_router(router)

@@ -1,15 +1,20 @@
-"""Staff accounts for the /admin pages, as `dearmp staff add EMAIL` makes them."""
+"""Staff accounts for the /admin pages, as `dearmp staff add EMAIL` and an organisation's owner
+at ``/admin/accounts`` make them. Without an organisation an account is a platform operator;
+with one it has one of the organisation's roles (``roles.py``)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from services.intake.admin.auth import hash_password, normalise, password_problem
 from services.intake.admin.models import staff, staff_sessions
+from services.intake.admin.roles import ORGANISATION_ROLES, Role
+from shared.reference import organisations
 
 
 class StaffError(ValueError):
@@ -23,25 +28,64 @@ def checked_email(email: str) -> str:
         raise StaffError(f"{email!r} is not an email address") from None
 
 
-def add_staff(engine: Engine, email: str, password: str, *, update: bool = False) -> str:
+def checked_role(role: str | None, organisation: str | None) -> Role:
+    """The role an account gets: an operator without an organisation, else one of the
+    organisation's roles (a viewer unless it says)."""
+    if organisation is None:
+        if role not in (None, Role.OPERATOR):
+            raise StaffError(f"a {role} belongs to an organisation: give --org SLUG")
+        return Role.OPERATOR
+    if role is None:
+        return Role.VIEWER
+    if role not in ORGANISATION_ROLES:
+        names = ", ".join(ORGANISATION_ROLES)
+        raise StaffError(f"{role!r} is not a role in an organisation (one of {names})")
+    return Role(role)
+
+
+def _organisation_exists(conn: Connection, organisation: str) -> None:
+    found = conn.execute(
+        sa.select(organisations.c.slug).where(organisations.c.slug == organisation)
+    ).first()
+    if found is None:
+        raise StaffError(f"there is no organisation {organisation!r} (see 'dearmp orgs list')")
+
+
+def add_staff(
+    engine: Engine,
+    email: str,
+    password: str,
+    *,
+    update: bool = False,
+    organisation: str | None = None,
+    role: str | None = None,
+) -> str:
     """Create the account (or, with ``update``, set a new password, unlock it and end its
-    sessions). Returns what was done, as one line."""
+    sessions; its organisation and role stay). Returns what was done, as one line."""
     address = checked_email(email)
     problem = password_problem(password)
     if problem:
         raise StaffError(problem)
+    given_role = checked_role(role, organisation)
     password_hash = hash_password(password)
     with engine.begin() as conn:
+        if organisation is not None:
+            _organisation_exists(conn, organisation)
         existing = conn.execute(
             sa.select(staff.c.id).where(staff.c.email == address).with_for_update()
         ).first()
         if existing is None:
             conn.execute(
                 staff.insert().values(
-                    email=address, password_hash=password_hash, created_at=datetime.now(UTC)
+                    email=address,
+                    password_hash=password_hash,
+                    created_at=datetime.now(UTC),
+                    role=given_role,
+                    organisation=organisation,
                 )
             )
-            return f"added staff account {address}"
+            where = f" in {organisation} as {given_role}" if organisation else ""
+            return f"added staff account {address}{where}"
         if not update:
             raise StaffError(
                 f"{address} already has an account (use --update to set a new password)"
@@ -53,3 +97,53 @@ def add_staff(engine: Engine, email: str, password: str, *, update: bool = False
         )
         conn.execute(staff_sessions.delete().where(staff_sessions.c.staff_id == existing.id))
         return f"set a new password for {address}, unlocked it and ended its sessions"
+
+
+@dataclass(frozen=True)
+class Account:
+    id: int
+    email: str
+    role: str
+    organisation: str | None
+    created_at: datetime
+    locked: bool
+
+
+def list_staff(conn: Connection, organisation: str | None = None) -> list[Account]:
+    """The accounts of one organisation, or (None) every account; operators first, by email."""
+    query = sa.select(staff).order_by(staff.c.organisation.nulls_first(), staff.c.email)
+    if organisation is not None:
+        query = query.where(staff.c.organisation == organisation)
+    now = datetime.now(UTC)
+    return [
+        Account(
+            r.id,
+            r.email,
+            r.role,
+            r.organisation,
+            r.created_at,
+            r.locked_until is not None and r.locked_until > now,
+        )
+        for r in conn.execute(query)
+    ]
+
+
+def remove_staff(
+    conn: Connection,
+    *,
+    email: str | None = None,
+    account_id: int | None = None,
+    organisation: str | None = None,
+) -> str | None:
+    """Delete an account (by email or id; only in ``organisation`` when given) and so its
+    sessions. Returns its address, or None when there is no such account there."""
+    if email is None and account_id is None:
+        raise StaffError("say which account to remove")
+    query = staff.delete().returning(staff.c.email)
+    if email is not None:
+        query = query.where(staff.c.email == normalise(email))
+    if account_id is not None:
+        query = query.where(staff.c.id == account_id)
+    if organisation is not None:
+        query = query.where(staff.c.organisation == organisation)
+    return conn.execute(query).scalar_one_or_none()

@@ -26,6 +26,7 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy.engine import Connection
 
 from services.intake.admin.models import staff, staff_sessions
+from services.intake.admin.roles import Power, Role, can
 
 MAX_FAILURES = 5
 LOCKOUT = timedelta(minutes=15)
@@ -43,6 +44,11 @@ _DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
 class StaffMember:
     id: int
     email: str
+    role: str = Role.OPERATOR
+    organisation: str | None = None  # None: a platform operator, who sees every organisation
+
+    def can(self, power: Power) -> bool:
+        return can(self.role, power)
 
 
 def normalise(email: str) -> str:
@@ -100,7 +106,7 @@ def authenticate(
     if _hasher.check_needs_rehash(row.password_hash):
         values["password_hash"] = _hasher.hash(password)
     conn.execute(staff.update().where(staff.c.id == row.id).values(**values))
-    return StaffMember(row.id, row.email)
+    return StaffMember(row.id, row.email, row.role, row.organisation)
 
 
 def _serializer(secret: str) -> URLSafeTimedSerializer:
@@ -143,14 +149,14 @@ def session_member(conn: Connection, cookie: str | None, secret: str) -> StaffMe
     if token is None:
         return None
     row = conn.execute(
-        sa.select(staff.c.id, staff.c.email)
+        sa.select(staff.c.id, staff.c.email, staff.c.role, staff.c.organisation)
         .join(staff_sessions, staff_sessions.c.staff_id == staff.c.id)
         .where(
             staff_sessions.c.token_hash == _token_hash(token),
             staff_sessions.c.expires_at > datetime.now(UTC),
         )
     ).first()
-    return StaffMember(row.id, row.email) if row else None
+    return StaffMember(row.id, row.email, row.role, row.organisation) if row else None
 
 
 def end_session(conn: Connection, cookie: str | None, secret: str) -> None:

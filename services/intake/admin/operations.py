@@ -1,7 +1,11 @@
-"""Staff pages for what went wrong: failed letters, and the dead-letter queues with replay.
+"""Staff pages for what went wrong: failed letters, and the dead-letter queues with replay; and
+subject access (everything held about one person).
 
-Neither shows personal data: addresses are masked (``j***@example.org``) and a dead letter is
-shown by its event id, type, attempts and error, never its payload.
+Failed letters and dead letters show no personal data: addresses are masked
+(``j***@example.org``) and a dead letter is shown by its event id, type, attempts and error, never
+its payload. An organisation's staff see only their organisation's failed letters and, in
+subject access, only what its campaigns hold; the dead-letter queues (every organisation's events)
+are for platform operators only.
 """
 
 from __future__ import annotations
@@ -14,22 +18,45 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from services.intake.admin.access import held_about
-from services.intake.admin.web import checked_form, form_expired, protected_router, render
+from services.intake.admin.roles import Power
+from services.intake.admin.web import (
+    NotFound,
+    Staff,
+    campaign_visible,
+    checked_form,
+    form_expired,
+    protected_router,
+    render,
+)
 from services.intake.deps import Engine, Settings
 from services.mailer.reports import failed_letters
 from shared.broker import dlq
 from shared.config import Settings as SettingsModel
+from shared.organisations import campaigns_of
 from shared.supporters import mask_addresses
 from shared.topology import SERVICES, Topology
 
 router = protected_router()
+# Looking a person up is a POST (the address stays out of URLs and logs) that changes nothing.
+lookup = protected_router(changes=Power.READ)
+platform = protected_router(reads=Power.PLATFORM, changes=Power.PLATFORM)
+routers = [router, lookup, platform]
 SHOWN = 100  # dead letters listed per service
+FAILED_SHOWN = 200
 
 
 @router.get("/admin/letters/failed", response_class=HTMLResponse)
-def failed(request: Request, engine: Engine, settings: Settings) -> HTMLResponse:
+def failed(request: Request, engine: Engine, settings: Settings, member: Staff) -> HTMLResponse:
     campaign = request.query_params.get("campaign") or None
-    rows = failed_letters(engine, campaign=campaign, limit=200)
+    if campaign is not None and not campaign_visible(engine, member, campaign):
+        raise NotFound()
+    if campaign is not None or member.organisation is None:
+        rows = failed_letters(engine, campaign=campaign, limit=FAILED_SHOWN)
+    else:
+        with engine.connect() as conn:
+            theirs = campaigns_of(conn, member.organisation)
+        rows = [r for c in theirs for r in failed_letters(engine, campaign=c, limit=FAILED_SHOWN)]
+        rows = sorted(rows, key=lambda r: r["failed_at"] or "", reverse=True)[:FAILED_SHOWN]
     return render(request, settings, "failed.html", rows=rows, campaign=campaign)
 
 
@@ -59,14 +86,16 @@ def _queues(settings: SettingsModel) -> tuple[list[dict[str, Any]], str | None]:
     return out, None
 
 
-@router.get("/admin/supporters", response_class=HTMLResponse)
+@lookup.get("/admin/supporters", response_class=HTMLResponse)
 def supporter_search(request: Request, settings: Settings) -> HTMLResponse:
     """Subject access: a form for the address (POSTed, so it stays out of URLs and logs)."""
     return render(request, settings, "supporter.html", email="", record=None)
 
 
-@router.post("/admin/supporters", response_class=HTMLResponse)
-async def supporter_record(request: Request, engine: Engine, settings: Settings) -> Response:
+@lookup.post("/admin/supporters", response_class=HTMLResponse)
+async def supporter_record(
+    request: Request, engine: Engine, settings: Settings, member: Staff
+) -> Response:
     form = await checked_form(request, settings)
     if form is None:
         return form_expired(request, settings)
@@ -74,11 +103,13 @@ async def supporter_record(request: Request, engine: Engine, settings: Settings)
     if "@" not in email.strip("@") or len(email) > 320:
         errors = {"email": "Enter the email address the person signed with"}
         return render(request, settings, "supporter.html", 400, email=email, errors=errors)
-    record = await run_in_threadpool(held_about, engine, email, settings.secret_key)
+    record = await run_in_threadpool(
+        held_about, engine, email, settings.secret_key, organisation=member.organisation
+    )
     return render(request, settings, "supporter.html", email=email, record=record)
 
 
-@router.get("/admin/dlq", response_class=HTMLResponse)
+@platform.get("/admin/dlq", response_class=HTMLResponse)
 def dead_letters(request: Request, settings: Settings) -> HTMLResponse:
     queues, problem = _queues(settings)
     notice = None
@@ -92,7 +123,7 @@ def dead_letters(request: Request, settings: Settings) -> HTMLResponse:
     )
 
 
-@router.post("/admin/dlq/{service}/replay")
+@platform.post("/admin/dlq/{service}/replay")
 async def replay(service: str, request: Request, settings: Settings) -> Response:
     if await checked_form(request, settings) is None:
         return form_expired(request, settings)

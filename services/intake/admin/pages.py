@@ -12,7 +12,13 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from services.intake.admin import charts, queries
 from services.intake.admin.publishing import next_number
-from services.intake.admin.web import checked_form, form_expired, protected_router, render
+from services.intake.admin.web import (
+    Staff,
+    checked_form,
+    form_expired,
+    protected_router,
+    render,
+)
 from services.intake.deps import Engine, Settings
 from services.updates.reports import job_progress
 from shared.campaigns import get_campaign
@@ -24,9 +30,10 @@ STATE_COLOURS = {"created": GREY, "sending": ORANGE, "sent": GREEN, "failed": RE
 
 
 @router.get("/admin", response_class=HTMLResponse)
-def dashboard(request: Request, engine: Engine, settings: Settings) -> HTMLResponse:
+def dashboard(request: Request, engine: Engine, settings: Settings, member: Staff) -> HTMLResponse:
+    """The account's organisation's campaigns (an operator's: every organisation's)."""
     with engine.connect() as conn:
-        summaries = queries.campaign_summaries(conn)
+        summaries = queries.campaign_summaries(conn, organisation=member.organisation)
     return render(
         request, settings, "index.html", campaigns=summaries, statuses=queries.STATUS_LABELS
     )

@@ -39,6 +39,7 @@ class CampaignSummary:
     goal: int
     open: bool
     counts: SignatureCounts = field(default_factory=SignatureCounts)
+    organisation: str = ""
 
     @property
     def by_status(self) -> dict[str, int]:
@@ -54,13 +55,19 @@ class CampaignSummary:
         return min(100, round(100 * self.confirmed / self.goal)) if self.goal else 0
 
 
-def campaign_summaries(conn: Connection, slug: str | None = None) -> list[CampaignSummary]:
-    query = sa.select(campaigns.c.slug, campaigns.c.title, campaigns.c.definition).order_by(
-        campaigns.c.slug
-    )
+def campaign_summaries(
+    conn: Connection, slug: str | None = None, *, organisation: str | None = None
+) -> list[CampaignSummary]:
+    """Every campaign (or ``slug``), or only those of ``organisation``."""
+    query = sa.select(
+        campaigns.c.slug, campaigns.c.title, campaigns.c.definition, campaigns.c.organisation
+    ).order_by(campaigns.c.slug)
     if slug is not None:
         query = query.where(campaigns.c.slug == slug)
-    counts = signature_counts(conn, slug)
+    if organisation is not None:
+        query = query.where(campaigns.c.organisation == organisation)
+    rows = conn.execute(query).all()
+    counts = signature_counts(conn, slug) if rows else {}
     return [
         CampaignSummary(
             row.slug,
@@ -68,8 +75,9 @@ def campaign_summaries(conn: Connection, slug: str | None = None) -> list[Campai
             int(row.definition.get("goal") or 0),
             bool(row.definition.get("open", True)),
             counts.get(row.slug, SignatureCounts()),
+            row.organisation,
         )
-        for row in conn.execute(query)
+        for row in rows
     ]
 
 

@@ -1,8 +1,19 @@
-"""What every staff page shares: the login requirement, rendering, and CSRF-checked forms.
+"""What every staff page shares: the login requirement, who may see what, rendering, and
+CSRF-checked forms.
 
-Every route on ``protected`` depends on ``current_staff``: without a valid session a GET is
-redirected to ``/admin/login?next=…`` and anything else to the login page, before the route runs,
-so no data is read. Staff pages are English only, never cached, and may not be framed.
+Every route on a ``protected_router`` depends on ``current_staff``: without a valid session a GET
+is redirected to ``/admin/login?next=…`` and anything else to the login page, before the route
+runs, so no data is read. Then ``guard`` checks, before the route runs too:
+
+- a ``{slug}`` in the path must be a campaign of the account's organisation (operators: any),
+  else the page is "not found", exactly as for a campaign that does not exist: an organisation's
+  staff cannot tell another's campaigns from missing ones;
+- the account's role must have the router's power for reading (GET, HEAD) or for changing
+  (anything else): a viewer changes nothing. A page for platform operators only is "not found"
+  to everyone else; another power missing is a 403 that says what the role allows.
+
+Routes that list things filter by ``member.organisation`` themselves (``queries``, ``access``).
+Staff pages are English only, never cached, and may not be framed.
 """
 
 from __future__ import annotations
@@ -15,12 +26,22 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from services.intake import csrf, i18n
 from services.intake.admin.auth import COOKIE, StaffMember, session_member
+from services.intake.admin.roles import DESCRIPTIONS, Power, Role
 from services.intake.deps import Engine, Settings
+from shared.organisations import organisation_of
 
 
 class LoginRequired(Exception):
     def __init__(self, next_path: str | None):
         self.next_path = next_path
+
+
+class NotFound(Exception):
+    """Nothing here for this account: answered as the staff pages' "Page not found" (404)."""
+
+
+class Forbidden(Exception):
+    """The account's role may not do this (403), in its organisation."""
 
 
 def safe_next(value: str | None) -> str:
@@ -59,8 +80,43 @@ async def login_required(_request: Request, exc: Exception) -> Response:
     return response
 
 
-def protected_router() -> APIRouter:
-    return APIRouter(include_in_schema=False, dependencies=[Depends(current_staff)])
+def campaign_visible(engine: Any, member: StaffMember, slug: str) -> bool:
+    """Whether the account may see the campaign (a missing campaign is its route's 404)."""
+    if member.organisation is None:
+        return True
+    with engine.connect() as conn:
+        return organisation_of(conn, slug) == member.organisation
+
+
+def guard(reads: Power, changes: Power) -> Any:
+    """The dependency of a protected router: its campaign in the account's organisation, and
+    the power to read (GET, HEAD) or to change (any other method)."""
+
+    def allowed(request: Request, engine: Engine, member: Staff) -> StaffMember:
+        slug = request.path_params.get("slug")
+        if slug is not None and not campaign_visible(engine, member, str(slug)):
+            raise NotFound()
+        needed = reads if request.method in ("GET", "HEAD") else changes
+        if not member.can(needed):
+            raise NotFound() if needed is Power.PLATFORM else Forbidden()
+        return member
+
+    return allowed
+
+
+def protected_router(*, reads: Power = Power.READ, changes: Power = Power.EDIT) -> APIRouter:
+    """A router for staff pages: every route needs a session, and ``guard``'s checks."""
+    return APIRouter(include_in_schema=False, dependencies=[Depends(guard(reads, changes))])
+
+
+async def not_found(request: Request, _exc: Exception) -> Response:
+    return render(request, request.app.state.settings, "not_found.html", 404)
+
+
+async def forbidden(request: Request, _exc: Exception) -> Response:
+    member = getattr(request.state, "staff", None)
+    role = DESCRIPTIONS.get(Role(member.role)) if member else None
+    return render(request, request.app.state.settings, "forbidden.html", 403, role=role)
 
 
 def secure_cookies(request: Request, settings: Any) -> bool:
