@@ -17,7 +17,8 @@ sending the same number of messages to the same sink on one connection.
 
 Environment: PIPELINE_RATES (default "20,50,100,max"), PIPELINE_SECONDS (per steady rate,
 default 20), PIPELINE_MAX_N (signatures in the "max" phase, default 1500), PIPELINE_PROFILE=1
-to record each worker with py-spy during the 50/s phase (top frames printed; needs py-spy).
+to record each worker with py-spy during the 50/s phase (PIPELINE_PROFILE_PHASE: another one,
+e.g. "20/s"; top frames printed; needs py-spy).
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ RATES = os.environ.get("PIPELINE_RATES", "20,50,100,max").split(",")
 SECONDS = float(os.environ.get("PIPELINE_SECONDS", 20))
 MAX_N = int(os.environ.get("PIPELINE_MAX_N", 1500))
 PROFILE = os.environ.get("PIPELINE_PROFILE") == "1"
+PROFILE_PHASE = os.environ.get("PIPELINE_PROFILE_PHASE", "50/s")  # which phase py-spy records
 CAMPAIGN = "guardians-for-children"
 POSTCODES = ["GU11 1AA", "GU12 4BB", "BR8 7RE"]  # demo data: two MPs with email
 WORKERS = ("relay", "resolver", "mailer", "updates", "intake")
@@ -387,7 +389,7 @@ def run_phase(
     pressed: dict[str, float] = {}
     sent_before = ledger.count("copy")
     ledger.on_confirmation = lambda sig, link: pool.submit(client.confirm, link, pressed, sig)
-    profilers = start_profiles(stack, label) if PROFILE and label == "50/s" else []
+    profilers = start_profiles(stack, label) if PROFILE and label == PROFILE_PHASE else []
 
     meter.start()
     t0 = time.monotonic()
@@ -569,7 +571,7 @@ def main() -> int:
     report(phases, raw)
     print(f"emails at the sink by purpose: {dict(ledger.counts)}")
     if PROFILE:
-        print("\nprofiles (py-spy, 50/s phase): self time share, top frames")
+        print(f"\nprofiles (py-spy, {PROFILE_PHASE} phase): self time share, top frames")
         for name in WORKERS:
             path = ROOT / "var" / "profiles" / f"{name}.txt"
             if path.exists():

@@ -137,6 +137,25 @@ class Effect:
             else:
                 yield None
 
+    def record_in_one(self, sql: str, params: dict[str, object]) -> bool:
+        """Record the effect with one autocommit statement that claims the event itself: ``sql``
+        selects ``inbox.CLAIM_CALL`` in a CTE whose other parts act only when it answered
+        'claimed', and answers that. False (nothing recorded) when the event was handled
+        meanwhile or its supporter erased. One round trip instead of five (BEGIN, claim, the
+        record's statements, COMMIT)."""
+        erasure, supporter = self.erasure, getattr(self.event, "supporter", None)
+        guarded = erasure is not None and supporter is not None
+        claim = inbox.claim_params(
+            self.consumer,
+            self.envelope.id,
+            erasure.table if guarded else None,  # type: ignore[union-attr]
+            erasure.key(supporter.email) if guarded else None,  # type: ignore[union-attr]
+            supporter.signed_at if guarded else None,  # type: ignore[union-attr]
+        )
+        with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            outcome = conn.exec_driver_sql(sql, {**params, **claim}).scalar_one()
+        return _said(outcome, self.consumer, self.event)
+
 
 def _claimed(
     conn: Connection, consumer: str, erasure: Erasure | None, event_id: uuid.UUID, event: Event
@@ -151,6 +170,12 @@ def _claimed(
         outcome = inbox.claim_unless_erased(
             conn, consumer, event_id, erasure.table, key, supporter.signed_at
         )
+    return _said(outcome, consumer, event)
+
+
+def _said(outcome: str, consumer: str, event: Event) -> bool:
+    """Whether the claim's outcome lets the handler act; a duplicate or an erased supporter's
+    event is logged (without personal data)."""
     if outcome == "duplicate":
         log.info("duplicate event ignored", consumer=consumer)
     elif outcome == "erased":

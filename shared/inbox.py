@@ -29,8 +29,11 @@ _CLAIM = (
     "INSERT INTO inbox (consumer, event_id, processed_at) VALUES (%(consumer)s, %(event_id)s, "
     "%(at)s) ON CONFLICT DO NOTHING RETURNING event_id"
 )
-_CLAIM_UNLESS_ERASED = (
-    "SELECT dearmp_claim(%(consumer)s, %(event_id)s, %(erased)s, %(key)s, %(signed_at)s)"
+# The claim and erasure check (migration 0014), for a statement of the caller's to embed; its
+# parameters are ``claim_params``.
+CLAIM_CALL = (
+    "dearmp_claim(%(claim_consumer)s, %(claim_event_id)s, %(claim_erased)s, %(claim_key)s, "
+    "%(claim_signed_at)s)"
 )
 Claimed = Literal["claimed", "duplicate", "erased"]
 
@@ -45,21 +48,32 @@ def claim_unless_erased(
     conn: Connection,
     consumer: str,
     event_id: uuid.UUID,
-    erased: sa.Table,
-    key: str,
+    erased: sa.Table | None,
+    key: str | None,
     signed_at: datetime | None,
 ) -> Claimed:
     """``claim``, and then (once claimed) whether the event is about a signature its supporter
     has asked to be erased since (``shared.erased``: it waits for an erasure of theirs in
     progress). One statement (the ``dearmp_claim`` function, migration 0014) for the three."""
-    params = {
-        "consumer": consumer,
-        "event_id": event_id,
-        "erased": erased.name,
-        "key": key,
-        "signed_at": signed_at,
+    params = claim_params(consumer, event_id, erased, key, signed_at)
+    return conn.exec_driver_sql(f"SELECT {CLAIM_CALL}", params).scalar_one()  # type: ignore[no-any-return]
+
+
+def claim_params(
+    consumer: str,
+    event_id: uuid.UUID,
+    erased: sa.Table | None,
+    key: str | None,
+    signed_at: datetime | None,
+) -> dict[str, object]:
+    """``CLAIM_CALL``'s parameters (no erased list or key: the claim alone)."""
+    return {
+        "claim_consumer": consumer,
+        "claim_event_id": event_id,
+        "claim_erased": erased.name if erased is not None else None,
+        "claim_key": key,
+        "claim_signed_at": signed_at,
     }
-    return conn.exec_driver_sql(_CLAIM_UNLESS_ERASED, params).scalar_one()  # type: ignore[no-any-return]
 
 
 def already_processed(conn: Connection, consumer: str, event_id: uuid.UUID) -> bool:

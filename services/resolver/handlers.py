@@ -25,6 +25,7 @@ from shared.campaigns import Campaign, CampaignCache
 from shared.config import Settings
 from shared.erased import remember
 from shared.handling import Dispatcher, Effect, Erasure, UnitOfWork, external_effect, in_transaction
+from shared.inbox import CLAIM_CALL
 from shared.logging import get_logger
 from shared.messages import (
     Envelope,
@@ -66,35 +67,60 @@ def record_answer(
     """Store the answer and emit its event, in the caller's transaction."""
     conn.execute(
         insert(resolutions)
-        .values(
-            signature_id=event.signature_id,
-            campaign=event.campaign,
-            status=answer.status,
-            reason=answer.reason,
-            constituency_code=answer.constituency.code if answer.constituency else None,
-            target_name=answer.target.name if answer.target else None,
-            resolved_at=datetime.now(UTC),
-        )
+        .values(**_resolution(event, answer))
         .on_conflict_do_nothing(index_elements=[resolutions.c.signature_id])
     )
-    emitted: Event
+    outbox.add(conn, _answer_event(event, answer), correlation_id=correlation_id)
+
+
+# The hot path's record, one autocommit statement (``Effect.record_in_one``): claim the event
+# (and check the erased list), then store the answer and stage its event, only if claimed.
+RECORD = f"""
+WITH claim AS (SELECT {CLAIM_CALL} AS outcome), answer AS (
+    INSERT INTO resolutions (signature_id, campaign, status, reason, constituency_code,
+                             target_name, resolved_at)
+    SELECT %(signature_id)s, %(campaign)s, %(status)s, %(reason)s, %(constituency_code)s,
+           %(target_name)s, %(resolved_at)s
+    FROM claim WHERE outcome = 'claimed'
+    ON CONFLICT (signature_id) DO NOTHING
+), event AS (
+    INSERT INTO outbox (event_id, routing_key, correlation_id, body, created_at, available_at)
+    SELECT %(event_id)s, %(routing_key)s, %(correlation_id)s, %(body)s, %(created_at)s,
+           %(available_at)s
+    FROM claim WHERE outcome = 'claimed'
+)
+SELECT outcome FROM claim
+"""
+
+
+def _resolution(event: SignatureConfirmed, answer: Resolution) -> dict[str, object]:
+    return dict(
+        signature_id=event.signature_id,
+        campaign=event.campaign,
+        status=answer.status,
+        reason=answer.reason,
+        constituency_code=answer.constituency.code if answer.constituency else None,
+        target_name=answer.target.name if answer.target else None,
+        resolved_at=datetime.now(UTC),
+    )
+
+
+def _answer_event(event: SignatureConfirmed, answer: Resolution) -> Event:
     if answer.status == "resolved" and answer.target is not None:
-        emitted = SignatureResolved(
+        return SignatureResolved(
             signature_id=event.signature_id,
             campaign=event.campaign,
             supporter=event.supporter,
             constituency=answer.constituency,
             target=answer.target,
         )
-    else:
-        emitted = SignatureUnresolvable(
-            signature_id=event.signature_id,
-            campaign=event.campaign,
-            supporter=event.supporter,
-            reason=answer.reason or "unknown",
-            message=answer.message,
-        )
-    outbox.add(conn, emitted, correlation_id=correlation_id)
+    return SignatureUnresolvable(
+        signature_id=event.signature_id,
+        campaign=event.campaign,
+        supporter=event.supporter,
+        reason=answer.reason or "unknown",
+        message=answer.message,
+    )
 
 
 def answer_for(
@@ -120,36 +146,38 @@ def resolve_signature(event: SignatureConfirmed, effect: Effect) -> None:
     check), and nothing is stored or emitted for one erased during the look-up (``record``)."""
     deps: ResolverDeps = effect.deps
     answer = answer_for(event, deps)
+    if answer.status != "retry":
+        emitted = _answer_event(event, answer)
+        row = outbox.row_for(emitted, correlation_id=effect.envelope.correlation_id)
+        effect.record_in_one(RECORD, {**_resolution(event, answer), **row})
+        return
     with effect.record() as uow:
         if uow is None:
             return
-        if answer.status == "retry":
-            now = datetime.now(UTC)
-            held = uow.conn.execute(
-                insert(held_signatures)
-                .values(
+        now = datetime.now(UTC)
+        held = uow.conn.execute(
+            insert(held_signatures)
+            .values(
+                signature_id=event.signature_id,
+                envelope=effect.envelope.model_dump(mode="json"),
+                reason=answer.reason or "retry",
+                constituency_code=answer.constituency.code if answer.constituency else None,
+                held_at=now,
+                next_attempt_at=now + deps.hold_for,
+            )
+            .on_conflict_do_nothing(index_elements=[held_signatures.c.signature_id])
+        ).rowcount
+        if held:  # the first time only: the supporter is told once
+            uow.emit(
+                SignatureHeld(
                     signature_id=event.signature_id,
-                    envelope=effect.envelope.model_dump(mode="json"),
+                    campaign=event.campaign,
+                    supporter=event.supporter,
                     reason=answer.reason or "retry",
-                    constituency_code=answer.constituency.code if answer.constituency else None,
-                    held_at=now,
-                    next_attempt_at=now + deps.hold_for,
+                    constituency=answer.constituency,
                 )
-                .on_conflict_do_nothing(index_elements=[held_signatures.c.signature_id])
-            ).rowcount
-            if held:  # the first time only: the supporter is told once
-                uow.emit(
-                    SignatureHeld(
-                        signature_id=event.signature_id,
-                        campaign=event.campaign,
-                        supporter=event.supporter,
-                        reason=answer.reason or "retry",
-                        constituency=answer.constituency,
-                    )
-                )
-            log.info("signature held", reason=answer.reason)
-            return
-        record_answer(uow.conn, event, answer, effect.envelope.correlation_id)
+            )
+        log.info("signature held", reason=answer.reason)
 
 
 def retry_held(deps: ResolverDeps, batch: int = 50) -> int:
