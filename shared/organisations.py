@@ -5,13 +5,14 @@ sender name, the campaign page's brand and opt-in)."""
 from __future__ import annotations
 
 import re
+import time
 from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 
 from shared.reference import DEFAULT_ORGANISATION, campaigns, organisations
 
@@ -150,6 +151,26 @@ def list_opt_in_for(conn: Connection, campaign: str) -> tuple[str, str] | None:
         .where(campaigns.c.slug == campaign, organisations.c.list_opt_in != "")
     ).first()
     return (row.name, row.list_opt_in) if row else None
+
+
+_opt_ins: dict[tuple[int, str], tuple[float, tuple[str, str] | None]] = {}
+
+
+def cached_list_opt_in(engine: Engine, campaign: str, ttl: float = 5.0) -> tuple[str, str] | None:
+    """``list_opt_in_for`` for the campaign page, read at most every ``ttl`` seconds per
+    process (a changed wording shows that late; the signature records the wording as it is when
+    the form is sent, read in the signing statement)."""
+    now = time.monotonic()
+    key = (id(engine), campaign)
+    hit = _opt_ins.get(key)
+    if hit is not None and now - hit[0] < ttl:
+        return hit[1]
+    with engine.connect() as conn:
+        found = list_opt_in_for(conn, campaign)
+    if len(_opt_ins) > 1000:
+        _opt_ins.clear()
+    _opt_ins[key] = (now, found)
+    return found
 
 
 __all__ = ["DEFAULT_ORGANISATION"]

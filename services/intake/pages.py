@@ -21,6 +21,7 @@ from shared.config import Settings as SettingsModel
 from shared.i18n_markers import N_
 from shared.letters import render_letter
 from shared.messages import Target
+from shared.organisations import cached_list_opt_in
 from shared.reasons import POSTCODE_REASONS, REASONS
 from shared.states import SignatureStatus
 from shared.tokens import InvalidToken, read_token
@@ -144,6 +145,7 @@ def render_campaign(
         comment_max=COMMENT_MAX,
         letter_max=LETTER_MAX,
         lang_path=f"/c/{campaign.slug}",
+        org_opt_in=cached_list_opt_in(engine, campaign.slug),  # (organisation, wording) | None
         **dict(zip(("share_url", "share_text"), share_for(campaign, settings), strict=True)),
     )
 

@@ -54,20 +54,27 @@ WITH ip AS (
 ), earlier AS (
     SELECT id, status, target_name, sent_at FROM signatures
     WHERE campaign = %(campaign)s AND email_normalised = %(email_normalised)s
+), consent AS (
+    -- The own-list opt-in of the campaign's organisation, if it offers one and it was ticked:
+    -- its words as they are now are stored with the time, as the record of that consent.
+    SELECT o.list_opt_in AS wording FROM campaigns c JOIN organisations o ON o.slug = c.organisation
+    WHERE %(org_opt_in)s AND c.slug = %(campaign)s AND o.list_opt_in <> ''
 ), stored AS (
     INSERT INTO signatures (id, campaign, first_name, last_name, email, email_normalised,
                             supporter_key, postcode, address_lines, comment, letter, opt_in,
-                            language, status, created_at)
+                            language, status, created_at, org_opt_in_wording, org_opt_in_at)
     SELECT %(id)s, %(campaign)s, %(first_name)s, %(last_name)s, %(email)s, %(email_normalised)s,
            %(supporter_key)s, %(postcode)s, CAST(%(address_lines)s AS jsonb), %(comment)s, %(letter)s, %(opt_in)s,
-           %(language)s, '{SignatureStatus.PENDING}', %(created_at)s
-    FROM hit WHERE hit.hits <= %(email_limit)s
+           %(language)s, '{SignatureStatus.PENDING}', %(created_at)s,
+           consent.wording, CASE WHEN consent.wording IS NOT NULL THEN %(created_at)s END
+    FROM hit LEFT JOIN consent ON true WHERE hit.hits <= %(email_limit)s
     ON CONFLICT ON CONSTRAINT uq_signatures_campaign_email DO UPDATE SET
         id = EXCLUDED.id, first_name = EXCLUDED.first_name, last_name = EXCLUDED.last_name,
         email = EXCLUDED.email, supporter_key = EXCLUDED.supporter_key,
         postcode = EXCLUDED.postcode,
         address_lines = EXCLUDED.address_lines, comment = EXCLUDED.comment,
         letter = EXCLUDED.letter, opt_in = EXCLUDED.opt_in, language = EXCLUDED.language,
+        org_opt_in_wording = EXCLUDED.org_opt_in_wording, org_opt_in_at = EXCLUDED.org_opt_in_at,
         status = EXCLUDED.status, created_at = EXCLUDED.created_at, confirmed_at = NULL,
         constituency_code = NULL, constituency_name = NULL, target_name = NULL,
         unresolvable_reason = NULL, sent_at = NULL
@@ -237,6 +244,7 @@ async def submit_signature(
                 "comment": supporter.comment,
                 "letter": supporter.letter,
                 "opt_in": supporter.opt_in,
+                "org_opt_in": _ticked(data.get("org_opt_in")),
                 "language": supporter.language,
                 "supporter": supporter.model_dump_json(),
                 "repeat_event_id": uuid.uuid4(),
@@ -257,3 +265,8 @@ async def submit_signature(
     if email_hits > ratelimit.Limit.parse(settings.rate_limit_email).count:
         return Submission(Outcome.RATE_LIMITED, {})
     return Submission(Outcome.ACCEPTED, {})
+
+
+def _ticked(value: Any) -> bool:
+    """The organisation's own-list box was ticked (it is never ticked for the supporter)."""
+    return str(value or "").strip().lower() in ("1", "true", "yes", "on", "y")

@@ -8,6 +8,7 @@ In-process (TestClient) against real Postgres: no services started.
 
 from __future__ import annotations
 
+import html
 import re
 import uuid
 from datetime import UTC, datetime
@@ -31,7 +32,7 @@ from tests.integration.admin_helpers import (
     login,
     make_signature_row,
 )
-from tests.support import ROOT
+from tests.support import ROOT, csrf_token_in, make_signature
 
 # Campaign A (organisation alpha) is the one the other organisation (beta) must never reach.
 A, B = "guardians-for-children", "specialist-support-for-child-victims"
@@ -428,3 +429,47 @@ def test_orgs_and_staff_commands(engine, database_url, tmp_path) -> None:
 
     removed = run("staff", "remove", "owner@example.org")
     assert removed.exit_code == 0 and "removed staff account owner@example.org" in removed.output
+
+
+def test_own_list_opt_in_is_a_separate_unticked_consent_stored_with_its_words(
+    settings, engine
+) -> None:
+    wording = "Send me news of ECPAT UK's work by email"
+    with engine.begin() as conn:
+        save_organisation(
+            conn,
+            checked(slug="ecpat", name="ECPAT UK", privacy_url="/p", list_opt_in=wording),
+        )
+        conn.execute(campaigns.update().where(campaigns.c.slug == A).values(organisation="ecpat"))
+    client = TestClient(create_app(settings, engine), raise_server_exceptions=False)
+    page = client.get(f"/c/{A}")
+    box = re.search(r'<input[^>]*id="org_opt_in"[^>]*>', page.text)
+    assert box and "checked" not in box.group(0) and wording in html.unescape(page.text)
+    assert "News from ECPAT UK" in page.text
+    assert 'id="org_opt_in"' not in client.get(f"/c/{B}").text  # its organisation offers none
+
+    def sign(slug: str, **extra: str) -> Any:
+        signature = make_signature()
+        form = {k: str(v) for k, v in signature.items() if k not in ("opt_in", "consent")}
+        token = csrf_token_in(client.get(f"/c/{slug}").text)
+        form.update({"consent": "yes", "csrf_token": token, **extra})
+        answer = client.post(f"/c/{slug}/sign", data=form, follow_redirects=False)
+        assert answer.status_code == 303, answer.text[:500]
+        with engine.connect() as conn:
+            return conn.execute(
+                sa.select(
+                    signatures.c.opt_in,
+                    signatures.c.org_opt_in_wording,
+                    signatures.c.org_opt_in_at,
+                    signatures.c.created_at,
+                ).where(signatures.c.email == signature["email"])
+            ).one()
+
+    ticked = sign(A, org_opt_in="yes")
+    assert ticked.org_opt_in_wording == wording and ticked.org_opt_in_at == ticked.created_at
+    assert ticked.opt_in is False  # the campaign's updates are another consent
+    assert sign(A).org_opt_in_wording is None
+    # An organisation that stops offering it: a box sent anyway records nothing.
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE organisations SET list_opt_in = '' WHERE slug = 'ecpat'"))
+    assert sign(A, org_opt_in="yes").org_opt_in_at is None
