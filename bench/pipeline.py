@@ -60,6 +60,9 @@ RATES = os.environ.get("PIPELINE_RATES", "20,50,100,max").split(",")
 SECONDS = float(os.environ.get("PIPELINE_SECONDS", 20))
 MAX_N = int(os.environ.get("PIPELINE_MAX_N", 1500))
 PROFILE = os.environ.get("PIPELINE_PROFILE") == "1"
+WARM_UP = 40  # signatures before the measured phases (imports, pools, caches)
+LOG_STATEMENTS = os.environ.get("PIPELINE_LOG_STATEMENTS") == "1"
+PG_LOG = Path(os.environ.get("PIPELINE_PG_LOG", "/var/log/postgresql/postgresql-15-main.log"))
 PROFILE_PHASE = os.environ.get("PIPELINE_PROFILE_PHASE", "50/s")  # which phase py-spy records
 CAMPAIGN = "guardians-for-children"
 POSTCODES = ["GU11 1AA", "GU12 4BB", "BR8 7RE"]  # demo data: two MPs with email
@@ -147,10 +150,10 @@ class Stack:
         ensure_database(self.database_url)
         upgrade(self.database_url)
         load_demo(self.database_url)
-        if os.environ.get("PIPELINE_LOG_STATEMENTS") == "1":  # to count statements per signature
+        if LOG_STATEMENTS:
             admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
             with admin.connect() as conn:
-                conn.execute(sa.text(f'ALTER DATABASE "{self.db}" SET log_statement = \'all\''))
+                conn.execute(sa.text(f"ALTER DATABASE \"{self.db}\" SET log_statement = 'all'"))
             admin.dispose()
 
     def start(self) -> None:
@@ -478,6 +481,31 @@ def top_frames(path: Path, k: int = 8) -> tuple[list[tuple[str, float]], list[tu
     )
 
 
+def count_statements(stack: Stack, log_from: int, signatures: int) -> dict[str, float]:
+    """Statements per signature for each service, from PostgreSQL's log (``log_statement =
+    all`` on the bench's database: one line per simple statement or prepared execution, BEGIN
+    and COMMIT included), attributing each backend by its application name (``PGAPPNAME``)."""
+    admin = sa.create_engine(PG_ADMIN)
+    with admin.connect() as conn:
+        rows = conn.execute(
+            sa.text("SELECT pid, application_name FROM pg_stat_activity WHERE datname = :d"),
+            {"d": stack.db},
+        ).all()
+    admin.dispose()
+    names = {str(r.pid): r.application_name or "?" for r in rows}
+    line = re.compile(r"\[(\d+)\] \S*@" + re.escape(stack.db) + r" LOG:  (statement|execute)")
+    counts: Counter[str] = Counter()
+    with PG_LOG.open("rb") as log:
+        log.seek(log_from)
+        for raw in log:
+            found = line.search(raw.decode(errors="replace"))
+            if found:
+                counts[names.get(found.group(1), "closed backends")] += 1
+    out = {name: n / signatures for name, n in sorted(counts.items())}
+    out["total"] = sum(counts.values()) / signatures
+    return out
+
+
 def raw_smtplib(port: int, ledger: Ledger, n: int) -> tuple[float, float]:
     """(messages/s, client CPU ms per message): smtplib on one connection to the same sink."""
     body = (
@@ -542,12 +570,13 @@ def main() -> int:
     controller = Controller(Sink(ledger), hostname="127.0.0.1", port=stack.smtp_port)
     controller.start()
     stack.prepare()
+    log_from = PG_LOG.stat().st_size if LOG_STATEMENTS else 0
     stack.start()
     meter = Meter(stack)
     phases = []
     try:
         # Warm up: the first signatures pay for imports, pools and caches.
-        run_phase(stack, ledger, meter, "warm-up", 20, 40)
+        run_phase(stack, ledger, meter, "warm-up", 20, WARM_UP)
         for rate in RATES:
             if rate == "max":
                 phases.append(run_phase(stack, ledger, meter, "max", None, MAX_N))
@@ -556,20 +585,16 @@ def main() -> int:
                 phases.append(run_phase(stack, ledger, meter, f"{rate}/s", r, int(r * SECONDS)))
             print(f"phase {phases[-1].label} done in {phases[-1].seconds:.1f}s", flush=True)
         raw = raw_smtplib(stack.smtp_port, ledger, 2000)
-        if os.environ.get("PIPELINE_LOG_STATEMENTS") == "1":
-            admin = sa.create_engine(PG_ADMIN)
-            with admin.connect() as conn:
-                rows = conn.execute(
-                    sa.text("SELECT pid, application_name FROM pg_stat_activity WHERE datname = :d"),
-                    {"d": stack.db},
-                ).all()
-            admin.dispose()
-            print("backends:", json.dumps({r.pid: r.application_name for r in rows}))
+        if LOG_STATEMENTS:
+            statements = count_statements(stack, log_from, sum(p.signatures for p in phases) + WARM_UP)
     finally:
         stack.stop()
         controller.stop()
     report(phases, raw)
     print(f"emails at the sink by purpose: {dict(ledger.counts)}")
+    if LOG_STATEMENTS:
+        print("statements per signature (all phases and the warm-up, from PostgreSQL's log):")
+        print("  " + ", ".join(f"{k} {v:.1f}" for k, v in statements.items()))
     if PROFILE:
         print(f"\nprofiles (py-spy, {PROFILE_PHASE} phase): self time share, top frames")
         for name in WORKERS:

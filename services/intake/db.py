@@ -157,8 +157,10 @@ class IntakeDb:
 
     async def _write_together(
         self, batch: Sequence[tuple[str, dict[str, object], object]]
-    ) -> list[Row | None]:
-        rows: list[Row | None] = []
+    ) -> list[Row | None | BaseException]:
+        if len(batch) == 1:  # alone: in autocommit, no BEGIN and COMMIT round trips
+            return await self._write_alone(batch)
+        rows: list[Row | None | BaseException] = []
         async with self.connection() as conn, conn.transaction(), conn.pipeline() as pipeline:
             cursors = [await conn.execute(sql, params) for sql, params, _ in batch]
             await pipeline.sync()  # every result is in: each cursor knows if it has rows
@@ -169,6 +171,7 @@ class IntakeDb:
     async def _write_alone(
         self, batch: Sequence[tuple[str, dict[str, object], object]]
     ) -> list[Row | None | BaseException]:
+        """Each statement on its own (autocommit); a failed one's error in its place."""
         rows: list[Row | None | BaseException] = []
         for sql, params, _ in batch:
             try:
