@@ -48,6 +48,26 @@ campaigns = sa.Table(
         server_default=DEFAULT_ORGANISATION,
         index=True,
     ),
+    # The number of the definition's current version (``campaign_versions`` keeps every one).
+    sa.Column("version", sa.Integer, nullable=False, server_default="1"),
+)
+
+# Every saved version of each campaign's definition, so an organiser can see the exact letter
+# each signature was sent with (the mailer records the number in ``letters.campaign_version``).
+# ``saved_by``: the staff account's email, or "campaign file" for ``dearmp campaigns load``.
+campaign_versions = sa.Table(
+    "campaign_versions",
+    metadata,
+    sa.Column(
+        "campaign",
+        sa.String(100),
+        sa.ForeignKey("campaigns.slug", onupdate="CASCADE", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("definition", JSONB, nullable=False),
+    sa.Column("saved_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("saved_by", sa.Text, nullable=False, server_default=""),
 )
 
 constituencies = sa.Table(

@@ -64,12 +64,17 @@ PERSONAL: dict[str, dict[str, Rule]] = {
     },
     "outbox": {"body": _EVENT, "last_error": _EVENT},
     "staff": {"email": Rule("staff accounts: removed by an operator when someone leaves")},
+    # Who saved each version of a campaign: a staff account's email, kept with the history.
+    "campaign_versions": {
+        "saved_by": Rule("kept with the campaign's history; deleted with the campaign")
+    },
     "update_deliveries": {"error": Rule("addresses masked when written; kept with the job")},
 }
 
 NOT_PERSONAL: dict[str, set[str]] = {
     "campaign_updates": {"id", "campaign", "number", "title", "body", "published_at", "emailed"},
-    "campaigns": {"slug", "title", "definition", "updated_at", "organisation"},
+    "campaigns": {"slug", "title", "definition", "updated_at", "organisation", "version"},
+    "campaign_versions": {"campaign", "version", "definition", "saved_at"},
     "constituencies": {"code", "name"},
     # Keyed hashes only: they name nobody without the secret, and must outlive the person's data.
     "erased_supporters": {"supporter_key", "erased_at"},
@@ -121,6 +126,7 @@ NOT_PERSONAL: dict[str, set[str]] = {
         "lease_owner",
         "lease_until",
         "uncertain",
+        "campaign_version",
     },
     # Public office holders' published work details, not supporters' data.
     "mps": {"constituency_code", "member_id", "name", "full_title", "party", "email", "updated_at"},

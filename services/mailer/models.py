@@ -39,6 +39,9 @@ letters = sa.Table(
     # The connection was lost after the message went: the server may have it. Resent once at
     # most (after the lease ends, same Message-ID); shown as "may be duplicated".
     sa.Column("uncertain", sa.Boolean, nullable=False, server_default=sa.false()),
+    # The campaign's version (``campaign_versions``) the letter was rendered from: a later edit
+    # never changes what a sent letter said. NULL for emails not written from the letter.
+    sa.Column("campaign_version", sa.Integer),
     sa.UniqueConstraint("signature_id", "purpose", name="uq_letters_signature_purpose"),
     sa.CheckConstraint(check("state", LetterState), name="state"),
     sa.Index("ix_letters_state", "state"),
