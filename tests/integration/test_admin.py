@@ -366,7 +366,7 @@ def test_campaign_page_has_charts_counts_help_and_failed_letters(settings, engin
     assert page.status_code == 200
     html = page.text
     # The charts: inline SVG, named and described, with the figures also in a table.
-    assert html.count('role="img"') == 2
+    assert html.count('role="img"') == 4  # per hour, per day, letters, the constituency map
     assert '<title id="signatures-chart-title">Signatures per hour, last 48 hours</title>' in html
     assert f"{total:,} received" in html
     assert 'aria-labelledby="letters-chart-title letters-chart-desc"' in html

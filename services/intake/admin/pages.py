@@ -11,6 +11,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from services.intake.admin import charts, queries
+from services.intake.admin.dashboard import reports as campaign_reports
 from services.intake.admin.publishing import next_number
 from services.intake.admin.web import (
     Staff,
@@ -100,7 +101,12 @@ def campaign_view(
         hours = queries.signatures_per_hour(conn, slug, now=datetime.now(UTC))
         by_state = queries.letters_by_state(conn, slug)
         duplicated = queries.maybe_duplicated(conn, slug)
-        constituencies, unplaced = queries.constituency_counts(conn, slug)
+        reports = campaign_reports(
+            conn,
+            slug,
+            sort=request.query_params.get("sort"),
+            order=request.query_params.get("order"),
+        )
         help_requests = queries.open_help_requests(conn, slug)
         handled = queries.handled_help_count(conn, slug)
         updates = queries.published_updates(conn, slug)
@@ -123,8 +129,7 @@ def campaign_view(
         letters_chart=letters_chart(by_state),
         maybe_duplicated=duplicated,
         letters=by_state,
-        constituencies=constituencies,
-        unplaced=unplaced,
+        **reports,
         help_requests=help_requests,
         handled=handled,
         updates=updates,

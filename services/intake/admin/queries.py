@@ -124,22 +124,6 @@ def letters_by_state(conn: Connection, slug: str) -> dict[str, int]:
     return emails_by_state(conn, campaign=slug)
 
 
-def constituency_counts(
-    conn: Connection, slug: str, *, top: int = 20
-) -> tuple[list[tuple[str, int]], int]:
-    """(the ``top`` constituencies by confirmed signatures, how many confirmed signatures have no
-    constituency yet)."""
-    name = sa.func.coalesce(signatures.c.constituency_name, "")
-    rows = conn.execute(
-        sa.select(name.label("name"), sa.func.count().label("n"))
-        .where(signatures.c.campaign == slug, signatures.c.confirmed_at.is_not(None))
-        .group_by(name)
-        .order_by(sa.desc("n"), name)
-    ).all()
-    unknown = sum(row.n for row in rows if not row.name)
-    return [(row.name, row.n) for row in rows if row.name][:top], unknown
-
-
 def open_help_requests(conn: Connection, slug: str, *, limit: int = 50) -> list[sa.Row]:  # type: ignore[type-arg]
     return list(
         conn.execute(
