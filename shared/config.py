@@ -99,6 +99,20 @@ class Settings(BaseSettings):
     fanout_pause_seconds: float = 30.0
     fanout_pause_max_seconds: float = 900.0
 
+    # Webhooks (the updates worker sends them): how often it looks for due deliveries, each
+    # request's timeout, the first retry's delay (doubling up to the longest) and the attempts
+    # before a delivery is marked failed; delivered and failed bodies (personal data) are
+    # deleted after webhook_body_hours, the rows (ids, states, the failure log) after
+    # webhook_retention_days. http://127.0.0.1 endpoints only when allowed (tests, development).
+    webhooks_allow_http_localhost: bool = False
+    webhook_sweep_seconds: float = 1.0
+    webhook_timeout_seconds: float = 10.0
+    webhook_retry_seconds: float = 30.0
+    webhook_retry_max_seconds: float = 3600.0
+    webhook_max_attempts: int = 16
+    webhook_body_hours: float = 24.0
+    webhook_retention_days: float = 30.0
+
     # Broker behaviour. The namespace prefixes every exchange and queue name, so tests (and
     # several deployments on one broker) never meet each other's messages.
     broker_namespace: str = "dearmp"

@@ -84,6 +84,10 @@ class SignatureConfirmed(Event):
     signature_id: uuid.UUID
     campaign: str
     supporter: Supporter
+    # When they ticked the campaign organisation's own-list opt-in (a consent separate from
+    # ``supporter.opt_in``, the campaign's updates); None: not ticked, or an older event. Its
+    # organisation's webhooks get the signature only then.
+    org_opt_in_at: datetime | None = None
 
 
 class SignatureResolved(Event):

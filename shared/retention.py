@@ -69,6 +69,14 @@ PERSONAL: dict[str, dict[str, Rule]] = {
         "saved_by": Rule("kept with the campaign's history; deleted with the campaign")
     },
     "update_deliveries": {"error": Rule("addresses masked when written; kept with the job")},
+    # The JSON POSTed to an organisation's webhook (a supporter's name, email and postcode).
+    "webhook_deliveries": {
+        "body": Rule(
+            "delivered or failed: removed after the setting (hours); pending and the rest: "
+            "deleted on erasure, rows after webhook_retention_days",
+            "webhook_body_hours",
+        )
+    },
 }
 
 NOT_PERSONAL: dict[str, set[str]] = {
@@ -215,4 +223,25 @@ NOT_PERSONAL: dict[str, set[str]] = {
         "preference_changed_at",
     },
     "update_deliveries": {"id", "job_id", "subscriber_id", "state", "sends", "sent_at"},
+    # An organisation's endpoints: its address and the key that signs its deliveries.
+    "webhook_endpoints": {"id", "organisation", "url", "secret", "created_at"},
+    # Ids, states and times (supporter_key: a keyed hash, for erasure); finished rows are deleted
+    # after webhook_retention_days, with their failure log.
+    "webhook_deliveries": {
+        "id",
+        "endpoint_id",
+        "event_id",
+        "event_type",
+        "campaign",
+        "signature_id",
+        "supporter_key",
+        "state",
+        "attempts",
+        "next_attempt_at",
+        "created_at",
+        "finished_at",
+    },
+    # The failure log: the status or a few words we wrote ("could not connect"), never the
+    # receiver's answer.
+    "webhook_failures": {"id", "delivery_id", "attempt", "at", "status_code", "error", "gave_up"},
 }

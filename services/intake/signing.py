@@ -152,7 +152,7 @@ WITH found AS (
                'correlation_id', s.id::text,
                'payload', jsonb_build_object(
                    'signature_id', s.id::text, 'campaign', s.campaign,
-                   'supporter', {_SUPPORTER_JSON})
+                   'supporter', {_SUPPORTER_JSON}, 'org_opt_in_at', s.org_opt_in_at)
            )::text, 'UTF8'), %(now)s, %(now)s
     FROM s
     RETURNING id
