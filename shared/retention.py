@@ -49,6 +49,12 @@ PERSONAL: dict[str, dict[str, Rule]] = {
             # The separate consent to the organisation's own list, the record that it was given.
             "org_opt_in_wording",
             "org_opt_in_at",
+            # Where they signed from: a campaign link's tags (services/intake/sources.py). Plain
+            # short tags, but a link may be personal ("?source=jo-smith"): erased with the rest.
+            "source",
+            "utm_source",
+            "utm_medium",
+            "utm_campaign",
         )
     },
     # The consent to the organisation's own list: kept with the signature as the record of it.
@@ -64,6 +70,10 @@ PERSONAL: dict[str, dict[str, Rule]] = {
     },
     "outbox": {"body": _EVENT, "last_error": _EVENT},
     "staff": {"email": Rule("staff accounts: removed by an operator when someone leaves")},
+    # Who exported a campaign's data (the account's email as it was then).
+    "staff_exports": {
+        "staff_email": Rule("kept with the campaign as the record of who exported its data")
+    },
     # Who saved each version of a campaign: a staff account's email, kept with the history.
     "campaign_versions": {
         "saved_by": Rule("kept with the campaign's history; deleted with the campaign")
@@ -211,6 +221,7 @@ NOT_PERSONAL: dict[str, set[str]] = {
         "organisation",
     },
     "staff_sessions": {"token_hash", "staff_id", "created_at", "expires_at"},
+    "staff_exports": {"id", "campaign", "kind", "staff_id", "rows", "created_at", "finished_at"},
     "subscribers": {
         "id",
         "campaign",

@@ -9,6 +9,7 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from services.intake import sources
 from services.intake.content import default_letter
 from services.intake.counts import campaign_counts
 from services.intake.db import IntakeDb
@@ -23,6 +24,17 @@ from shared.states import SignatureStatus
 router = APIRouter(prefix="/api/v1", tags=["campaigns"])
 
 Line = Annotated[str, Field(max_length=300)]
+# Where the supporter came from (services/intake/sources.py): a short plain tag, or left out.
+Tag = Annotated[
+    str | None,
+    Field(
+        max_length=sources.MAX,
+        pattern=sources.PATTERN,
+        description="A tag on the campaign link the supporter came from (letters, digits, "
+        "spaces and . _ - + : / only), as ?source= or utm_* on the campaign page; shown in the "
+        "campaign dashboard's Sources.",
+    ),
+]
 
 
 class SignatureIn(BaseModel):
@@ -57,6 +69,10 @@ class SignatureIn(BaseModel):
         ),
     )
     consent: bool = Field(description="The supporter agrees to the terms and privacy notice")
+    source: Tag = None
+    utm_source: Tag = None
+    utm_medium: Tag = None
+    utm_campaign: Tag = None
 
 
 class Accepted(BaseModel):

@@ -129,6 +129,10 @@ def forget_supporter(event: SupporterErasureRequested, uow: UnitOfWork) -> None:
             opt_in=False,
             org_opt_in_wording=None,
             org_opt_in_at=None,
+            source=None,
+            utm_source=None,
+            utm_medium=None,
+            utm_campaign=None,
             supporter_key=None,
             status=sa.case(
                 (signatures.c.status == SignatureStatus.PENDING, SignatureStatus.ERASED.value),

@@ -29,6 +29,11 @@ signatures = sa.Table(
     # supporter ticked and when (both NULL: not offered, or not ticked).
     sa.Column("org_opt_in_wording", sa.Text),
     sa.Column("org_opt_in_at", sa.DateTime(timezone=True)),
+    # The tags on the campaign link the supporter signed from (sources.py; NULL: none).
+    sa.Column("source", sa.String(60)),
+    sa.Column("utm_source", sa.String(60)),
+    sa.Column("utm_medium", sa.String(60)),
+    sa.Column("utm_campaign", sa.String(60)),
     # The language the supporter signed in: their emails are in it (shared.i18n).
     sa.Column("language", sa.String(5), nullable=False, server_default="en"),
     # shared.states.SignatureStatus: pending → confirmed → resolved | unresolvable | held → …

@@ -16,6 +16,7 @@ from services.intake.deps import Db, Engine, Settings, client_ip
 from services.intake.forms import COMMENT_MAX, LETTER_MAX
 from services.intake.helprequests import submit_help_request
 from services.intake.signing import Outcome, confirm_signature, submit_signature, supporter_of
+from services.intake.sources import sources_of
 from shared.campaigns import Campaign, get_campaign, open_campaigns
 from shared.config import Settings as SettingsModel
 from shared.i18n_markers import N_
@@ -146,6 +147,7 @@ def render_campaign(
         letter_max=LETTER_MAX,
         lang_path=f"/c/{campaign.slug}",
         org_opt_in=cached_list_opt_in(engine, campaign.slug),  # (organisation, wording) | None
+        sources=sources_of(values or request.query_params),  # ?source=, utm_*: hidden fields
         **dict(zip(("share_url", "share_text"), share_for(campaign, settings), strict=True)),
     )
 

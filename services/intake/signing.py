@@ -14,6 +14,7 @@ from services.intake import ratelimit
 from services.intake.content import default_letter
 from services.intake.db import IntakeDb
 from services.intake.forms import check_signature
+from services.intake.sources import sources_of
 from shared import outbox
 from shared.campaigns import Campaign
 from shared.config import Settings
@@ -62,11 +63,13 @@ WITH ip AS (
 ), stored AS (
     INSERT INTO signatures (id, campaign, first_name, last_name, email, email_normalised,
                             supporter_key, postcode, address_lines, comment, letter, opt_in,
-                            language, status, created_at, org_opt_in_wording, org_opt_in_at)
+                            language, status, created_at, org_opt_in_wording, org_opt_in_at,
+                            source, utm_source, utm_medium, utm_campaign)
     SELECT %(id)s, %(campaign)s, %(first_name)s, %(last_name)s, %(email)s, %(email_normalised)s,
            %(supporter_key)s, %(postcode)s, CAST(%(address_lines)s AS jsonb), %(comment)s, %(letter)s, %(opt_in)s,
            %(language)s, '{SignatureStatus.PENDING}', %(created_at)s,
-           consent.wording, CASE WHEN consent.wording IS NOT NULL THEN %(created_at)s END
+           consent.wording, CASE WHEN consent.wording IS NOT NULL THEN %(created_at)s END,
+           %(source)s, %(utm_source)s, %(utm_medium)s, %(utm_campaign)s
     FROM hit LEFT JOIN consent ON true WHERE hit.hits <= %(email_limit)s
     ON CONFLICT ON CONSTRAINT uq_signatures_campaign_email DO UPDATE SET
         id = EXCLUDED.id, first_name = EXCLUDED.first_name, last_name = EXCLUDED.last_name,
@@ -75,6 +78,8 @@ WITH ip AS (
         address_lines = EXCLUDED.address_lines, comment = EXCLUDED.comment,
         letter = EXCLUDED.letter, opt_in = EXCLUDED.opt_in, language = EXCLUDED.language,
         org_opt_in_wording = EXCLUDED.org_opt_in_wording, org_opt_in_at = EXCLUDED.org_opt_in_at,
+        source = EXCLUDED.source, utm_source = EXCLUDED.utm_source,
+        utm_medium = EXCLUDED.utm_medium, utm_campaign = EXCLUDED.utm_campaign,
         status = EXCLUDED.status, created_at = EXCLUDED.created_at, confirmed_at = NULL,
         constituency_code = NULL, constituency_name = NULL, target_name = NULL,
         unresolvable_reason = NULL, sent_at = NULL
@@ -245,6 +250,7 @@ async def submit_signature(
                 "letter": supporter.letter,
                 "opt_in": supporter.opt_in,
                 "org_opt_in": _ticked(data.get("org_opt_in")),
+                **sources_of(data),  # where they signed from: plain short tags, else NULL
                 "language": supporter.language,
                 "supporter": supporter.model_dump_json(),
                 "repeat_event_id": uuid.uuid4(),

@@ -9,11 +9,19 @@ from fastapi import FastAPI
 
 def install(app: FastAPI) -> None:
     """Add the staff pages to the intake app."""
-    from services.intake.admin import accounts_pages, composer, login, operations, pages, web
+    from services.intake.admin import (
+        accounts_pages,
+        composer,
+        exports,
+        login,
+        operations,
+        pages,
+        web,
+    )
 
     app.add_exception_handler(web.LoginRequired, web.login_required)
     app.add_exception_handler(web.NotFound, web.not_found)
     app.add_exception_handler(web.Forbidden, web.forbidden)
-    for module in (login, pages, composer, operations, accounts_pages):
+    for module in (login, pages, composer, operations, accounts_pages, exports):
         for router in getattr(module, "routers", [getattr(module, "router", None)]):
             app.include_router(router)

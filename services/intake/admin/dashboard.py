@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from markupsafe import Markup
 from sqlalchemy.engine import Connection
 
-from services.intake.admin import charts, hexmap
+from services.intake.admin import charts, exports, hexmap
 from services.intake.models import signatures
 from shared.reference import constituencies, mps
 
@@ -189,6 +189,36 @@ def sort_links(slug: str, sort: str, order: str) -> dict[str, dict[str, str]]:
     return out
 
 
+@dataclass(frozen=True)
+class Source:
+    source: str | None
+    utm_source: str | None
+    utm_medium: str | None
+    utm_campaign: str | None
+    received: int
+    confirmed: int
+
+    @property
+    def percent(self) -> float | None:
+        return round(100 * self.confirmed / self.received, 1) if self.received else None
+
+
+def sources(conn: Connection, slug: str, *, top: int = 50) -> list[Source]:
+    """Signatures by the tags on the link they came from (``?source=``, ``utm_*``), most first;
+    signatures without any tag are one row of NULLs."""
+    s = signatures.c
+    tags = (s.source, s.utm_source, s.utm_medium, s.utm_campaign)
+    received = sa.func.count().label("received")
+    rows = conn.execute(
+        sa.select(*tags, received, sa.func.count(s.confirmed_at).label("confirmed"))
+        .where(s.campaign == slug)
+        .group_by(*tags)
+        .order_by(received.desc(), *(sa.func.coalesce(t, "") for t in tags))
+        .limit(top)
+    )
+    return [Source(*row) for row in rows]
+
+
 def unplaced(conn: Connection, slug: str) -> int:
     """Confirmed signatures with no constituency yet (being resolved, unresolvable, fixed target)."""
     return int(
@@ -218,4 +248,7 @@ def reports(
         "seat_links": sort_links(slug, column, direction),
         "seats_unplaced": unplaced(conn, slug),
         "seat_map": hexmap.hex_map({r.code: r.signatures for r in rows}),
+        "sources": sources(conn, slug),
+        "exports": exports.recent_exports(conn, slug),
+        "export_names": exports.NAMES,
     }

@@ -1,4 +1,5 @@
-"""Tables owned by the staff pages (intake's /admin): staff accounts and their sessions."""
+"""Tables owned by the staff pages (intake's /admin): staff accounts, their sessions, and the log of
+CSV exports."""
 
 from __future__ import annotations
 
@@ -45,4 +46,26 @@ staff_sessions = sa.Table(
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
     sa.Index("ix_staff_sessions_staff_id", "staff_id"),
+)
+
+# Every CSV export from a campaign's dashboard (exports.py): who, when, which, how many rows. The
+# email is copied so the record outlives the account; ``rows`` stays NULL until the download
+# finished (a download cut off half way leaves that to see).
+staff_exports = sa.Table(
+    "staff_exports",
+    metadata,
+    sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+    sa.Column(
+        "campaign",
+        sa.String(100),
+        sa.ForeignKey("campaigns.slug", onupdate="CASCADE", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("kind", sa.String(30), nullable=False),
+    sa.Column("staff_id", sa.BigInteger, sa.ForeignKey("staff.id", ondelete="SET NULL")),
+    sa.Column("staff_email", sa.Text, nullable=False),
+    sa.Column("rows", sa.Integer),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("finished_at", sa.DateTime(timezone=True)),
+    sa.Index("ix_staff_exports_campaign_created_at", "campaign", "created_at"),
 )
