@@ -57,6 +57,11 @@ log = get_logger(__name__)
 Outcome = Literal["sent", "failed", "erased", "skipped"]
 # Runs in the transaction that records the outcome (sent, failed or erased).
 Then = Callable[[Connection, Outcome], None]
+# Statements to run with the record of a send, only if it went (e.g. remembering a confirmation
+# for its reminder): data-modifying CTE definitions ("name AS (...), ...") and their parameters
+# (named apart from the record's own: a ``p_`` prefix). In the record's statement: no
+# transaction, no round trip of their own.
+OnSent = tuple[str, dict[str, Any]]
 ALL_OUTCOMES: frozenset[Outcome] = frozenset(("sent", "failed", "erased"))
 
 
@@ -259,9 +264,7 @@ def leases_for(engine: Engine, seconds: float) -> Leases:
 def is_erased(conn: Connection, out: Outgoing) -> bool:
     if out.supporter_key is None:
         return False
-    return shared_is_erased(
-        conn, erased_supporters, out.supporter_key, out.signed_at, wait=False
-    )
+    return shared_is_erased(conn, erased_supporters, out.supporter_key, out.signed_at, wait=False)
 
 
 class _Steps:
@@ -296,6 +299,7 @@ def deliver_once(
     then: Then | None = None,
     held: HeldConnection | None = None,
     after: Outgoing | None = None,
+    on_sent: OnSent | None = None,
 ) -> Outcome:
     """Send ``out`` unless it was already sent; returns what became of it. ``skipped``: the
     event was handled before, or ``may_send`` said no (nothing done, ``then`` not run).
@@ -304,13 +308,14 @@ def deliver_once(
     letter; not with ``may_send`` or ``then``): its claim shares the statement that records
     ``out`` as sent, the receipt goes with the last outcome, and that outcome is returned. A
     crash between that statement and the follow-on's hand-over sends the follow-on on
-    redelivery with ``sends`` = 2: counted as a possible resend, though it went once."""
+    redelivery with ``sends`` = 2: counted as a possible resend, though it went once.
+    ``on_sent``: statements recorded with the send if it went (``OnSent``)."""
     steps = _Steps(engine, held)
     leases = leases_for(engine, settings.send_lease_seconds)
     claim = _claim_params(out, receipt, leases)
-    if after is not None and (may_send is not None or then is not None):
-        raise ValueError("a follow-on message cannot be combined with may_send or then")
-    if may_send is None and then is None:
+    if after is not None and (may_send is not None or then is not None or on_sent is not None):
+        raise ValueError("a follow-on message cannot be combined with may_send, then or on_sent")
+    if may_send is None:
         claimed = steps.one(_CLAIM, claim)
         if claimed is None:
             # With a follow-on, ``out`` sent before does not finish the event: the follow-on may
@@ -319,7 +324,7 @@ def deliver_once(
             if after is not None and receipt is not None:
                 first = replace(receipt, record_on=receipt.record_on - {"sent"})
             with steps.transaction() as conn:
-                outcome = _not_claimed(conn, out, first, then, correlation_id)
+                outcome = _not_claimed(conn, out, first, then, correlation_id, on_sent)
             if after is None or outcome != "sent":
                 return outcome
             return deliver_once(
@@ -337,7 +342,7 @@ def deliver_once(
                 return "skipped"
             claimed = conn.exec_driver_sql(_CLAIM, claim).first()
             if claimed is None:
-                return _not_claimed(conn, out, receipt, then, correlation_id)
+                return _not_claimed(conn, out, receipt, then, correlation_id, on_sent)
     while True:
         # The record of a send is prepared before the hand-over: after the server's 250 only the
         # statement goes out (a crash before it reaches Postgres resends; once sent, Postgres
@@ -360,13 +365,20 @@ def deliver_once(
             receipt,
             leases,
             out.signed_at,
+            on_sent,
         )
         with leases.holding(claimed.id, claim["lease_owner"]):
             state, error = _hand_over(out, claimed, engine, sender, settings)
         if state == "failed":
             failed = LetterFailed(signature_id=out.signature_id, purpose=out.purpose, reason=error)
             sql, params = _record_statement(
-                claimed.id, correlation_id, "failed", error, failed, receipt, signed_at=out.signed_at
+                claimed.id,
+                correlation_id,
+                "failed",
+                error,
+                failed,
+                receipt,
+                signed_at=out.signed_at,
             )
             _run(steps, sql, params, then, state, leases.seconds)
             return state
@@ -440,6 +452,7 @@ def _not_claimed(
     receipt: Receipt | None,
     then: Then | None,
     correlation_id: str | None = None,
+    on_sent: OnSent | None = None,
 ) -> Outcome:
     """Why the claim wrote nothing (the rare path): handled before, erased, already done, being
     sent by someone else (a live lease: retried later), or resent once already after a lost
@@ -483,6 +496,8 @@ def _not_claimed(
             outcome = "sent"
     if receipt and outcome in receipt.record_on:
         inbox.claim(conn, receipt.consumer, receipt.event_id)
+    if on_sent is not None and outcome == "sent":
+        conn.exec_driver_sql(f"WITH {on_sent[0]} SELECT NULL", on_sent[1])
     if then:
         then(conn, outcome)
     return outcome
@@ -530,6 +545,7 @@ def _record_statement(
     follow_receipt: Receipt | None = None,
     leases: Leases | None = None,
     signed_at: datetime | None = None,
+    on_sent: OnSent | None = None,
 ) -> tuple[str, dict[str, Any]]:
     """The statement that records the outcome, with its event and, for an outcome in
     ``receipt.record_on``, the receipt. With ``follow``, it also claims that message (the
@@ -550,6 +566,9 @@ def _record_statement(
         ctes.append(_ANNOUNCE)
         row = outbox.row_for(event, correlation_id=correlation_id)
         params.update({f"o_{k}": v for k, v in row.items()})
+    if on_sent is not None and state == "sent":
+        ctes.append(on_sent[0])
+        params.update(on_sent[1])
     sql = "WITH " + ", ".join(ctes)
     if follow is not None:
         assert leases is not None

@@ -9,13 +9,13 @@ from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
-import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Engine
 
 from services.mailer import compose
 from services.mailer.delivery import (
     ALL_OUTCOMES,
     HeldConnection,
+    OnSent,
     Outcome,
     Outgoing,
     Receipt,
@@ -92,6 +92,7 @@ class MailerDeps:
         record_on: frozenset[Outcome] = ALL_OUTCOMES,
         then: Then | None = None,
         after: Outgoing | None = None,
+        on_sent: OnSent | None = None,
     ) -> Outcome:
         """Deliver for an event: nothing if the event was handled already; the event is recorded
         as handled with the outcomes in ``record_on``."""
@@ -105,6 +106,7 @@ class MailerDeps:
             then=then,
             held=self.held,
             after=after,
+            on_sent=on_sent,
         )
 
 
@@ -116,27 +118,26 @@ def _built(build: Callable[[], Any]) -> Any:
         raise PermanentFailure(f"cannot build the message: {str(exc)[:200]}") from None
 
 
-# Remember a signature for its reminder, in one statement. Signing again replaced any earlier
-# pending signature from this address for the campaign (its link no longer works), so that one
-# is forgotten; and if a newer one is already remembered (events can arrive out of order), this
-# one is not.
-REMEMBER_PENDING = sa.text("""
-WITH earlier AS (
+# Remember a signature for its reminder, with the record of its confirmation email (``OnSent``:
+# in the same statement). Signing again replaced any earlier pending signature from this address
+# for the campaign (its link no longer works), so that one is forgotten; and if a newer one is
+# already remembered (events can arrive out of order), this one is not.
+REMEMBER_PENDING = """forgotten AS (
     DELETE FROM pending_confirmations
-    WHERE campaign = :campaign AND supporter_key = :supporter_key AND NOT confirmed
-      AND received_at < :received_at
-)
-INSERT INTO pending_confirmations (signature_id, campaign, supporter_key, email, first_name,
-                                   last_name, language, received_at, due_at)
-SELECT :signature_id, :campaign, :supporter_key, :email, :first_name, :last_name, :language,
-       :received_at, :due_at
-WHERE NOT EXISTS (
-    SELECT 1 FROM pending_confirmations
-    WHERE campaign = :campaign AND supporter_key = :supporter_key AND NOT confirmed
-      AND received_at > :received_at
-)
-ON CONFLICT (signature_id) DO NOTHING
-""")
+    WHERE campaign = %(p_campaign)s AND supporter_key = %(p_supporter_key)s AND NOT confirmed
+      AND received_at < %(p_received_at)s
+), remembered AS (
+    INSERT INTO pending_confirmations (signature_id, campaign, supporter_key, email, first_name,
+                                       last_name, language, received_at, due_at)
+    SELECT %(p_signature_id)s, %(p_campaign)s, %(p_supporter_key)s, %(p_email)s,
+           %(p_first_name)s, %(p_last_name)s, %(p_language)s, %(p_received_at)s, %(p_due_at)s
+    WHERE NOT EXISTS (
+        SELECT 1 FROM pending_confirmations
+        WHERE campaign = %(p_campaign)s AND supporter_key = %(p_supporter_key)s
+          AND NOT confirmed AND received_at > %(p_received_at)s
+    )
+    ON CONFLICT (signature_id) DO NOTHING
+)"""
 
 
 @external_effect(guarded=True)
@@ -154,26 +155,17 @@ def send_confirmation(event: SignatureReceived, effect: Effect) -> None:
         )
     )
     key = deps.key(event.supporter.email)
-
-    def then(conn: Connection, outcome: Outcome) -> None:
-        if outcome != "sent":
-            return  # a refused address gets no reminder either
-        conn.execute(
-            REMEMBER_PENDING,
-            {
-                "signature_id": event.signature_id,
-                "campaign": event.campaign,
-                "supporter_key": key,
-                "email": event.supporter.email,
-                "first_name": event.supporter.first_name,
-                "last_name": event.supporter.last_name,
-                "language": event.supporter.language,
-                "received_at": envelope.occurred_at,
-                "due_at": envelope.occurred_at
-                + timedelta(seconds=deps.settings.reminder_after_seconds),
-            },
-        )
-
+    remember = {  # a refused address gets no reminder: only with a sent confirmation
+        "p_signature_id": event.signature_id,
+        "p_campaign": event.campaign,
+        "p_supporter_key": key,
+        "p_email": event.supporter.email,
+        "p_first_name": event.supporter.first_name,
+        "p_last_name": event.supporter.last_name,
+        "p_language": event.supporter.language,
+        "p_received_at": envelope.occurred_at,
+        "p_due_at": envelope.occurred_at + timedelta(seconds=deps.settings.reminder_after_seconds),
+    }
     deps.deliver(
         Outgoing(
             event.signature_id,
@@ -185,7 +177,7 @@ def send_confirmation(event: SignatureReceived, effect: Effect) -> None:
             signed_at=event.supporter.signed_at,
         ),
         envelope,
-        then=then,
+        on_sent=(REMEMBER_PENDING, remember),
     )
 
 
@@ -214,9 +206,12 @@ ON CONFLICT (signature_id) DO UPDATE SET confirmed = true, email = '', first_nam
 @external_effect(guarded=True)
 def send_letter(event: SignatureResolved, effect: Effect) -> None:
     """Consumes signature.resolved; sends the campaign letter to the target, then a copy to the
-    supporter; emits letter.sent for the letter, letter.failed for either. Idempotent through the
-    letters rows for (signature, "letter") and (signature, "copy"); the inbox claim commits with
-    the last outcome (the copy's claim shares the statement that records the letter as sent)."""
+    supporter; emits letter.sent for the letter, letter.failed for either. For a campaign whose
+    target is ``both``, the same letter goes first to its fixed target (letter.failed if it is
+    refused; the MP's letter still goes). Idempotent through the letters rows for (signature,
+    "letter"), (signature, "copy") and (signature, "fixed_copy"); the inbox claim commits with
+    the last outcome (the copy's claim shares the statement that records the letter as sent).
+    Each row records the campaign's version the letter was rendered from."""
     deps: MailerDeps = effect.deps
     envelope = effect.envelope
     campaign = deps.campaign(event.campaign)
