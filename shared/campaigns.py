@@ -14,9 +14,11 @@ import yaml
 from jinja2 import nodes
 from jinja2.sandbox import SandboxedEnvironment
 from pydantic import (
+    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -25,7 +27,7 @@ from pydantic import (
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Connection, Engine
 
-from shared.reference import DEFAULT_ORGANISATION, campaigns, organisations
+from shared.reference import DEFAULT_ORGANISATION, campaign_versions, campaigns, organisations
 
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,98}$")
 # The part of an editable letter that supporters may rewrite: {% block message %}…{% endblock %}.
@@ -36,9 +38,16 @@ class CampaignError(ValueError):
     """A campaign file that cannot be loaded; the message names the file and the field."""
 
 
+TargetKind = Literal["mp", "fixed", "both"]
+Status = Literal["scheduled", "open", "paused", "closed"]
+
+
 class TargetSpec(BaseModel):
+    """``mp``: each supporter's own MP; ``fixed``: one named target for every letter; ``both``:
+    the letter goes to the supporter's MP and a copy of it to the named target."""
+
     model_config = ConfigDict(extra="forbid")
-    kind: Literal["mp", "fixed"]
+    kind: TargetKind
     name: str | None = None
     email: str | None = None
     # A fixed target's public handle on X ("ukhomeoffice"): the share links offer a post to it.
@@ -51,9 +60,16 @@ class TargetSpec(BaseModel):
 
     @model_validator(mode="after")
     def _fixed_needs_address(self) -> TargetSpec:
-        if self.kind == "fixed" and not (self.name and self.email):
-            raise ValueError("a fixed target needs both name and email")
+        if self.kind != "mp" and not (self.name and self.email):
+            if self.kind == "fixed":
+                raise ValueError("a fixed target needs both name and email")
+            raise ValueError("both needs the name and email of the fixed target that gets a copy")
         return self
+
+    @property
+    def fixed(self) -> bool:
+        """Every letter goes to the named target, not to an MP."""
+        return self.kind == "fixed"
 
 
 class LetterSpec(BaseModel):
@@ -95,7 +111,12 @@ class LetterSpec(BaseModel):
 
 
 class Campaign(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """A campaign's definition. ``open`` in a file (stored as such) is the organiser's switch
+    (false: paused); the ``open`` attribute is whether it takes signatures now, the switch and
+    the schedule (``opens_at``, ``closes_at``) together, so every reader of ``campaign.open``
+    follows the schedule. ``version``: the stored version it was read from (0: not stored)."""
+
+    model_config = ConfigDict(extra="forbid", validate_by_name=True, serialize_by_alias=True)
     slug: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{1,98}$")
     title: str
     story: str = ""
@@ -105,7 +126,13 @@ class Campaign(BaseModel):
     goal: int = Field(default=1000, ge=1)
     privacy_url: str = "/privacy"
     terms_url: str = "/terms"
-    open: bool = True
+    switched_on: bool = Field(default=True, alias="open")
+    # When it starts and stops taking signatures by itself (ISO 8601 with a time zone); none:
+    # from when it is loaded, until someone closes it.
+    opens_at: AwareDatetime | None = None
+    closes_at: AwareDatetime | None = None
+    # What the thank-you page says after signing (Markdown, no raw HTML); default: nothing more.
+    thank_you: str = Field(default="", max_length=2000)
     # One line the letter ends with, saying how it was sent ("I am sending this through the
     # ECPAT UK campaign at https://…"): plain text, after the supporter's name and address.
     disclosure: str = Field(default="", max_length=300, pattern=r"^[^\r\n]*$")
@@ -114,6 +141,36 @@ class Campaign(BaseModel):
     # The slug of the organisation that runs it (``dearmp orgs add``); none: the default one, or,
     # for a campaign already loaded, the one it has. Stored in ``campaigns.organisation`` only.
     organisation: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9-]{1,98}$")
+    _version: int = PrivateAttr(default=0)
+
+    @field_validator("closes_at")
+    @classmethod
+    def _closes_after_it_opens(
+        cls, closes_at: datetime | None, info: ValidationInfo
+    ) -> datetime | None:
+        opens_at = info.data.get("opens_at")
+        if closes_at is not None and opens_at is not None and closes_at <= opens_at:
+            raise ValueError("must be after opens_at")
+        return closes_at
+
+    @property
+    def version(self) -> int:
+        return self._version
+
+    def status(self, now: datetime | None = None) -> Status:
+        """``closed`` (closes_at has passed), ``paused`` (switched off), ``scheduled`` (switched
+        on, before opens_at: it opens by itself then), or ``open``."""
+        now = now or datetime.now(UTC)
+        if self.closes_at is not None and now >= self.closes_at:
+            return "closed"
+        if not self.switched_on:
+            return "paused"
+        return "scheduled" if self.opens_at is not None and now < self.opens_at else "open"
+
+    @property
+    def open(self) -> bool:
+        """Whether it takes signatures now."""
+        return self.status() == "open"
 
     @field_validator("letter")
     @classmethod
@@ -124,7 +181,7 @@ class Campaign(BaseModel):
         target = info.data.get("target")
         if not letter.editable or target is None or _stored(info):
             return letter
-        personal = {"supporter"} | ({"target"} if target.kind == "mp" else set())
+        personal = {"supporter"} | (set() if target.kind == "fixed" else {"target"})
         for name in ("body", "html"):
             source = getattr(letter, name)
             block = message_block(source) if source is not None else None
@@ -158,21 +215,58 @@ def template_env() -> SandboxedEnvironment:
     return SandboxedEnvironment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
 
 
-def read_campaign_file(path: Path) -> Campaign:
+def campaign_problems(exc: ValidationError) -> list[tuple[str, str]]:
+    """Each problem as (where, what): ``("letter.body", "template error on line 3: …")``. The
+    words a campaign file's error and the staff pages' campaign form both show."""
+    found = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "campaign"
+        found.append((where, err["msg"].removeprefix("Value error, ")))
+    return found
+
+
+def read_campaign_yaml(text: str, name: str) -> Campaign:
+    """A campaign from YAML text; ``CampaignError`` names ``name`` and the first bad field."""
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise CampaignError(f"{path}: cannot read YAML ({exc.__class__.__name__})") from None
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise CampaignError(f"{name}: cannot read YAML ({exc.__class__.__name__})") from None
     if not isinstance(data, dict):
-        raise CampaignError(f"{path}: expected a mapping of campaign fields")
+        raise CampaignError(f"{name}: expected a mapping of campaign fields")
     try:
         return Campaign.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"]) or "campaign"
-        raise CampaignError(
-            f"{path}: {where}: {err['msg'].removeprefix('Value error, ')}"
-        ) from None
+        where, what = campaign_problems(exc)[0]
+        raise CampaignError(f"{name}: {where}: {what}") from None
+
+
+def read_campaign_file(path: Path) -> Campaign:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CampaignError(f"{path}: cannot read YAML ({exc.__class__.__name__})") from None
+    return read_campaign_yaml(text, str(path))
+
+
+class _BlockDumper(yaml.SafeDumper):
+    """Text with line breaks as YAML literal blocks (``|``), as people write campaign files."""
+
+
+def _str(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_BlockDumper.add_representer(str, _str)
+
+
+def campaign_yaml(campaign: Campaign, organisation: str | None = None) -> str:
+    """The campaign as a file ``dearmp campaigns load`` (or the staff pages' upload) reads back
+    to the same campaign."""
+    data = campaign.model_dump(mode="json", exclude={"organisation"})
+    if organisation or campaign.organisation:
+        data["organisation"] = organisation or campaign.organisation
+    return yaml.dump(data, Dumper=_BlockDumper, sort_keys=False, allow_unicode=True, width=100)
 
 
 def campaign_files(path: Path) -> list[Path]:
@@ -181,9 +275,12 @@ def campaign_files(path: Path) -> list[Path]:
     return [path]
 
 
-def save_campaign(conn: Connection, campaign: Campaign) -> None:
-    """Add or replace the campaign. Its ``organisation`` must exist; without one a new campaign
-    goes to the default organisation and a loaded one stays with its own."""
+def save_campaign(conn: Connection, campaign: Campaign, *, saved_by: str = "campaign file") -> int:
+    """Add or replace the campaign; returns the number of its version now. Its
+    ``organisation`` must exist; without one a new campaign goes to the default organisation and
+    a loaded one stays with its own. A definition that differs from the stored one becomes a new
+    version, kept in ``campaign_versions`` with ``saved_by``; the same one again changes
+    nothing. Call it in a transaction (the row is locked while the version is numbered)."""
     org = campaign.organisation
     known = sa.select(organisations.c.slug).where(organisations.c.slug == org)
     if org is not None and conn.execute(known).first() is None:
@@ -191,12 +288,27 @@ def save_campaign(conn: Connection, campaign: Campaign) -> None:
             f"{campaign.slug}: organisation: there is no organisation {org!r} "
             "(add it with 'dearmp orgs add')"
         )
+    definition = campaign.model_dump(mode="json", exclude={"organisation"})
+    now = datetime.now(UTC)
+    stored = conn.execute(
+        sa.select(campaigns.c.definition, campaigns.c.version, campaigns.c.organisation)
+        .where(campaigns.c.slug == campaign.slug)
+        .with_for_update()
+    ).first()
+    if (
+        stored is not None
+        and stored.definition == definition
+        and org in (None, stored.organisation)
+    ):
+        return int(stored.version)
+    version = 1 if stored is None else int(stored.version) + 1
     stmt = insert(campaigns).values(
         slug=campaign.slug,
         title=campaign.title,
-        definition=campaign.model_dump(mode="json", exclude={"organisation"}),
-        updated_at=datetime.now(UTC),
+        definition=definition,
+        updated_at=now,
         organisation=org or DEFAULT_ORGANISATION,
+        version=version,
     )
     stmt = stmt.on_conflict_do_update(
         index_elements=[campaigns.c.slug],
@@ -204,14 +316,27 @@ def save_campaign(conn: Connection, campaign: Campaign) -> None:
             "title": stmt.excluded.title,
             "definition": stmt.excluded.definition,
             "updated_at": stmt.excluded.updated_at,
+            "version": stmt.excluded.version,
             **({"organisation": stmt.excluded.organisation} if org else {}),
         },
     )
     conn.execute(stmt)
+    conn.execute(
+        insert(campaign_versions)
+        .values(
+            campaign=campaign.slug,
+            version=version,
+            definition=definition,
+            saved_at=now,
+            saved_by=saved_by,
+        )
+        .on_conflict_do_nothing()
+    )
+    return version
 
 
 _parsed: dict[tuple[str, datetime], Campaign] = {}
-_BY_SLUG = sa.select(campaigns.c.definition, campaigns.c.updated_at).where(
+_BY_SLUG = sa.select(campaigns.c.definition, campaigns.c.updated_at, campaigns.c.version).where(
     campaigns.c.slug == sa.bindparam("slug")
 )
 
@@ -224,7 +349,7 @@ def get_campaign(conn: Connection, slug: str) -> Campaign | None:
     row = conn.execute(_BY_SLUG, {"slug": slug}).first()
     if row is None:
         return None
-    return parse_stored(slug, row.updated_at, row.definition)
+    return parse_stored(slug, row.updated_at, row.definition, row.version)
 
 
 class CampaignCache:
@@ -257,18 +382,39 @@ def parsed_as_of(slug: str, updated_at: object) -> Campaign | None:
 def open_campaigns(conn: Connection) -> list[Campaign]:
     """Every campaign taking signatures, by title."""
     rows = conn.execute(
-        sa.select(campaigns.c.slug, campaigns.c.updated_at, campaigns.c.definition)
+        sa.select(
+            campaigns.c.slug, campaigns.c.updated_at, campaigns.c.definition, campaigns.c.version
+        )
     ).all()
-    found = [parse_stored(row.slug, row.updated_at, row.definition) for row in rows]
+    found = [parse_stored(row.slug, row.updated_at, row.definition, row.version) for row in rows]
     return sorted((c for c in found if c.open), key=lambda c: c.title.casefold())
 
 
-def parse_stored(slug: str, updated_at: datetime, definition: dict[str, Any]) -> Campaign:
-    """A stored campaign, parsed once per (slug, updated_at) in each process."""
+def parse_stored(
+    slug: str, updated_at: datetime, definition: dict[str, Any], version: int | None = None
+) -> Campaign:
+    """A stored campaign, parsed once per (slug, updated_at) in each process; ``version``, when
+    the caller read it, is the number that row carries (it changes only with updated_at)."""
     key = (slug, updated_at)
     campaign = _parsed.get(key)
     if campaign is None:
         if len(_parsed) > 1000:
             _parsed.clear()
         campaign = _parsed[key] = Campaign.model_validate(definition, context={"stored": True})
+    if version is not None:
+        campaign._version = version
     return campaign
+
+
+def campaign_version(conn: Connection, slug: str, version: int) -> Campaign | None:
+    """The campaign as it was in an earlier version (``campaign_versions``), or None."""
+    row = conn.execute(
+        sa.select(campaign_versions.c.definition).where(
+            campaign_versions.c.campaign == slug, campaign_versions.c.version == version
+        )
+    ).first()
+    if row is None:
+        return None
+    found = Campaign.model_validate(row.definition, context={"stored": True})
+    found._version = version
+    return found

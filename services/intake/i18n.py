@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import cast
+from zoneinfo import ZoneInfo
 
 import jinja2
 from babel import Locale
@@ -39,6 +40,8 @@ DEFAULT = i18n.DEFAULT
 COOKIE = "dearmp_lang"
 LOCALE_DIR = Path(__file__).parent / "locales"
 TEMPLATE_DIR = Path(__file__).parent / "templates"
+
+UK = ZoneInfo("Europe/London")
 
 
 def pick_locale(request: Request) -> Language:
@@ -96,5 +99,8 @@ def environment(locale: str) -> jinja2.Environment:
     env.filters["reldate"] = lambda value: relative_date(value, locale)
     env.filters["longdate"] = lambda value: format_date(value, format="long", locale=locale)
     env.filters["number"] = lambda value: format_decimal(value, locale=locale)
+    # A campaign's opening and closing times, as the UK reads them.
+    env.filters["ukdate"] = lambda value: format_date(value.astimezone(UK), "long", locale=locale)
+    env.filters["uktime"] = lambda value: value.astimezone(UK).strftime("%H:%M")
     env.globals.update(locale=locale, locales=LOCALES, locale_names=NAMES)
     return env

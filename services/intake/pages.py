@@ -361,6 +361,7 @@ async def thanks(token: str, request: Request, db: Db, settings: Settings) -> HT
         reason_message=REASONS.get(row.unresolvable_reason or "", ""),
         sent_at=row.sent_at,
         can_sign_again=row.unresolvable_reason in POSTCODE_REASONS,
+        thank_you_html=markdown(campaign.thank_you, 1) if campaign.thank_you else "",
         share_url=share_url,
         share_text=share_text,
     )

@@ -210,7 +210,7 @@ async def submit_signature(
     ip_key = ratelimit.limit_key(settings.secret_key, "ip", client_ip)
     checked = check_signature(
         data,
-        needs_mp=campaign.target.kind == "mp",
+        needs_mp=not campaign.target.fixed,
         letter_default=default_letter(campaign),
         letter_required=letter_required,
         language=language,

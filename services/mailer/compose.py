@@ -92,21 +92,33 @@ def letter(
     target: Target,
     settings: Settings,
     rendered: RenderedLetter | None = None,
+    *,
+    to: Target | None = None,
+    purpose: str = "letter",
 ) -> EmailMessage:
-    """To the target, in the supporter's name: never From the supporter's address (DMARC)."""
+    """To the target, in the supporter's name: never From the supporter's address (DMARC).
+    ``to``: another recipient of the same letter (``fixed_copy``: a campaign whose target is
+    ``both`` sends the letter to the MP and a copy of it to its fixed target)."""
     rendered = rendered or render_letter(campaign, supporter, target)
+    to = to or target
     return build_message(
         from_name=via_name(supporter.full_name),
         from_addr=f"letters@{settings.mail_domain}",
-        to_name=target.name,
-        to_addr=target.email or "",
+        to_name=to.name,
+        to_addr=to.email or "",
         reply_to=(supporter.full_name, supporter.email),
         subject=rendered.subject,
         text=rendered.text,
         html=rendered.html,
-        message_id=message_id("letter", signature_id, settings),
+        message_id=message_id(purpose, signature_id, settings),
         headers={"X-DearMP-Campaign": campaign.slug},
     )
+
+
+def fixed_target(campaign: Campaign) -> Target:
+    """The campaign's named target (a ``fixed`` or ``both`` campaign's)."""
+    spec = campaign.target
+    return Target(name=spec.name or "", email=spec.email, kind="fixed")
 
 
 def copy(

@@ -77,6 +77,8 @@ class Outgoing:
     # When the supporter signed: an erasure asked for after it stops the email (shared.erased);
     # None counts as before any erasure.
     signed_at: datetime | None = None
+    # The campaign's version the letter was rendered from (``letters.campaign_version``).
+    campaign_version: int | None = None
 
 
 @dataclass(frozen=True)
@@ -91,10 +93,12 @@ class Receipt:
 
 _CLAIM = f"""
     INSERT INTO letters (signature_id, purpose, campaign, state, message_id, recipient, subject,
-                         body, supporter_key, sends, created_at, lease_owner, lease_until)
+                         body, supporter_key, sends, created_at, lease_owner, lease_until,
+                         campaign_version)
     SELECT CAST(%(signature_id)s AS uuid), %(purpose)s, %(campaign)s, '{LetterState.SENDING}', %(message_id)s,
            %(recipient)s, %(subject)s, CAST(%(body)s AS text),
-           CAST(%(supporter_key)s AS varchar), 1, %(now)s, %(lease_owner)s, %(lease_until)s
+           CAST(%(supporter_key)s AS varchar), 1, %(now)s, %(lease_owner)s, %(lease_until)s,
+           CAST(%(campaign_version)s AS integer)
     WHERE NOT EXISTS (SELECT 1 FROM inbox WHERE consumer = CAST(%(consumer)s AS varchar)
                                             AND event_id = CAST(%(event_id)s AS uuid))
       AND NOT EXISTS (SELECT 1 FROM erased_supporters
@@ -410,6 +414,7 @@ def _claim_params(out: Outgoing, receipt: Receipt | None, leases: Leases) -> dic
         "event_id": receipt.event_id if receipt else None,
         "lease_owner": leases.owner(),
         "lease_until": leases.until(),
+        "campaign_version": out.campaign_version,
     }
 
 

@@ -4,7 +4,7 @@ confirmation reminder in reminders.py, retention and erasure in retention.py."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 from uuid import UUID
@@ -56,6 +56,7 @@ from shared.tokens import make_token
 
 log = get_logger(__name__)
 CONSUMER = "mailer"
+FIXED_COPY = "fixed_copy"  # a ``both`` campaign's letter to its fixed target
 CAMPAIGN_TTL = 5.0
 
 
@@ -225,6 +226,12 @@ def send_letter(event: SignatureResolved, effect: Effect) -> None:
     letter = Outgoing(
         sid, "letter", campaign.slug, msg, target.email or "", key, rendered.text, signed_at
     )
+    letter.campaign_version = campaign.version
+    # A ``both`` campaign's copy to its fixed target goes first, once (its own row); the event
+    # is done only after the letter and the supporter's copy.
+    both = campaign.target.kind == "both" and target.kind == "mp"
+    if both and _send_fixed_copy(effect, campaign, letter, rendered) in ("erased", "skipped"):
+        return
     try:  # built before the letter goes, so the letter's record can claim it at once
         copy: Outgoing | None = Outgoing(
             sid,
@@ -243,6 +250,25 @@ def send_letter(event: SignatureResolved, effect: Effect) -> None:
     outcome = deps.deliver(letter, envelope, record_on=frozenset(("failed", "erased")))
     if outcome == "sent":
         raise PermanentFailure(f"cannot build the copy: {str(unbuildable)[:200]}")
+
+
+def _send_fixed_copy(
+    effect: Effect, campaign: Campaign, letter: Outgoing, rendered: compose.RenderedLetter
+) -> Outcome:
+    """The letter to the MP, to a ``both`` campaign's fixed target too (purpose "fixed_copy",
+    its own Message-ID). Records the event as handled only if the supporter was erased."""
+    deps: MailerDeps = effect.deps
+    event = effect.event
+    assert isinstance(event, SignatureResolved)
+    fixed = compose.fixed_target(campaign)
+    sid, supporter, target = event.signature_id, event.supporter, event.target
+    msg = _built(
+        lambda: compose.letter(
+            sid, campaign, supporter, target, deps.settings, rendered, to=fixed, purpose=FIXED_COPY
+        )
+    )
+    out = replace(letter, purpose=FIXED_COPY, message=msg, recipient=fixed.email or "")
+    return deps.deliver(out, effect.envelope, record_on=frozenset(("erased",)))
 
 
 def _notify(

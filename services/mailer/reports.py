@@ -33,6 +33,17 @@ def letters_by_state(
     return {state.value: found.get(state.value, 0) for state in LetterState}
 
 
+def letters_by_version(conn: Connection, *, campaign: str) -> dict[int | None, int]:
+    """How many letters to targets were written from each version of the campaign
+    (``campaign_versions``; None: sent before versions were recorded)."""
+    query = (
+        sa.select(letters.c.campaign_version, sa.func.count().label("n"))
+        .where(letters.c.campaign == campaign, letters.c.purpose == "letter")
+        .group_by(letters.c.campaign_version)
+    )
+    return {row.campaign_version: row.n for row in conn.execute(query)}
+
+
 def sending_paused(conn: Connection) -> list[dict[str, Any]]:
     """Mailer processes that paused sending because the mail server refuses our set-up: who,
     why (addresses masked), since when and until when they wait before trying again."""

@@ -12,6 +12,7 @@ def install(app: FastAPI) -> None:
     from services.intake.admin import (
         accounts_pages,
         composer,
+        editor,
         exports,
         login,
         operations,
@@ -22,6 +23,6 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(web.LoginRequired, web.login_required)
     app.add_exception_handler(web.NotFound, web.not_found)
     app.add_exception_handler(web.Forbidden, web.forbidden)
-    for module in (login, pages, composer, operations, accounts_pages, exports):
+    for module in (login, editor, pages, composer, operations, accounts_pages, exports):
         for router in getattr(module, "routers", [getattr(module, "router", None)]):
             app.include_router(router)
