@@ -123,6 +123,7 @@ class Seat:
     mp: str  # "" when the seat is vacant or the MP is not known
     party: str
     signatures: int
+    listed: bool = True  # the MP data has the seat (vacant when ``mp`` is "")
 
 
 def seats(conn: Connection, slug: str) -> list[Seat]:
@@ -139,6 +140,7 @@ def seats(conn: Connection, slug: str) -> list[Seat]:
             sa.func.coalesce(sa.func.max(mps.c.name), "").label("mp"),
             sa.func.coalesce(sa.func.max(mps.c.party), "").label("party"),
             sa.func.count().label("n"),
+            (sa.func.count(mps.c.constituency_code) > 0).label("listed"),
         )
         .select_from(
             signatures.outerjoin(
@@ -148,7 +150,7 @@ def seats(conn: Connection, slug: str) -> list[Seat]:
         .where(s.campaign == slug, s.confirmed_at.is_not(None), s.constituency_code.is_not(None))
         .group_by(s.constituency_code)
     )
-    return [Seat(r.code, r.name, r.mp, r.party, int(r.n)) for r in rows]
+    return [Seat(r.code, r.name, r.mp, r.party, int(r.n), bool(r.listed)) for r in rows]
 
 
 def sort_order(sort: str | None, order: str | None) -> tuple[str, str]:
