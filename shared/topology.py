@@ -37,6 +37,7 @@ BINDINGS: dict[str, tuple[str, ...]] = {
     ),
     "updates": (
         m.SignatureConfirmed.TYPE,
+        m.LetterSent.TYPE,  # for the webhooks of organisations whose supporters opted in
         m.SupporterErasureRequested.TYPE,
         m.UpdatePublished.TYPE,
         m.SubscriptionChanged.TYPE,

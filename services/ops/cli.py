@@ -652,6 +652,65 @@ def updates_publish(
     typer.echo(summary)
 
 
+# --- webhooks -----------------------------------------------------------------------------
+webhooks_app = typer.Typer(
+    help="Organisations' webhook endpoints (signed POSTs of their events).", no_args_is_help=True
+)
+app.add_typer(webhooks_app, name="webhooks")
+
+
+@webhooks_app.command("add")
+@friendly_errors
+def webhooks_add(
+    organisation: Annotated[str, typer.Argument(help="The organisation's slug")],
+    url: Annotated[str, typer.Argument(help="The endpoint: https://…")],
+) -> None:
+    """Register an endpoint; prints its secret, once (it signs every delivery)."""
+    from shared.webhooks import WebhookError, add_endpoint
+
+    settings = settings_or_exit()
+    try:
+        with _engine().begin() as conn:
+            endpoint, secret = add_endpoint(
+                conn, organisation, url, allow_http_localhost=settings.webhooks_allow_http_localhost
+            )
+    except WebhookError as exc:
+        fail(str(exc))
+    typer.echo(f"added endpoint {endpoint.id} for {organisation}: {endpoint.url}")
+    typer.echo(f"secret (shown once, keep it in the receiving system): {secret}")
+
+
+@webhooks_app.command("list")
+@friendly_errors
+def webhooks_list(
+    organisation: Annotated[
+        str | None, typer.Option("--org", help="Only this organisation's")
+    ] = None,
+) -> None:
+    """Endpoints: id, organisation, address (never the secret)."""
+    from shared.webhooks import list_endpoints
+
+    with _engine().connect() as conn:
+        for endpoint in list_endpoints(conn, organisation):
+            typer.echo(f"{endpoint.id}  {endpoint.organisation}  {endpoint.url}")
+
+
+@webhooks_app.command("remove")
+@friendly_errors
+def webhooks_remove(
+    endpoint_id: Annotated[str, typer.Argument(help="The endpoint's id (dearmp webhooks list)")],
+) -> None:
+    """Remove an endpoint and its deliveries (nothing more goes to it)."""
+    from shared.webhooks import remove_endpoint
+
+    if not endpoint_id.isdigit():
+        fail(f"the endpoint id is a number (dearmp webhooks list), not {endpoint_id[:40]!r}")
+    with _engine().begin() as conn:
+        if not remove_endpoint(conn, int(endpoint_id), None):
+            fail(f"no endpoint {endpoint_id} (dearmp webhooks list)")
+    typer.echo(f"removed endpoint {endpoint_id}")
+
+
 def main() -> None:
     try:
         app()

@@ -9,14 +9,16 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Engine
 
+from services.updates import webhooks
 from services.updates.jobs import create_job
 from services.updates.models import erased_supporters, subscribers
 from shared.config import Settings
 from shared.erased import remember
-from shared.handling import Dispatcher, Erasure, UnitOfWork, in_transaction
+from shared.handling import Dispatcher, Erasure, UnitOfWork, in_transaction, one_statement
 from shared.logging import get_logger
 from shared.messages import (
     Event,
+    LetterSent,
     SignatureConfirmed,
     SubscriptionChanged,
     SupporterErased,
@@ -30,12 +32,24 @@ log = get_logger(__name__)
 CONSUMER = "updates"
 
 
-@in_transaction(applies=lambda event: event.supporter.opt_in)
+def _opted_in(event: SignatureConfirmed) -> bool:
+    """To the campaign's updates (the subscriber list) or to its organisation's own list (its
+    webhooks): the others are consumed untouched."""
+    return event.supporter.opt_in or event.org_opt_in_at is not None
+
+
+@in_transaction(applies=_opted_in)
 def record_subscriber(event: SignatureConfirmed, uow: UnitOfWork) -> None:
     """Consumes signature.confirmed of a supporter who asked to be kept updated (the others are
-    consumed untouched); adds them to the campaign's subscribers (the dispatcher refuses it for
-    an erased supporter: the event arrived after the request). Idempotent: inbox claim, and one
-    row per signature (upsert)."""
+    consumed untouched); adds them to the campaign's subscribers, and, if they opted in to the
+    organisation's own list, records a webhook delivery per endpoint of the organisation
+    (``webhooks.py``). The dispatcher refuses it for an erased supporter: the event arrived
+    after the request. Idempotent: inbox claim, one row per signature (upsert) and one delivery
+    per (endpoint, event)."""
+    if event.org_opt_in_at is not None:
+        webhooks.record_confirmed(event, uow)
+    if not event.supporter.opt_in:
+        return
     uow.conn.execute(
         insert(subscribers)
         .values(
@@ -50,6 +64,17 @@ def record_subscriber(event: SignatureConfirmed, uow: UnitOfWork) -> None:
         )
         .on_conflict_do_nothing(index_elements=[subscribers.c.signature_id])
     )
+
+
+@one_statement
+def record_letter_sent(event: LetterSent, uow: UnitOfWork) -> None:
+    """Consumes letter.sent; if the signature's confirmation went to its organisation's
+    webhooks (it opted in to the organisation's own list), records a delivery of the letter's
+    sending per endpoint (``webhooks.LETTER_SENT``); otherwise nothing. One statement in
+    autocommit, no inbox claim: it stores ids and times only, and is idempotent on its own (one
+    delivery per endpoint and event). An erased supporter's confirmation deliveries are gone,
+    so nothing is recorded for them."""
+    webhooks.record_letter_sent(event, uow)
 
 
 @in_transaction
@@ -121,18 +146,24 @@ def start_fanout(event: UpdatePublished, uow: UnitOfWork) -> None:
 @in_transaction
 def forget_supporter(event: SupporterErasureRequested, uow: UnitOfWork) -> None:
     """Consumes supporter.erasure_requested; remembers the supporter (by keyed hash) so a late
-    signature.confirmed adds nothing back, deletes their subscriptions (every campaign) and emits
-    supporter.erased with the count. Idempotent: the inbox claim, and a second run finds nothing
-    to delete."""
+    signature.confirmed adds nothing back, deletes their subscriptions (every campaign) and their
+    webhook deliveries (pending ones are never sent) and emits supporter.erased with the
+    counts. Idempotent: the inbox claim, and a second run finds nothing to delete."""
     remember(uow.conn, erased_supporters, event.key, uow.envelope.occurred_at)
     gone = uow.conn.execute(
         subscribers.delete().where(subscribers.c.supporter_key == event.key)
     ).rowcount
-    uow.emit(SupporterErased(service=CONSUMER, removed={"subscribers": gone}))
+    hooks = webhooks.forget(uow.conn, event.key)
+    uow.emit(
+        SupporterErased(
+            service=CONSUMER, removed={"subscribers": gone, "webhook_deliveries": hooks}
+        )
+    )
 
 
 HANDLERS: dict[type[Event], Callable[..., None]] = {
     SignatureConfirmed: record_subscriber,
+    LetterSent: record_letter_sent,
     SubscriptionChanged: change_subscription,
     UpdatePublished: start_fanout,
     SupporterErasureRequested: forget_supporter,

@@ -1,9 +1,11 @@
 """What the updates service lets others read (intake's staff pages, ``dearmp updates publish``):
-a fan-out's progress. Other services read the updates tables only through these functions."""
+a fan-out's progress, an organisation's webhook activity. Other services read the updates tables
+only through these functions."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -72,3 +74,69 @@ def held_about(conn: Connection, email: str) -> dict[str, list[dict[str, object]
         "subscriptions": [plain(s) for s in subs],
         "update_emails": [plain(d) for d in deliveries],
     }
+
+
+@dataclass(frozen=True)
+class WebhookActivity:
+    """What ``/admin/webhooks`` shows: the latest deliveries and failed attempts (newest first)
+    and, per endpoint id, how many deliveries are in each state. Never a body."""
+
+    deliveries: list[dict[str, Any]]
+    failures: list[dict[str, Any]]
+    counts: dict[int, dict[str, int]]
+
+
+def webhook_activity(
+    conn: Connection, organisation: str | None, limit: int = 50
+) -> WebhookActivity:
+    """The organisation's webhook activity (None: every organisation's)."""
+    from services.updates.webhook_models import webhook_deliveries as d
+    from services.updates.webhook_models import webhook_failures as f
+    from shared.webhooks import webhook_endpoints as e
+
+    mine = sa.true() if organisation is None else e.c.organisation == organisation
+    deliveries = conn.execute(
+        sa.select(
+            d.c.id,
+            d.c.endpoint_id,
+            d.c.event_id,
+            d.c.event_type,
+            d.c.campaign,
+            d.c.state,
+            d.c.attempts,
+            d.c.created_at,
+            d.c.next_attempt_at,
+            d.c.finished_at,
+        )
+        .join(e, e.c.id == d.c.endpoint_id)
+        .where(mine)
+        .order_by(d.c.id.desc())
+        .limit(limit)
+    ).mappings()
+    failures = conn.execute(
+        sa.select(
+            f.c.at,
+            f.c.delivery_id,
+            f.c.attempt,
+            f.c.status_code,
+            f.c.error,
+            f.c.gave_up,
+            d.c.endpoint_id,
+            d.c.event_id,
+            d.c.event_type,
+        )
+        .join(d, d.c.id == f.c.delivery_id)
+        .join(e, e.c.id == d.c.endpoint_id)
+        .where(mine)
+        .order_by(f.c.id.desc())
+        .limit(limit)
+    ).mappings()
+    counts: dict[int, dict[str, int]] = {}
+    for endpoint_id, state, n in conn.execute(
+        sa.select(d.c.endpoint_id, d.c.state, sa.func.count())
+        .join(e, e.c.id == d.c.endpoint_id)
+        .where(mine)
+        .group_by(d.c.endpoint_id, d.c.state)
+    ):
+        counts.setdefault(endpoint_id, {})[state] = n
+    return WebhookActivity([dict(r) for r in deliveries], [dict(r) for r in failures], counts)

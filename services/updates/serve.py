@@ -1,11 +1,12 @@
-"""``dearmp serve updates``: the subscriber list's consumers and the fan-out of published
-updates."""
+"""``dearmp serve updates``: the subscriber list's consumers, the fan-out of published
+updates, and the webhooks (sending, and deleting what is past retention)."""
 
 from __future__ import annotations
 
 from services.updates.fanout import Fanout
 from services.updates.handlers import bootstrap
 from services.updates.sender import UpdateSender
+from services.updates.webhook_sender import WebhookSender, expire
 from shared.config import Settings
 from shared.db import make_engine
 from shared.smtp import SmtpTimeouts
@@ -24,5 +25,9 @@ def serve(settings: Settings, threads: int = 1) -> None:
         engine,
         lambda: bootstrap(settings, engine),
         threads,
-        periodic=[(settings.fanout_sweep_seconds, fanout)],
+        periodic=[
+            (settings.fanout_sweep_seconds, fanout),
+            (settings.webhook_sweep_seconds, WebhookSender(engine, settings)),
+            (settings.retention_sweep_seconds, lambda: expire(engine, settings)),
+        ],
     )

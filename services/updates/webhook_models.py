@@ -36,9 +36,7 @@ webhook_deliveries = sa.Table(
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("finished_at", sa.DateTime(timezone=True)),  # delivered, or given up
     sa.UniqueConstraint("endpoint_id", "event_id", name="uq_webhook_deliveries_endpoint_event"),
-    sa.CheckConstraint(
-        "state IN ('pending', 'delivered', 'failed')", name="ck_webhook_deliveries_state"
-    ),
+    sa.CheckConstraint("state IN ('pending', 'delivered', 'failed')", name="state"),
     sa.Index(
         "ix_webhook_deliveries_due",
         "next_attempt_at",
@@ -68,5 +66,3 @@ webhook_failures = sa.Table(
     sa.Column("error", sa.Text, nullable=False),
     sa.Column("gave_up", sa.Boolean, nullable=False, server_default=sa.false()),
 )
-
-WEBHOOK_TABLES = (webhook_endpoints, webhook_deliveries, webhook_failures)

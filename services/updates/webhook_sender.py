@@ -98,10 +98,14 @@ class WebhookSender:
                 self._record_failure(row, status, error)
         return delivered
 
+    def _autocommit(self) -> Any:
+        # Each statement stands alone: no BEGIN and COMMIT round trips around it.
+        return self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+
     def _take(self, skip: list[int]) -> Any:
         now = datetime.now(UTC)
         lease = timedelta(seconds=self.settings.webhook_timeout_seconds * 2 + 30)
-        with self.engine.begin() as conn:
+        with self._autocommit() as conn:
             return conn.execute(
                 _TAKE, {"now": now, "lease_until": now + lease, "skip": skip}
             ).first()
@@ -127,7 +131,7 @@ class WebhookSender:
         return answer.status_code, f"HTTP {answer.status_code}"
 
     def _record_delivered(self, row: Any) -> None:
-        with self.engine.begin() as conn:
+        with self._autocommit() as conn:
             conn.execute(_DELIVERED, {"id": row.id, "now": datetime.now(UTC)})
         log.info("webhook delivered", delivery=row.id, endpoint=row.endpoint_id)
 
@@ -135,7 +139,7 @@ class WebhookSender:
         now = datetime.now(UTC)
         attempts = row.attempts + 1
         retry_at = now + timedelta(seconds=backoff(self.settings, attempts))
-        with self.engine.begin() as conn:
+        with self._autocommit() as conn:
             gave_up = conn.execute(
                 _FAILED,
                 {

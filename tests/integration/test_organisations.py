@@ -25,6 +25,7 @@ from services.mailer.models import letters
 from shared.config import Settings
 from shared.organisations import checked, save_organisation
 from shared.reference import campaigns
+from shared.webhooks import add_endpoint
 from tests.integration.admin_helpers import (
     STAFF_PASSWORD,
     add_help_request,
@@ -53,6 +54,7 @@ MISSING = {
     "request_id": "987654",
     "account_id": "987654",
     "service": "x",
+    "endpoint_id": "987654",
 }
 ALPHA_SECRETS = (
     A_TITLE,
@@ -156,17 +158,21 @@ def state(engine: sa.Engine) -> tuple[Any, ...]:
                 "SELECT email, role, organisation, password_hash FROM staff ORDER BY email",
                 "SELECT slug, organisation, definition FROM campaigns ORDER BY slug",
                 "SELECT count(*) FROM outbox",
+                "SELECT id, organisation, url FROM webhook_endpoints ORDER BY id",
             )
         )
 
 
 def test_no_staff_url_reaches_another_organisations_data(settings, engine) -> None:
     made = two_organisations(engine)
+    with engine.begin() as conn:
+        hook, _secret = add_endpoint(conn, "alpha", "https://alpha-only.example.org/hook")
     foreign = {
         "slug": A,
         "request_id": str(made["help_id"]),
         "account_id": str(made["ids"]["alpha-viewer@example.org"]),
         "service": "mailer",
+        "endpoint_id": str(hook.id),
     }
     before = state(engine)
     for email in ("beta-owner@example.org", "beta-viewer@example.org"):

@@ -1,6 +1,6 @@
 """The staff pages under /admin: login, campaigns and charts, the update composer, failed letters,
-dead-letter queues and an organisation's accounts. Every page but the login page needs a staff
-session, and sees only the account's organisation (``web.py``)."""
+dead-letter queues, an organisation's accounts and webhooks. Every page but the login page needs a
+staff session, and sees only the account's organisation (``web.py``)."""
 
 from __future__ import annotations
 
@@ -18,11 +18,21 @@ def install(app: FastAPI) -> None:
         operations,
         pages,
         web,
+        webhooks_pages,
     )
 
     app.add_exception_handler(web.LoginRequired, web.login_required)
     app.add_exception_handler(web.NotFound, web.not_found)
     app.add_exception_handler(web.Forbidden, web.forbidden)
-    for module in (login, editor, pages, composer, operations, accounts_pages, exports):
+    for module in (
+        login,
+        editor,
+        pages,
+        composer,
+        operations,
+        accounts_pages,
+        webhooks_pages,
+        exports,
+    ):
         for router in getattr(module, "routers", [getattr(module, "router", None)]):
             app.include_router(router)
