@@ -144,14 +144,17 @@ def _submit(
     errors = dict(result.errors)
     if slug is None and not organisation:
         errors["organisation"] = "Organisation: choose the organisation that runs it"
-    show = dict(request=request, engine=engine, settings=settings, member=member, slug=slug)
+
+    def show(status: int = 200, **extra: Any) -> HTMLResponse:
+        return editor_view(
+            request, engine, settings, member, slug=slug, values=values, status=status, **extra
+        )
+
     if errors or result.campaign is None:
-        return editor_view(**show, values=values, status=400, errors=errors)
+        return show(400, errors=errors)
     campaign = result.campaign
     if form.get("action") != "save":
-        return editor_view(
-            **show, values=values, **_previews(request, engine, settings, campaign, values)
-        )
+        return show(**_previews(request, engine, settings, campaign, values))
     try:
         with engine.begin() as conn:
             problem = _conflict(conn, campaign.slug, slug, form.get("version", ""))
@@ -163,7 +166,7 @@ def _submit(
     except CampaignError as exc:  # an organisation that does not exist
         errors["organisation"] = f"Organisation: {str(exc).split(': ', 2)[-1]}"
     if errors:
-        return editor_view(**show, values=values, status=400, errors=errors)
+        return show(400, errors=errors)
     return RedirectResponse(f"/admin/c/{campaign.slug}?saved={version}", status_code=303)
 
 
@@ -208,7 +211,7 @@ def _previews(
     except Exception as exc:  # noqa: BLE001 - a template that cannot be rendered: say why
         letter_problem = f"{type(exc).__name__}: {exc}"[:500]
     try:
-        page = render_campaign(request, engine, settings, campaign).body.decode()
+        page = bytes(render_campaign(request, engine, settings, campaign).body).decode()
         start, end = page.find("<main"), page.rfind("</main>")
         public_page = page[page.find(">", start) + 1 : end] if start >= 0 < end else ""
     except Exception as exc:  # noqa: BLE001 - shown instead of the page
