@@ -86,7 +86,8 @@ class SignatureConfirmed(Event):
     supporter: Supporter
     # When they ticked the campaign organisation's own-list opt-in (a consent separate from
     # ``supporter.opt_in``, the campaign's updates); None: not ticked, or an older event. Its
-    # organisation's webhooks get the signature only then.
+    # organisation's webhooks get the signature only then. Intake leaves the key out when None,
+    # so consumers still running code from before the field accept most events.
     org_opt_in_at: datetime | None = None
 
 

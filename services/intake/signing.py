@@ -157,7 +157,10 @@ WITH found AS (
                'correlation_id', s.id::text,
                'payload', jsonb_build_object(
                    'signature_id', s.id::text, 'campaign', s.campaign,
-                   'supporter', {_SUPPORTER_JSON}, 'org_opt_in_at', s.org_opt_in_at)
+                   'supporter', {_SUPPORTER_JSON})
+                   -- Only when ticked: a consumer still running older code rejects a field
+                   -- it does not know, and most signatures do not carry it.
+                   || jsonb_strip_nulls(jsonb_build_object('org_opt_in_at', s.org_opt_in_at))
            )::text, 'UTF8'), %(now)s, %(now)s
     FROM s
     RETURNING id

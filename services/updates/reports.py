@@ -76,6 +76,45 @@ def held_about(conn: Connection, email: str) -> dict[str, list[dict[str, object]
     }
 
 
+def webhooks_held_about(conn: Connection, key: str) -> dict[str, list[dict[str, object]]]:
+    """Subject access: the webhook deliveries about the person (by keyed hash), where each went
+    and, while kept, what it said."""
+    from services.updates.webhook_models import webhook_deliveries as d
+    from shared.webhooks import webhook_endpoints as e
+
+    rows = conn.execute(
+        sa.select(
+            d.c.campaign,
+            d.c.signature_id,
+            d.c.event_type,
+            d.c.event_id,
+            e.c.organisation,
+            e.c.url.label("endpoint"),
+            d.c.state,
+            d.c.attempts,
+            d.c.created_at,
+            d.c.finished_at,
+            d.c.body,
+        )
+        .join(e, e.c.id == d.c.endpoint_id)
+        .where(d.c.supporter_key == key)
+        .order_by(d.c.id)
+    ).mappings()
+    return {
+        "webhook_deliveries": [
+            plain(
+                {
+                    **r,
+                    "signature_id": str(r["signature_id"]),
+                    "event_id": str(r["event_id"]),
+                    "body": bytes(r["body"]).decode() if r["body"] is not None else None,
+                }
+            )
+            for r in rows
+        ]
+    }
+
+
 @dataclass(frozen=True)
 class WebhookActivity:
     """What ``/admin/webhooks`` shows: the latest deliveries and failed attempts (newest first)

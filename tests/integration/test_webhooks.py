@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from services.intake.admin.access import held_about
 from services.intake.models import signatures
 from services.intake.signing import CONFIRM
 from services.updates.handlers import bootstrap
@@ -165,12 +166,16 @@ def test_erasure_removes_the_persons_deliveries_before_they_go(engine, quick, re
     theirs, other = confirmed(A, email=email), confirmed(A)
     handle(theirs)
     handle(other)
+    held = held_about(engine, email, SECRET_KEY)["webhook_deliveries"]  # subject access
+    assert [h["event_id"] for h in held] == [str(theirs.id)] and email in held[0]["body"]
+    assert held_about(engine, email, SECRET_KEY, organisation="beta")["webhook_deliveries"] == []
     erasure = Envelope.wrap(SupporterErasureRequested(key=supporter_key(SECRET_KEY, email)))
     handle(erasure)
     assert [str(d.event_id) for d in rows(engine, webhook_deliveries)] == [str(other.id)]
     handle(letter_sent(theirs))  # after the erasure: nothing to say about them
     handle(theirs)  # a late redelivery of their confirmation: refused (erased)
     assert len(rows(engine, webhook_deliveries)) == 1
+    assert held_about(engine, email, SECRET_KEY)["webhook_deliveries"] == []
     assert WebhookSender(engine, quick)() == 1 and list(receiver.accepted) == [str(other.id)]
     with engine.connect() as conn:
         answer = conn.execute(
@@ -207,6 +212,7 @@ def test_confirming_carries_the_own_list_opt_in_to_the_webhooks(engine, quick) -
                 sa.text("SELECT body FROM outbox WHERE correlation_id = :s"), {"s": str(row["id"])}
             ).scalar_one()
         envelope = Envelope.from_json(body)
+        assert ("org_opt_in_at" in envelope.payload) == ("org_opt_in_at" in row)  # only if ticked
         assert envelope.event().org_opt_in_at == row.get("org_opt_in_at")  # type: ignore[attr-defined]
         handle(envelope)
     made = rows(engine, webhook_deliveries)

@@ -1,8 +1,8 @@
 """Subject access: everything Dear MP holds about one person, gathered from each service's
 ``reports.py`` (the staff page ``/admin/supporters`` and ``dearmp supporters export EMAIL``);
 an organisation's staff get only what its campaigns hold.
-The address is normalised as every service stores it; the mailer finds its rows by the keyed
-hash of it."""
+The address is normalised as every service stores it; the mailer and the webhook deliveries
+are found by the keyed hash of it."""
 
 from __future__ import annotations
 
@@ -29,6 +29,7 @@ def held_about(
             **intake.held_about(conn, address),
             **mailer.held_about(conn, supporter_key(secret, address)),
             **updates.held_about(conn, address),
+            **updates.webhooks_held_about(conn, supporter_key(secret, address)),
             **resolver.held_about(conn, address),
         }
         if organisation is None:
