@@ -41,6 +41,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/fanout.py
 	$(BIN)/python bench/event_privacy.py
 	$(BIN)/python bench/pipeline.py
+	$(BIN)/python bench/floors.py
 
 ## make soak: 10,000 signatures through the web form while faults land, every email checked against
 ## a ledger (not in make test; docs/soak.md). SOAK_ARGS="--signatures 1000 --short", CLUSTER=3
