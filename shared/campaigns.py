@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 import jinja2
 import sqlalchemy as sa
@@ -171,6 +172,14 @@ class Campaign(BaseModel):
     def open(self) -> bool:
         """Whether it takes signatures now."""
         return self.status() == "open"
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        """As pydantic's, and ``update={"open": …}`` sets the switch, as ``open`` in a file does
+        (the ``open`` attribute is read-only: it follows the schedule too)."""
+        if update and "open" in update:
+            update = {**update, "switched_on": update["open"]}
+            del update["open"]
+        return super().model_copy(update=update, deep=deep)
 
     @field_validator("letter")
     @classmethod
