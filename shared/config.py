@@ -44,6 +44,11 @@ class Settings(BaseSettings):
     delivery: Literal["sandbox", "live"] = "sandbox"
     sandbox_to: str = "sandbox@dearmp.invalid"
     mail_domain: str = "dearmp.invalid"
+    # DKIM (shared/dkim.py): every message signed with this key when both are set; the domain
+    # defaults to mail_domain. ``dearmp dkim keygen`` makes a key and prints its DNS record.
+    dkim_selector: str = ""
+    dkim_private_key_file: str = ""
+    dkim_domain: str = ""
     resolver_backends: str = "local,postcodes_io"
     postcodes_io_url: str = "https://api.postcodes.io"
     members_api_url: str = "https://members-api.parliament.uk"

@@ -27,6 +27,7 @@ from services.mailer.retention import erase_supporter
 from shared.broker.consumer import PermanentFailure
 from shared.campaigns import Campaign, CampaignCache
 from shared.config import Settings
+from shared.dkim import signer_for
 from shared.handling import (
     Dispatcher,
     Effect,
@@ -381,6 +382,7 @@ def make_deps(
             timeouts=SmtpTimeouts.parse(settings.smtp_timeouts),
             limiter=limiter,
             pause=pause,
+            dkim=signer_for(settings),
         ),
         settings=settings,
         held=HeldConnection(engine),

@@ -16,6 +16,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from sqlalchemy.exc import OperationalError
 
+from services.ops.dkim_cli import dkim_app
 from shared.config import ConfigError, Settings, load_settings
 
 app = typer.Typer(
@@ -36,6 +37,7 @@ letters_app = typer.Typer(help="Emails the mailer sent, or could not send.", no_
 supporters_app = typer.Typer(help="Supporters' personal data.", no_args_is_help=True)
 app.add_typer(letters_app, name="letters")
 app.add_typer(supporters_app, name="supporters")
+app.add_typer(dkim_app, name="dkim")
 
 F = TypeVar("F", bound=Callable[..., Any])
 

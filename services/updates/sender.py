@@ -42,6 +42,8 @@ class UpdateSender(SmtpSender):
         """Hand ``data`` (CRLF line ends) to the server; False if ``ready()`` said no.
         ``meanwhile()`` runs while the server takes in the content, before its answer is read
         (the fan-out writes the next copy then)."""
+        if self.dkim is not None:
+            data = self.dkim.sign(data)
         return self.transact(lambda smtp: _transaction(smtp, sender, to, data, ready, meanwhile))
 
 
