@@ -110,3 +110,24 @@ campaign_updates = sa.Table(
     sa.Column("emailed", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.UniqueConstraint("campaign", "number", name="uq_campaign_updates_campaign_number"),
 )
+
+# Where an organisation wants its events POSTed (``shared/webhooks.py``: its owners add them at
+# /admin/webhooks, operators with ``dearmp webhooks add``), with the secret that signs them; the
+# updates service reads them to deliver (``services/updates/webhooks.py``).
+webhook_endpoints = sa.Table(
+    "webhook_endpoints",
+    metadata,
+    sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+    sa.Column(
+        "organisation",
+        sa.String(100),
+        sa.ForeignKey("organisations.slug", onupdate="CASCADE", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column("url", sa.Text, nullable=False),
+    # The HMAC key, kept as given (it must be to sign); shown to staff once, when made.
+    sa.Column("secret", sa.Text, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.UniqueConstraint("organisation", "url", name="uq_webhook_endpoints_organisation_url"),
+)

@@ -19,30 +19,11 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Connection
 
-from shared.db import metadata
-from shared.reference import organisations
+from shared.reference import organisations, webhook_endpoints
 
 SECRET_PREFIX = "whsec_"
 MAX_URL = 2000
 MAX_PER_ORGANISATION = 10
-
-webhook_endpoints = sa.Table(
-    "webhook_endpoints",
-    metadata,
-    sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
-    sa.Column(
-        "organisation",
-        sa.String(100),
-        sa.ForeignKey("organisations.slug", onupdate="CASCADE", ondelete="CASCADE"),
-        nullable=False,
-        index=True,
-    ),
-    sa.Column("url", sa.Text, nullable=False),
-    # The HMAC key, kept as given (it must be to sign); shown to staff once, when made.
-    sa.Column("secret", sa.Text, nullable=False),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-    sa.UniqueConstraint("organisation", "url", name="uq_webhook_endpoints_organisation_url"),
-)
 
 
 class WebhookError(ValueError):

@@ -79,8 +79,8 @@ def held_about(conn: Connection, email: str) -> dict[str, list[dict[str, object]
 def webhooks_held_about(conn: Connection, key: str) -> dict[str, list[dict[str, object]]]:
     """Subject access: the webhook deliveries about the person (by keyed hash), where each went
     and, while kept, what it said."""
-    from services.updates.webhook_models import webhook_deliveries as d
-    from shared.webhooks import webhook_endpoints as e
+    from services.updates.models import webhook_deliveries as d
+    from shared.reference import webhook_endpoints as e
 
     rows = conn.execute(
         sa.select(
@@ -129,9 +129,9 @@ def webhook_activity(
     conn: Connection, organisation: str | None, limit: int = 50
 ) -> WebhookActivity:
     """The organisation's webhook activity (None: every organisation's)."""
-    from services.updates.webhook_models import webhook_deliveries as d
-    from services.updates.webhook_models import webhook_failures as f
-    from shared.webhooks import webhook_endpoints as e
+    from services.updates.models import webhook_deliveries as d
+    from services.updates.models import webhook_failures as f
+    from shared.reference import webhook_endpoints as e
 
     mine = sa.true() if organisation is None else e.c.organisation == organisation
     deliveries = conn.execute(

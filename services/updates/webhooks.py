@@ -22,11 +22,11 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Connection
 
-from services.updates.webhook_models import webhook_deliveries
+from services.updates.models import webhook_deliveries
 from shared.handling import UnitOfWork
 from shared.messages import LetterSent, SignatureConfirmed
 from shared.organisations import organisation_of
-from shared.webhooks import webhook_endpoints
+from shared.reference import webhook_endpoints
 
 
 def body(

@@ -22,7 +22,7 @@ from services.intake.admin.access import held_about
 from services.intake.models import signatures
 from services.intake.signing import CONFIRM
 from services.updates.handlers import bootstrap
-from services.updates.webhook_models import webhook_deliveries, webhook_failures
+from services.updates.models import webhook_deliveries, webhook_failures
 from services.updates.webhook_sender import WebhookSender, expire
 from shared import outbox, webhook_signing
 from shared.config import Settings

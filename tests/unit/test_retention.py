@@ -12,7 +12,6 @@ import services.intake.models  # noqa: F401
 import services.mailer.models  # noqa: F401
 import services.resolver.models  # noqa: F401
 import services.updates.models  # noqa: F401
-import services.updates.webhook_models  # noqa: F401
 import shared.inbox  # noqa: F401
 import shared.outbox  # noqa: F401
 import shared.reference  # noqa: F401
