@@ -10,6 +10,7 @@ development).
 
 from __future__ import annotations
 
+import ipaddress
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -55,9 +56,19 @@ def check_url(url: str, *, allow_http_localhost: bool = False) -> str:
         raise WebhookError("the address must start with https://")
     if not parts.hostname or parts.username or parts.password or parts.fragment:
         raise WebhookError("the address must be https://host/path, without a password or #")
-    if not local_http and "." not in parts.hostname:
+    if not local_http and ("." not in parts.hostname or _private_ip(parts.hostname)):
         raise WebhookError("the address must name a public host, like https://crm.example.org/")
     return url
+
+
+def _private_ip(host: str) -> bool:
+    """An address on this machine or a private network, written as such (a name that resolves
+    to one is not caught here: see README, Webhooks)."""
+    try:
+        ip = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return not ip.is_global
 
 
 def new_secret() -> str:

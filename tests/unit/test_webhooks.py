@@ -54,6 +54,9 @@ def test_what_does_not_verify(secret: str, body: bytes, age: int) -> None:
         ("ftp://crm.example.org/", "https://"),
         ("https://user:pw@crm.example.org/", "without a password"),
         ("https://crm/hook", "public host"),
+        ("https://10.0.0.7/hook", "public host"),  # the staff cannot aim it inside
+        ("https://169.254.169.254/latest/meta-data", "public host"),
+        ("https://[::1]/hook", "public host"),
         ("https://crm.example.org/a b", "without spaces"),
         ("https://crm.example.org:http/", "not a valid URL"),
     ],
@@ -70,6 +73,7 @@ def test_addresses_accepted() -> None:
     )
     local = "http://127.0.0.1:8080/hook"
     assert check_url(local, allow_http_localhost=True) == local
+    assert check_url("https://8.8.8.8/hook") == "https://8.8.8.8/hook"
     with pytest.raises(WebhookError):
         check_url("http://localhost:8080/hook", allow_http_localhost=True)
 
