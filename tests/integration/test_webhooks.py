@@ -31,8 +31,8 @@ from shared.organisations import checked, organisation_of, save_organisation
 from shared.reference import campaigns
 from shared.supporters import supporter_key
 from shared.webhooks import add_endpoint
-from tests.integration.admin_helpers import make_signature_row
-from tests.integration.test_organisations import A, B, client_as, csrf_for, two_organisations
+from tests.integration.admin_helpers import make_signature_row, make_staff
+from tests.integration.test_organisations import A, client_as, csrf_for, two_organisations
 from tests.integration.webhook_helpers import Receiver, confirmed, letter_sent
 from tests.support import wait_until
 
@@ -264,7 +264,17 @@ def test_one_organisations_staff_never_see_anothers_webhooks(settings, engine) -
         follow_redirects=False,
     )
     assert removed.status_code == 303 and rows(engine, webhook_deliveries) == []
-    assert B  # beta's campaign: untouched throughout
+
+    # A platform operator sees every organisation's and chooses which one an endpoint is for.
+    operator = client_as(quick, engine, make_staff(engine))
+    token = csrf_for(operator, "/admin/webhooks")
+    form = {"csrf_token": token, "url": "https://beta-crm.example.org/h"}
+    assert "Choose the organisation" in operator.post("/admin/webhooks", data=form).text
+    added = operator.post("/admin/webhooks", data={**form, "organisation": "beta"})
+    assert added.status_code == 200 and "whsec_" in added.text
+    listing = operator.get("/admin/webhooks").text
+    assert "beta-crm.example.org" in listing and "crm.example.org/h" in listing  # alpha's too
+    assert "beta-crm.example.org" in beta.get("/admin/webhooks").text
 
 
 def test_webhooks_commands(engine, database_url) -> None:
