@@ -18,6 +18,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 
 from services.intake.reports import signature_counts
 from services.mailer.reports import letters_by_state, maybe_duplicated, sending_paused
+from services.updates.reports import webhook_states
 from shared.broker.declare import connection_parameters
 from shared.config import Settings
 from shared.db import make_engine
@@ -90,6 +91,7 @@ def collect_status(settings: Settings) -> dict[str, Any]:
             report["letters"] = letters_by_state(conn)
             report["maybe_duplicated"] = maybe_duplicated(conn)
             report["sending_paused"] = sending_paused(conn)
+            report["webhooks"] = webhook_states(conn)
             report["campaigns"] = {
                 slug: counts.as_json() for slug, counts in sorted(signature_counts(conn).items())
             }
@@ -101,6 +103,7 @@ def collect_status(settings: Settings) -> dict[str, Any]:
         report["campaigns"] = {}
         report["maybe_duplicated"] = None
         report["sending_paused"] = []
+        report["webhooks"] = {}
     finally:
         engine.dispose()
     return report
@@ -172,6 +175,14 @@ def render_status(report: dict[str, Any], *, color: bool = False) -> str:
                 "red",
                 color,
             )
+        )
+    hooks = report.get("webhooks") or {}
+    if hooks:
+        text = " · ".join(f"{s} {n}" for s, n in sorted(hooks.items()))
+        failed = hooks.get("failed")
+        lines.append(
+            _paint(f"Webhooks: {text}", "yellow" if failed else None, color)
+            + ("  (failure log: /admin/webhooks)" if failed else "")
         )
     for slug, counts in report.get("campaigns", {}).items():
         lines.append(

@@ -179,3 +179,11 @@ def webhook_activity(
     ):
         counts.setdefault(endpoint_id, {})[state] = n
     return WebhookActivity([dict(r) for r in deliveries], [dict(r) for r in failures], counts)
+
+
+def webhook_states(conn: Connection) -> dict[str, int]:
+    """Every organisation's webhook deliveries by state (``dearmp status``)."""
+    from services.updates.models import webhook_deliveries as d
+
+    rows = conn.execute(sa.select(d.c.state, sa.func.count()).group_by(d.c.state))
+    return {state: n for state, n in rows}

@@ -23,6 +23,7 @@ from services.intake.models import signatures
 from services.intake.signing import CONFIRM
 from services.updates.handlers import bootstrap
 from services.updates.models import webhook_deliveries, webhook_failures
+from services.updates.reports import webhook_states
 from services.updates.webhook_sender import WebhookSender, expire
 from shared import outbox, webhook_signing
 from shared.config import Settings
@@ -150,6 +151,8 @@ def test_gives_up_after_the_last_attempt_and_says_so(engine, quick, receiver) ->
         (3, "HTTP 500", True),
     ]
     assert sender() == 0 and receiver.tried[str(delivery.event_id)] == 3  # no more tries
+    with engine.connect() as conn:
+        assert webhook_states(conn) == {"failed": 1}  # what dearmp status shows
     # Retention: the body goes first, then the row with its failure log.
     with engine.begin() as conn:
         conn.execute(

@@ -86,3 +86,12 @@ def test_backoff_doubles_up_to_the_longest() -> None:
     # The default schedule keeps trying for hours before a delivery is marked failed.
     total = sum(backoff(settings, n) for n in range(1, Settings().webhook_max_attempts))
     assert 6 * 3600 < total < 12 * 3600
+
+
+def test_status_shows_webhook_deliveries_and_points_at_the_failure_log() -> None:
+    from services.ops.status import render_status
+
+    report = {"queues": {"error": "x"}, "outbox_backlog": 0, "letters": {}}
+    text = render_status({**report, "webhooks": {"failed": 2, "delivered": 5}})
+    assert "Webhooks: delivered 5 · failed 2  (failure log: /admin/webhooks)" in text
+    assert "Webhooks" not in render_status({**report, "webhooks": {}})
