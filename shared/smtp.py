@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from email.message import EmailMessage
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from urllib.parse import parse_qs, unquote, urlparse
 
 from shared.logging import get_logger
@@ -27,8 +27,6 @@ from shared.throttle import TokenBucket
 
 if TYPE_CHECKING:
     from _typeshed import ReadableBuffer, SizedBuffer
-
-    from shared.dkim import DkimSigner
 
 
 T = TypeVar("T")
@@ -248,6 +246,12 @@ class _SMTP_SSL(_Pipelining, smtplib.SMTP_SSL):  # noqa: N801 - smtplib's own na
     pass
 
 
+class MessageSigner(Protocol):
+    """Signs a whole message (``shared.dkim.DkimSigner``): the bytes with its header first."""
+
+    def sign(self, data: bytes) -> bytes: ...
+
+
 class SmtpSender:
     def __init__(
         self,
@@ -256,7 +260,7 @@ class SmtpSender:
         timeouts: SmtpTimeouts | None = None,
         limiter: TokenBucket | None = None,
         pause: SendingPause | None = None,
-        dkim: DkimSigner | None = None,
+        dkim: MessageSigner | None = None,
     ):
         parsed = urlparse(url)
         if parsed.scheme not in ("smtp", "smtps"):
