@@ -49,6 +49,12 @@ class Settings(BaseSettings):
     dkim_selector: str = ""
     dkim_private_key_file: str = ""
     dkim_domain: str = ""
+    # Bounces (services/mailer/bounces/): each email's envelope sender (return path) is
+    # ``<bounces_local_part>+<token>@mail_domain`` (VERP; empty: the From address, no VERP), and
+    # ``dearmp serve bounces`` takes the bounces the operator's mail server forwards, over SMTP.
+    bounces_local_part: str = "bounces"
+    bounces_host: str = "127.0.0.1"
+    bounces_port: int = 2525
     resolver_backends: str = "local,postcodes_io"
     postcodes_io_url: str = "https://api.postcodes.io"
     members_api_url: str = "https://members-api.parliament.uk"

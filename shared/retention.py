@@ -63,6 +63,17 @@ PERSONAL: dict[str, dict[str, Rule]] = {
         for c in ("name", "email", "message")
     },
     "letters": {c: _LETTER for c in ("recipient", "subject", "body", "error")},
+    # A bounce's status and diagnostic (services/mailer/bounces/), any address in it removed.
+    "bounces": {
+        "reason": Rule(
+            "addresses removed when written; rows deleted after the setting, or on erasure",
+            "retention_days",
+        )
+    },
+    # Why an address was flagged (addresses removed); a supporter's row goes on erasure.
+    "bounced_addresses": {
+        "reason": Rule("addresses removed when written; a supporter's row deleted on erasure")
+    },
     "pending_confirmations": {c: _PENDING for c in ("email", "first_name", "last_name")},
     "subscribers": {c: _SUBSCRIBER for c in ("email", "email_normalised", "first_name")},
     "held_signatures": {
@@ -145,7 +156,21 @@ NOT_PERSONAL: dict[str, set[str]] = {
         "lease_until",
         "uncertain",
         "campaign_version",
+        "bounced_at",
     },
+    "bounces": {
+        "id",
+        "letter_id",
+        "campaign",
+        "purpose",
+        "kind",
+        "status",
+        "how",
+        "received_at",
+    },
+    # A keyed hash of the address, and the address only for a target (an MP's or a fixed
+    # target's public office address, as in ``mps``): a supporter's is never stored.
+    "bounced_addresses": {"address_key", "kind", "address", "campaign", "flagged_at", "cleared_at"},
     # Public office holders' published work details, not supporters' data.
     "mps": {"constituency_code", "member_id", "name", "full_title", "party", "email", "updated_at"},
     # Organisations' public details (their brand, notice and the wording of their opt-in).

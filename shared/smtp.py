@@ -318,12 +318,16 @@ class SmtpSender:
                 smtp.close()
             raise
 
-    def send(self, message: EmailMessage, *, to: list[str]) -> None:
+    def send(self, message: EmailMessage, *, to: list[str], return_path: str | None = None) -> None:
+        """``return_path``: the envelope sender (MAIL FROM), where bounces go (the mailer's
+        VERP address); by default the From header's address."""
+
         def transaction(smtp: smtplib.SMTP) -> None:
             sender, data = envelope_sender(message), smtp_bytes(message)
             if self.dkim is not None and sender is not None:
                 # Signed over the exact bytes that go: the generator's, CRLF line ends.
                 data = self.dkim.sign(data or message.as_bytes(policy=_WIRE))
+            sender = return_path or sender  # send_message too takes it as the envelope's
             if sender is not None and data is not None:
                 smtp.sendmail(sender, to, data)  # the bytes send_message would write
             else:

@@ -12,6 +12,8 @@ A confirmed signature that is erased keeps its status (it still counts; its pers
 gone). A letter (the mailer's ``letters.state``, one row per signature and purpose)::
 
     created ──▶ sending ──▶ sent | failed      (a temporary failure gives the claim back)
+       held ──▶ sending                         (the recipient's address bounced: it waits)
+                            sent ──▶ bounced    (a bounce came back for it, services/mailer/bounces)
 """
 
 from __future__ import annotations
@@ -46,6 +48,8 @@ class LetterState(StrEnum):
     SENDING = "sending"  # claimed: being handed to the SMTP server
     SENT = "sent"  # the SMTP server took it (250)
     FAILED = "failed"  # the SMTP server refused it for good (5xx)
+    HELD = "held"  # not sent: the target's address bounced for good; waits until it is fixed
+    BOUNCED = "bounced"  # taken, then a bounce came back for it (hard: 5.x.x); the reason kept
 
 
 def check(column: str, states: type[StrEnum]) -> str:

@@ -39,6 +39,7 @@ import sqlalchemy as sa
 from psycopg.rows import namedtuple_row
 from sqlalchemy.engine import Connection, Engine
 
+from services.mailer.bounces import verp
 from services.mailer.models import erased_supporters, letters
 from services.mailer.retention import ADDRESS_RE
 from shared import faults, inbox, outbox
@@ -51,10 +52,11 @@ from shared.messages import LetterFailed, LetterSent
 from shared.metrics import EMAILS
 from shared.smtp import PermanentSmtpError, SmtpSender, TemporarySmtpError
 from shared.states import LetterState
+from shared.supporters import supporter_key
 
 log = get_logger(__name__)
 
-Outcome = Literal["sent", "failed", "erased", "skipped"]
+Outcome = Literal["sent", "failed", "erased", "suppressed", "skipped"]
 # Runs in the transaction that records the outcome (sent, failed or erased).
 Then = Callable[[Connection, Outcome], None]
 # Statements to run with the record of a send, only if it went (e.g. remembering a confirmation
@@ -62,7 +64,10 @@ Then = Callable[[Connection, Outcome], None]
 # (named apart from the record's own: a ``p_`` prefix). In the record's statement: no
 # transaction, no round trip of their own.
 OnSent = tuple[str, dict[str, Any]]
-ALL_OUTCOMES: frozenset[Outcome] = frozenset(("sent", "failed", "erased"))
+ALL_OUTCOMES: frozenset[Outcome] = frozenset(("sent", "failed", "erased", "suppressed"))
+# Emails to a campaign's target: when its address bounced for good they wait (``held``); any
+# other email (to the supporter) to an address that bounced for good is not sent (``suppressed``).
+TARGET_PURPOSES = frozenset(("letter", "fixed_copy"))
 
 
 @dataclass
@@ -79,6 +84,17 @@ class Outgoing:
     signed_at: datetime | None = None
     # The campaign's version the letter was rendered from (``letters.campaign_version``).
     campaign_version: int | None = None
+    # The keyed hash of ``recipient`` (``bounced_addresses``): set by ``deliver_once``.
+    recipient_key: str | None = None
+
+
+class AddressHeld(TransientFailure):
+    """The target's address bounced for good: the email waits (``held``), retried with the
+    event's delays until the address is fixed or cleared (services/mailer/bounces/)."""
+
+    def __init__(self, out: Outgoing, reason: str) -> None:
+        super().__init__(reason)
+        self.out = out
 
 
 @dataclass(frozen=True)
@@ -105,10 +121,15 @@ _CLAIM = f"""
                       WHERE supporter_key = CAST(%(supporter_key)s AS varchar)
                         AND (CAST(%(signed_at)s AS timestamptz) IS NULL
                              OR erased_at >= CAST(%(signed_at)s AS timestamptz)))
+      AND NOT EXISTS (SELECT 1 FROM bounced_addresses
+                      WHERE address_key = CAST(%(recipient_key)s AS varchar)
+                        AND cleared_at IS NULL)
     ON CONFLICT ON CONSTRAINT uq_letters_signature_purpose DO UPDATE
        SET state = '{LetterState.SENDING}', sends = letters.sends + 1,
-           lease_owner = EXCLUDED.lease_owner, lease_until = EXCLUDED.lease_until
-     WHERE letters.state NOT IN ('{LetterState.SENT}', '{LetterState.FAILED}')
+           lease_owner = EXCLUDED.lease_owner, lease_until = EXCLUDED.lease_until,
+           recipient = EXCLUDED.recipient, error = NULL
+     WHERE letters.state NOT IN ('{LetterState.SENT}', '{LetterState.FAILED}',
+                                 '{LetterState.BOUNCED}')
        AND (letters.state <> '{LetterState.SENDING}' OR letters.lease_until IS NULL
             OR letters.lease_until < %(now)s)
        AND NOT (letters.uncertain AND letters.sends >= 2)
@@ -314,6 +335,41 @@ def deliver_once(
     crash between that statement and the follow-on's hand-over sends the follow-on on
     redelivery with ``sends`` = 2: counted as a possible resend, though it went once.
     ``on_sent``: statements recorded with the send if it went (``OnSent``)."""
+    for message in (out, after):
+        if message is not None and message.recipient_key is None:
+            message.recipient_key = supporter_key(settings.secret_key, message.recipient)
+    try:
+        return _deliver(
+            out,
+            engine,
+            sender,
+            settings,
+            correlation_id,
+            receipt,
+            may_send,
+            then,
+            held,
+            after,
+            on_sent,
+        )
+    except AddressHeld as exc:
+        _hold(engine, exc.out, str(exc))
+        raise
+
+
+def _deliver(
+    out: Outgoing,
+    engine: Engine,
+    sender: SmtpSender,
+    settings: Settings,
+    correlation_id: str | None,
+    receipt: Receipt | None,
+    may_send: Callable[[Connection], bool] | None,
+    then: Then | None,
+    held: HeldConnection | None,
+    after: Outgoing | None,
+    on_sent: OnSent | None,
+) -> Outcome:
     steps = _Steps(engine, held)
     leases = leases_for(engine, settings.send_lease_seconds)
     claim = _claim_params(out, receipt, leases)
@@ -331,14 +387,18 @@ def deliver_once(
                 outcome = _not_claimed(conn, out, first, then, correlation_id, on_sent)
             if after is None or outcome != "sent":
                 return outcome
-            return deliver_once(
+            return _deliver(
                 after,
-                engine=engine,
-                sender=sender,
-                settings=settings,
-                correlation_id=correlation_id,
-                receipt=receipt,
-                held=held,
+                engine,
+                sender,
+                settings,
+                correlation_id,
+                receipt,
+                None,
+                None,
+                held,
+                None,
+                None,
             )
     else:
         with steps.transaction() as conn:
@@ -415,6 +475,7 @@ def _claim_params(out: Outgoing, receipt: Receipt | None, leases: Leases) -> dic
         "lease_owner": leases.owner(),
         "lease_until": leases.until(),
         "campaign_version": out.campaign_version,
+        "recipient_key": out.recipient_key,
     }
 
 
@@ -431,7 +492,7 @@ def _hand_over(
         out.message, out.recipient, live=settings.delivery == "live", sandbox_to=settings.sandbox_to
     )
     try:
-        sender.send(out.message, to=recipients)
+        sender.send(out.message, to=recipients, return_path=verp.return_path(settings, claimed.id))
     except TemporarySmtpError as exc:
         EMAILS.labels(out.purpose, "temporary_failure").inc()
         if exc.maybe_delivered:
@@ -469,6 +530,11 @@ def _not_claimed(
     if is_erased(conn, out):
         log.info("supporter erased, nothing sent", purpose=out.purpose)
         outcome = "erased"
+    elif (bounced := _bounced(conn, out)) is not None:
+        if out.purpose in TARGET_PURPOSES:
+            raise AddressHeld(out, f"held: the recipient's address bounced ({bounced})")
+        log.info("the address bounced for good, nothing sent", purpose=out.purpose)
+        outcome = "suppressed"
     else:
         row = conn.execute(
             sa.select(letters.c.id, letters.c.state, letters.c.lease_until, letters.c.uncertain)
@@ -478,8 +544,8 @@ def _not_claimed(
         now = datetime.now(UTC)
         if row.state == LetterState.SENDING and row.lease_until and row.lease_until >= now:
             raise TransientFailure("another sender holds this email's lease: it may be sending it")
-        if row.state in (LetterState.SENT, LetterState.FAILED):
-            outcome = "sent" if row.state == LetterState.SENT else "failed"
+        if row.state in (LetterState.SENT, LetterState.FAILED, LetterState.BOUNCED):
+            outcome = "failed" if row.state == LetterState.FAILED else "sent"
             log.info("already delivered, nothing sent", purpose=out.purpose, state=outcome)
         else:  # uncertain and resent once: it went at least once; never a third time
             conn.execute(
@@ -506,6 +572,47 @@ def _not_claimed(
     if then:
         then(conn, outcome)
     return outcome
+
+
+def _bounced(conn: Connection, out: Outgoing) -> str | None:
+    """Why the recipient's address is not sent to (it bounced for good), or None."""
+    found = conn.exec_driver_sql(
+        "SELECT reason FROM bounced_addresses WHERE address_key = %(key)s AND cleared_at IS NULL",
+        {"key": out.recipient_key},
+    ).first()
+    return None if found is None else str(found.reason)[:200]
+
+
+_HOLD = f"""
+    INSERT INTO letters (signature_id, purpose, campaign, state, message_id, recipient, subject,
+                         body, supporter_key, sends, created_at, campaign_version, error)
+    VALUES (%(signature_id)s, %(purpose)s, %(campaign)s, '{LetterState.HELD}', %(message_id)s,
+            %(recipient)s, %(subject)s, %(body)s, %(supporter_key)s, 0, %(now)s,
+            %(campaign_version)s, %(error)s)
+    ON CONFLICT ON CONSTRAINT uq_letters_signature_purpose DO UPDATE
+       SET state = '{LetterState.HELD}', error = EXCLUDED.error, recipient = EXCLUDED.recipient
+     WHERE letters.state IN ('{LetterState.CREATED}', '{LetterState.HELD}')
+"""
+
+
+def _hold(engine: Engine, out: Outgoing, reason: str) -> None:
+    """Show the email as waiting (``held``, with why) while its target's address is flagged."""
+    params = {
+        "signature_id": out.signature_id,
+        "purpose": out.purpose,
+        "campaign": out.campaign,
+        "message_id": out.message["Message-ID"],
+        "recipient": out.recipient,
+        "subject": str(out.message["Subject"]),
+        "body": out.body_text,
+        "supporter_key": out.supporter_key,
+        "now": datetime.now(UTC),
+        "campaign_version": out.campaign_version,
+        "error": reason,
+    }
+    with engine.begin() as conn:
+        conn.exec_driver_sql(_HOLD, params)
+    log.info("email held: its recipient's address bounced", purpose=out.purpose)
 
 
 def _mark_uncertain(engine: Engine, letter_id: int) -> None:

@@ -9,11 +9,13 @@ from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from services.mailer import compose
 from services.mailer.delivery import (
     ALL_OUTCOMES,
+    AddressHeld,
     HeldConnection,
     OnSent,
     Outcome,
@@ -50,6 +52,7 @@ from shared.messages import (
     SupporterErased,
     SupporterErasureRequested,
 )
+from shared.reference import mps
 from shared.smtp import SendingPause, SmtpSender, SmtpTimeouts
 from shared.supporters import supporter_key
 from shared.throttle import TokenBucket
@@ -246,11 +249,43 @@ def send_letter(event: SignatureResolved, effect: Effect) -> None:
     except ValueError as exc:  # no copy can be built: the letter still goes, then dead-letter
         copy, unbuildable = None, exc
     if copy is not None:
-        deps.deliver(letter, envelope, after=copy)
+        try:
+            deps.deliver(letter, envelope, after=copy)
+        except AddressHeld:
+            # The MP's address bounced. If the MP data now gives the same member another one
+            # (``dearmp data refresh-mps``), the letter goes there; otherwise it waits.
+            moved = _current_address(deps, event)
+            if moved is None:
+                raise
+            target = target.model_copy(update={"email": moved})
+            msg = _built(
+                lambda: compose.letter(sid, campaign, supporter, target, deps.settings, rendered)
+            )
+            letter = replace(letter, message=msg, recipient=moved, recipient_key=None)
+            log.info("held letter goes to the member's new address")
+            deps.deliver(letter, envelope, after=copy)
         return
     outcome = deps.deliver(letter, envelope, record_on=frozenset(("failed", "erased")))
     if outcome == "sent":
         raise PermanentFailure(f"cannot build the copy: {str(unbuildable)[:200]}")
+
+
+def _current_address(deps: MailerDeps, event: SignatureResolved) -> str | None:
+    """The address the MP data now gives the member the letter is for, when it is another one
+    than the event's (the same member by name: a change of member is the resolver's to make)."""
+    if event.target.kind != "mp" or event.constituency is None:
+        return None
+    with deps.engine.connect() as conn:
+        row = conn.execute(
+            sa.select(mps.c.name, mps.c.email).where(
+                mps.c.constituency_code == event.constituency.code
+            )
+        ).first()
+    if row is None or not row.email or row.name != event.target.name:
+        return None
+    if row.email.strip().lower() == (event.target.email or "").strip().lower():
+        return None
+    return str(row.email)
 
 
 def _send_fixed_copy(

@@ -42,6 +42,8 @@ letters = sa.Table(
     # The campaign's version (``campaign_versions``) the letter was rendered from: a later edit
     # never changes what a sent letter said. NULL for emails not written from the letter.
     sa.Column("campaign_version", sa.Integer),
+    # A hard bounce came back for it (state ``bounced``, the reason in ``error``): when.
+    sa.Column("bounced_at", sa.DateTime(timezone=True)),
     sa.UniqueConstraint("signature_id", "purpose", name="uq_letters_signature_purpose"),
     sa.CheckConstraint(check("state", LetterState), name="state"),
     sa.Index("ix_letters_state", "state"),
@@ -91,4 +93,43 @@ sending_pauses = sa.Table(
     sa.Column("reason", sa.Text, nullable=False),
     sa.Column("since", sa.DateTime(timezone=True), nullable=False),
     sa.Column("until", sa.DateTime(timezone=True), nullable=False),
+)
+
+# Every bounce ``dearmp serve bounces`` matched to an email (services/mailer/bounces/): hard
+# (5.x.x: the email is marked ``bounced``) or soft (4.x.x: recorded, nothing changes). ``reason``
+# is the status and the server's diagnostic with any address in it removed; ``how``: ``dsn``
+# (RFC 3464) or ``heuristic`` (flufl.bounce). Deleted after DEARMP_RETENTION_DAYS.
+bounces = sa.Table(
+    "bounces",
+    metadata,
+    sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+    sa.Column("letter_id", sa.BigInteger, nullable=False),
+    sa.Column("campaign", sa.String(100), nullable=False),
+    sa.Column("purpose", sa.String(30), nullable=False),
+    sa.Column("kind", sa.String(4), nullable=False),
+    sa.Column("status", sa.String(12), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("how", sa.String(10), nullable=False),
+    sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
+    sa.CheckConstraint("kind IN ('hard', 'soft')", name="kind"),
+    sa.Index("ix_bounces_received_at", "received_at"),
+)
+
+# Addresses that bounced for good, by keyed hash (shared.supporters.supporter_key of the address):
+# the mailer's claim sends nothing to one while ``cleared_at`` is NULL. A target's (an MP's public
+# office address, kept in ``address``): its letters wait, ``held``, until the MP data gives the
+# member another address (``dearmp data refresh-mps``: ``dearmp status`` asks for it while the
+# MP data still lists the address unchanged since) or an operator clears it (``dearmp bounces
+# clear``). A supporter's (``address`` NULL): nothing more is sent to it; deleted on erasure.
+bounced_addresses = sa.Table(
+    "bounced_addresses",
+    metadata,
+    sa.Column("address_key", sa.String(64), primary_key=True),
+    sa.Column("kind", sa.String(10), nullable=False),
+    sa.Column("address", sa.Text),
+    sa.Column("campaign", sa.String(100), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("flagged_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("cleared_at", sa.DateTime(timezone=True)),
+    sa.CheckConstraint("kind IN ('target', 'supporter')", name="kind"),
 )

@@ -18,7 +18,13 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from services.mailer.models import erased_supporters, letters, pending_confirmations
+from services.mailer.models import (
+    bounced_addresses,
+    bounces,
+    erased_supporters,
+    letters,
+    pending_confirmations,
+)
 from shared.config import Settings
 from shared.erased import remember
 from shared.logging import get_logger
@@ -46,6 +52,13 @@ def erase_supporter(conn: Connection, key: str, asked_at: datetime) -> dict[str,
     signed); remember them as erased as of ``asked_at``; returns counts by table."""
     now = datetime.now(UTC)
     remember(conn, erased_supporters, key, asked_at)
+    theirs = sa.select(letters.c.id).where(letters.c.supporter_key == key)
+    conn.execute(bounces.delete().where(bounces.c.letter_id.in_(theirs)))
+    conn.execute(
+        bounced_addresses.delete().where(
+            bounced_addresses.c.address_key == key, bounced_addresses.c.kind == "supporter"
+        )
+    )
     scrubbed = conn.execute(
         letters.update().where(letters.c.supporter_key == key).values(**_scrubbed(now))
     ).rowcount
@@ -92,6 +105,8 @@ def scrub_expired(
                 pending_confirmations.c.received_at < cutoff, settled
             )
         ).rowcount
-    if any(total.values()):
-        log.info("retention: personal data scrubbed", **total)
+    with engine.begin() as conn:  # bounces: the rows go (logged, not in the counts returned)
+        gone = conn.execute(bounces.delete().where(bounces.c.received_at < cutoff)).rowcount
+    if any(total.values()) or gone:
+        log.info("retention: personal data scrubbed", bounces=gone, **total)
     return total

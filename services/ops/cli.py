@@ -95,6 +95,10 @@ class Service(str, Enum):
     mailer = "mailer"
     updates = "updates"
     relay = "relay"
+    bounces = "bounces"  # the mailer's bounce receiver (services/mailer/bounces/serve.py)
+
+
+MODULES = {Service.bounces: "services.mailer.bounces.serve"}
 
 
 @serve_app.callback(invoke_without_command=True)
@@ -108,7 +112,8 @@ def _serve(name: Service, threads: int) -> None:
     settings = settings_or_exit()
     configure(name.value, settings)
     # Each service wires itself (adapters, consumers, periodic jobs) in services/<name>/serve.py.
-    importlib.import_module(f"services.{name.value}.serve").serve(settings, threads)
+    module = MODULES.get(name, f"services.{name.value}.serve")
+    importlib.import_module(module).serve(settings, threads)
 
 
 for _svc in Service:
@@ -225,6 +230,7 @@ def resolve_cmd(postcode: str, campaign: Annotated[str | None, typer.Option()] =
             engine,
             postcodes_io_url=settings.postcodes_io_url,
             members_api_url=settings.members_api_url,
+            dissolved_from=settings.dissolved_from,
         )
     except ValueError as exc:
         fail(f"configuration: DEARMP_RESOLVER_BACKENDS: {exc}", 2)
