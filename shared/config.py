@@ -8,6 +8,7 @@ forge confirm and unsubscribe links for a site others can reach.
 from __future__ import annotations
 
 import ipaddress
+from datetime import datetime
 from functools import lru_cache
 from typing import Literal
 from urllib.parse import urlsplit
@@ -73,6 +74,11 @@ class Settings(BaseSettings):
     # Resolver: how long a signature for a vacant seat waits before it is tried again, and how
     # often the resolver looks for held signatures that are due.
     vacant_retry_seconds: int = 86400
+    # When Parliament is dissolved for a general election (ISO 8601 with its offset, e.g.
+    # "2029-05-30T00:01:00+01:00"; empty: it sits). From then, an MP counts as sitting only if
+    # the MP data was refreshed after it (``dearmp data refresh-mps`` or ``import-mps`` after the
+    # election): until then letters to MPs wait, held, and the refresh releases them.
+    dissolution_at: str = ""
     held_sweep_seconds: float = 60.0
 
     # Mailer: outgoing messages per second per process, shared by its sender threads (0 = no
@@ -153,6 +159,20 @@ class Settings(BaseSettings):
             if url.startswith(prefix):
                 return "postgresql+psycopg://" + url[len(prefix) :]
         return url
+
+    @field_validator("dissolution_at")
+    @classmethod
+    def _a_moment(cls, text: str) -> str:
+        if text.strip():
+            moment = datetime.fromisoformat(text.strip())  # a ValueError names what is wrong
+            if moment.tzinfo is None:
+                raise ValueError("DEARMP_DISSOLUTION_AT needs its UTC offset, e.g. +01:00")
+        return text.strip()
+
+    @property
+    def dissolved_from(self) -> datetime | None:
+        """When Parliament is (or will be) dissolved, if configured."""
+        return datetime.fromisoformat(self.dissolution_at) if self.dissolution_at else None
 
     @field_validator("smtp_timeouts")
     @classmethod

@@ -186,9 +186,11 @@ def held_notice(
     supporter: Supporter,
     constituency: str | None,
     settings: Settings,
+    reason: str = "vacant_seat",
 ) -> EmailMessage:
-    """The seat is vacant: the letter waits and goes to the new MP when one is elected."""
-    context = {"constituency": constituency}
+    """The seat is vacant, or Parliament dissolved (``reason`` "dissolved"): the letter waits
+    and goes to the new MP when one is elected."""
+    context = {"constituency": constituency, "dissolved": reason == "dissolved"}
     return _to_supporter("held", signature_id, campaign, supporter, settings, context)
 
 

@@ -343,8 +343,9 @@ def send_unresolvable_notice(event: SignatureUnresolvable, effect: Effect) -> No
 
 @external_effect(guarded=True)
 def send_held_notice(event: SignatureHeld, effect: Effect) -> None:
-    """Consumes signature.held; tells the supporter once that the seat is vacant and the letter
-    waits for the new MP. Idempotent through the letters row for (signature, "held")."""
+    """Consumes signature.held; tells the supporter once that the seat is vacant (or Parliament
+    dissolved for an election) and the letter waits for the new MP. Idempotent through the
+    letters row for (signature, "held")."""
     settings = effect.deps.settings
     name = event.constituency.name if event.constituency else None
     _notify(
@@ -352,7 +353,7 @@ def send_held_notice(event: SignatureHeld, effect: Effect) -> None:
         event,
         "held",
         lambda campaign: compose.held_notice(
-            event.signature_id, campaign, event.supporter, name, settings
+            event.signature_id, campaign, event.supporter, name, settings, event.reason
         ),
     )
 

@@ -3,6 +3,8 @@ tables, lookup.py) and ``postcodes_io`` (postcodes.io and the Members API, remot
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy.engine import Engine
 
 from services.resolver.lookup import Backend, LocalBackend
@@ -16,12 +18,13 @@ def make_backends(
     postcodes_io_url: str,
     members_api_url: str,
     http: object | None = None,
+    dissolved_from: datetime | None = None,
 ) -> list[Backend]:
     """The backends named in DEARMP_RESOLVER_BACKENDS, in order."""
     out: list[Backend] = []
     for name in [n.strip() for n in names.split(",") if n.strip()]:
         if name == "local":
-            out.append(LocalBackend(engine))
+            out.append(LocalBackend(engine, dissolved_from))
         elif name == "postcodes_io":
             client = http if isinstance(http, CachedHttp) else CachedHttp(engine)
             out.append(

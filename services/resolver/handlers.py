@@ -253,6 +253,7 @@ def make_deps(settings: Settings, engine: Engine) -> ResolverDeps:
             engine,
             postcodes_io_url=settings.postcodes_io_url,
             members_api_url=settings.members_api_url,
+            dissolved_from=settings.dissolved_from,
         ),
         hold_for=timedelta(seconds=settings.vacant_retry_seconds),
         secret_key=settings.secret_key,

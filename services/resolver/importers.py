@@ -17,6 +17,7 @@ from pathlib import Path
 from sqlalchemy.engine import Engine
 from tqdm import tqdm
 
+from services.resolver.models import held_signatures
 from shared import postcodes
 
 
@@ -169,6 +170,7 @@ def import_onspd(engine: Engine, path: Path, *, quiet: bool = False) -> int:
         raw.commit()
         cur.execute("ANALYZE postcodes")
         raw.commit()
+        release_held(engine)  # new boundaries: held signatures are looked up again
         return count
     except BaseException:
         raw.rollback()
@@ -220,9 +222,21 @@ def import_mps(engine: Engine, path: Path, *, quiet: bool = False) -> int:
                     now,
                 )
 
-    return _copy_replace(
+    count = _copy_replace(
         engine,
         "mps",
         ["constituency_code", "member_id", "name", "full_title", "party", "email", "updated_at"],
         rows(),
     )
+    release_held(engine)
+    return count
+
+
+def release_held(engine: Engine) -> int:
+    """New MP or boundary data: every held signature (a vacant seat, a dissolved Parliament) is
+    due now, so the resolver's next sweep re-resolves it against the new data (within
+    DEARMP_HELD_SWEEP_SECONDS) instead of at its next daily try. Returns how many."""
+    with engine.begin() as conn:
+        return conn.execute(
+            held_signatures.update().values(next_attempt_at=datetime.now(UTC))
+        ).rowcount

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
 import sqlalchemy as sa
@@ -53,6 +54,7 @@ LOCAL_LOOKUP = (
         mps.c.party,
         mps.c.email,
         mps.c.member_id,
+        mps.c.updated_at,
     )
     .select_from(
         postcode_table.outerjoin(
@@ -64,10 +66,13 @@ LOCAL_LOOKUP = (
 
 
 class LocalBackend:
-    """The tables loaded by ``dearmp data import-*``."""
+    """The tables loaded by ``dearmp data import-*``. ``dissolved_from``: when Parliament is
+    dissolved (``DEARMP_DISSOLUTION_AT``); from then a member counts only if their row was
+    refreshed after it (the new Parliament's data), else the letter waits."""
 
-    def __init__(self, engine: Engine):
+    def __init__(self, engine: Engine, dissolved_from: datetime | None = None):
         self.engine = engine
+        self.dissolved_from = dissolved_from
         self._sql = str(LOCAL_LOOKUP.compile(dialect=engine.dialect)) if engine else ""
         self._raw: Any = None
 
@@ -80,7 +85,10 @@ class LocalBackend:
             try:
                 if self._raw is None:
                     self._raw = self.engine.raw_connection()
-                    self._raw.autocommit = True
+                    # On psycopg's connection: set on the pool's proxy it did nothing, and the
+                    # first look-up left a transaction open for good, holding its locks on
+                    # postcodes, constituencies and mps (an import's table swap waited for it).
+                    self._raw.dbapi_connection.autocommit = True
                 cur = self._raw.cursor(row_factory=psycopg.rows.namedtuple_row)
                 return cur.execute(self._sql, {"postcode": postcode}, prepare=True).fetchone()
             except psycopg.OperationalError:
@@ -96,6 +104,10 @@ class LocalBackend:
                 pass
             self._raw = None
 
+    def _dissolved(self, refreshed: datetime) -> bool:
+        start = self.dissolved_from
+        return start is not None and datetime.now(UTC) >= start and refreshed < start
+
     def lookup(self, postcode: str) -> Resolution | None:
         row = self._query(postcode)
         if row is None:
@@ -107,6 +119,10 @@ class LocalBackend:
         constituency = Constituency(code=row.constituency_code, name=row.constituency_name)
         if row.mp_row is None:
             return None  # no MP data loaded for this seat: let another backend find the member
+        if self._dissolved(row.updated_at):
+            # No MPs until the election; the refresh after it releases the letter (re-resolved
+            # then: new boundaries, the new member).
+            return Resolution("retry", postcode, reason="dissolved", constituency=constituency)
         if row.member_id is None and row.name is None:
             # The seat has no member: vacant until a by-election. Hold the letter.
             return Resolution("retry", postcode, reason="vacant_seat", constituency=constituency)

@@ -9,6 +9,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Engine
 from tqdm import tqdm
 
+from services.resolver.importers import release_held
 from services.resolver.remote import CachedHttp, MembersApi
 from shared.reference import constituencies, mps
 
@@ -50,6 +51,7 @@ def refresh_mps(engine: Engine, members_api_url: str, *, quiet: bool = False) ->
         )
         with engine.begin() as conn:
             conn.execute(stmt)
+        release_held(engine)
     vacant = sum(1 for r in rows if r["member_id"] is None)
     no_email = sum(1 for r in rows if r["member_id"] is not None and not r["email"])
     return (
