@@ -39,7 +39,7 @@ import sqlalchemy as sa
 from psycopg.rows import namedtuple_row
 from sqlalchemy.engine import Connection, Engine
 
-from services.mailer.bounces import verp
+from services.mailer import verp
 from services.mailer.models import erased_supporters, letters
 from services.mailer.retention import ADDRESS_RE
 from shared import faults, inbox, outbox

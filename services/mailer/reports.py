@@ -13,8 +13,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from services.mailer.models import letters, sending_pauses
+from services.mailer.models import bounced_addresses, bounces, letters, sending_pauses
 from shared.db import plain
+from shared.reference import mps
 from shared.states import LetterState
 from shared.supporters import mask_addresses, mask_email
 
@@ -79,9 +80,12 @@ def failed_letters(
             letters.c.signature_id,
             letters.c.recipient,
             letters.c.error,
+            letters.c.bounced_at,
         )
-        .where(letters.c.state == LetterState.FAILED)
-        .order_by(letters.c.sent_at.desc(), letters.c.id.desc())
+        .where(letters.c.state.in_((LetterState.FAILED, LetterState.BOUNCED)))
+        .order_by(
+            sa.func.coalesce(letters.c.bounced_at, letters.c.sent_at).desc(), letters.c.id.desc()
+        )
         .limit(limit)
     )
     if campaign:
@@ -90,7 +94,9 @@ def failed_letters(
         rows = conn.execute(query).all()
     return [
         {
-            "failed_at": row.sent_at.isoformat() if row.sent_at else None,
+            "failed_at": (row.bounced_at or row.sent_at).isoformat()
+            if (row.bounced_at or row.sent_at)
+            else None,
             "campaign": row.campaign,
             "purpose": row.purpose,
             "signature_id": str(row.signature_id),
@@ -159,4 +165,59 @@ def held_about(conn: Connection, key: str) -> dict[str, list[dict[str, Any]]]:
     return {
         "emails": [plain(r) for r in sent],
         "pending_confirmations": [plain(r) for r in waiting],
+    }
+
+
+def bounce_report(conn: Connection, *, campaigns: list[str] | None = None) -> dict[str, Any]:
+    """Bounces for ``dearmp status`` and the staff pages (``campaigns``: only theirs): hard and
+    soft bounces kept, the MPs' (and fixed targets') addresses flagged with how many letters wait
+    for each and whether the MP data still lists the address unchanged since (then
+    ``dearmp data refresh-mps`` is needed), and how many supporters' addresses get no more mail."""
+    kinds = sa.select(bounces.c.kind, sa.func.count().label("n")).group_by(bounces.c.kind)
+    flagged = bounced_addresses.c.cleared_at.is_(None)
+    supporters = sa.select(sa.func.count()).where(flagged, bounced_addresses.c.kind == "supporter")
+    held = (
+        sa.select(sa.func.count())
+        .where(
+            letters.c.state == LetterState.HELD,
+            sa.func.lower(letters.c.recipient) == bounced_addresses.c.address,
+        )
+        .scalar_subquery()
+    )
+    listed = sa.exists().where(
+        sa.func.lower(mps.c.email) == bounced_addresses.c.address,
+        mps.c.updated_at < bounced_addresses.c.flagged_at,
+    )
+    targets = (
+        sa.select(
+            bounced_addresses.c.address,
+            bounced_addresses.c.campaign,
+            bounced_addresses.c.reason,
+            bounced_addresses.c.flagged_at,
+            held.label("held"),
+            listed.label("refresh_needed"),
+        )
+        .where(flagged, bounced_addresses.c.kind == "target")
+        .order_by(bounced_addresses.c.flagged_at.desc())
+    )
+    if campaigns is not None:
+        kinds = kinds.where(bounces.c.campaign.in_(campaigns))
+        supporters = supporters.where(bounced_addresses.c.campaign.in_(campaigns))
+        targets = targets.where(bounced_addresses.c.campaign.in_(campaigns))
+    found = {row.kind: row.n for row in conn.execute(kinds)}
+    return {
+        "hard": found.get("hard", 0),
+        "soft": found.get("soft", 0),
+        "supporters_flagged": int(conn.execute(supporters).scalar_one()),
+        "targets_flagged": [
+            {
+                "address": row.address,
+                "campaign": row.campaign,
+                "reason": mask_addresses(row.reason),
+                "flagged_at": row.flagged_at.isoformat(),
+                "held": int(row.held),
+                "refresh_needed": bool(row.refresh_needed),
+            }
+            for row in conn.execute(targets)
+        ],
     }

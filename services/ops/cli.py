@@ -16,6 +16,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from sqlalchemy.exc import OperationalError
 
+from services.ops.bounces_cli import bounces_app
 from services.ops.dkim_cli import dkim_app
 from shared.config import ConfigError, Settings, load_settings
 
@@ -38,6 +39,7 @@ supporters_app = typer.Typer(help="Supporters' personal data.", no_args_is_help=
 app.add_typer(letters_app, name="letters")
 app.add_typer(supporters_app, name="supporters")
 app.add_typer(dkim_app, name="dkim")
+app.add_typer(bounces_app, name="bounces")
 
 F = TypeVar("F", bound=Callable[..., Any])
 

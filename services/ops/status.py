@@ -17,7 +17,12 @@ import pika.exceptions
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from services.intake.reports import signature_counts
-from services.mailer.reports import letters_by_state, maybe_duplicated, sending_paused
+from services.mailer.reports import (
+    bounce_report,
+    letters_by_state,
+    maybe_duplicated,
+    sending_paused,
+)
 from services.updates.reports import webhook_states
 from shared.broker.declare import connection_parameters
 from shared.config import Settings
@@ -91,6 +96,7 @@ def collect_status(settings: Settings) -> dict[str, Any]:
             report["letters"] = letters_by_state(conn)
             report["maybe_duplicated"] = maybe_duplicated(conn)
             report["sending_paused"] = sending_paused(conn)
+            report["bounces"] = bounce_report(conn)
             report["webhooks"] = webhook_states(conn)
             report["campaigns"] = {
                 slug: counts.as_json() for slug, counts in sorted(signature_counts(conn).items())
@@ -184,9 +190,30 @@ def render_status(report: dict[str, Any], *, color: bool = False) -> str:
             _paint(f"Webhooks: {text}", "yellow" if failed else None, color)
             + ("  (failure log: /admin/webhooks)" if failed else "")
         )
+    lines += _bounce_lines(report.get("bounces"), color)
     for slug, counts in report.get("campaigns", {}).items():
         lines.append(
             f"Campaign {slug}: {counts['confirmed']} confirmed, {counts['pending']} waiting to "
             f"confirm; letters sent {counts['sent']}, failed {counts['failed']}"
         )
     return "\n".join(lines)
+
+
+def _bounce_lines(bounces: dict[str, Any] | None, color: bool) -> list[str]:
+    """Bounces kept, and what waits on them: letters held for an MP's address that bounced."""
+    if not bounces or not (bounces["hard"] or bounces["soft"] or bounces["targets_flagged"]):
+        return []
+    lines = [
+        f"Bounces: {bounces['hard']} hard, {bounces['soft']} soft; "
+        f"{bounces['supporters_flagged']} supporters' addresses get no more mail"
+    ]
+    for target in bounces["targets_flagged"]:
+        text = (
+            f"MP address {target['address']} bounced ({target['reason'][:80]}): "
+            f"{target['held']} letters held"
+        )
+        if target["refresh_needed"]:
+            text += "; the MP data still lists it: run dearmp data refresh-mps"
+        text += f"; once fixed: dearmp bounces clear {target['address']}"
+        lines.append(_paint(text, "yellow", color))
+    return lines

@@ -18,11 +18,12 @@ import sqlalchemy as sa
 
 from services.mailer.bounces.record import clear_address
 from services.mailer.bounces.serve import start_receiver
-from services.mailer.bounces.verp import letter_id_from, return_path
 from services.mailer.models import bounces, letters, pending_confirmations
+from services.mailer.verp import letter_id_from, return_path
+from services.ops.status import collect_status, render_status
 from shared.messages import Target
 from tests.integration.mailer_helpers import CAMPAIGN, count, resolved_event, stage_letters
-from tests.support import free_port, wait_until
+from tests.support import ServiceProcess, free_port, wait_until
 
 MP2 = Target(name="Other Member", email="other.member.mp@parliament.uk", party="Independent")
 
@@ -131,6 +132,11 @@ def test_a_dsn_marks_the_letter_bounced_and_holds_the_next_letter_to_that_mp(
     wait_until(lambda: state_of(engine, second.signature_id) == "held", 15)
     assert not caught_for(mail, second.signature_id)
     assert not caught_for(mail, second.signature_id, "copy")  # the copy follows the letter
+    status = render_status(collect_status(receiver))
+    assert "Bounces: 1 hard, 0 soft" in status
+    assert (
+        "MP address real.member.mp@parliament.uk bounced" in status and "1 letters held" in status
+    )
 
     assert clear_address(engine, receiver.secret_key, "Real.Member.MP@parliament.uk")
     wait_until(lambda: state_of(engine, second.signature_id, "copy") == "sent", 15)
@@ -227,7 +233,9 @@ def test_a_forged_or_unknown_return_path_changes_nothing(engine, receiver) -> No
         ).scalar_one()
     genuine = return_path(receiver, letter_id)
     forged = genuine.replace(genuine.split("-")[-1].split("@")[0], "0123456789abcdef")
-    other = return_path(receiver.model_copy(update={"secret_key": "another-key-0123456789"}), letter_id)
+    other = return_path(
+        receiver.model_copy(update={"secret_key": "another-key-0123456789"}), letter_id
+    )
     original = Message()
     original["Message-ID"] = f"<letter.{sid}@dearmp.invalid>"  # known to the forger: not believed
     for to in (forged, other, "bounces@dearmp.invalid", f"bounces+{letter_id}@dearmp.invalid"):
@@ -236,3 +244,19 @@ def test_a_forged_or_unknown_return_path_changes_nothing(engine, receiver) -> No
         assert conn.execute(sa.select(letters.c.state)).scalar() == "sent"
         assert conn.execute(sa.select(sa.func.count()).select_from(bounces)).scalar() == 0
         assert count(engine, "SELECT count(*) FROM bounced_addresses") == 0
+
+
+def test_dearmp_serve_bounces_takes_mail_and_stops_cleanly(service_env, settings) -> None:
+    port = free_port()
+    env = {**service_env, "DEARMP_BOUNCES_PORT": str(port), "DEARMP_METRICS_PORT": "0"}
+    process = ServiceProcess("bounces", env, tag="serve-bounces").start()
+    try:
+        process.wait_started(20)
+        to = "bounces+1-0123456789abcdef@dearmp.invalid"  # not ours: accepted, dropped
+        deliver_bounce(settings.model_copy(update={"bounces_port": port}), to, qmail_bounce(to))
+        wait_until(lambda: "bounce dropped" in process.output(), 10)
+        assert "other.member" not in process.output()  # no personal data in the log
+    finally:
+        code = process.terminate(20)
+    assert code == 0, process.output()[-2000:]
+    assert "bounces stopped" in process.output()

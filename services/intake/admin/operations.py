@@ -29,7 +29,7 @@ from services.intake.admin.web import (
     render,
 )
 from services.intake.deps import Engine, Settings
-from services.mailer.reports import failed_letters
+from services.mailer.reports import bounce_report, failed_letters
 from shared.broker import dlq
 from shared.config import Settings as SettingsModel
 from shared.organisations import campaigns_of
@@ -50,14 +50,18 @@ def failed(request: Request, engine: Engine, settings: Settings, member: Staff) 
     campaign = request.query_params.get("campaign") or None
     if campaign is not None and not campaign_visible(engine, member, campaign):
         raise NotFound()
+    shown: list[str] | None = None if campaign is None else [campaign]
     if campaign is not None or member.organisation is None:
         rows = failed_letters(engine, campaign=campaign, limit=FAILED_SHOWN)
     else:
         with engine.connect() as conn:
             theirs = campaigns_of(conn, member.organisation)
+        shown = list(theirs)
         rows = [r for c in theirs for r in failed_letters(engine, campaign=c, limit=FAILED_SHOWN)]
         rows = sorted(rows, key=lambda r: r["failed_at"] or "", reverse=True)[:FAILED_SHOWN]
-    return render(request, settings, "failed.html", rows=rows, campaign=campaign)
+    with engine.connect() as conn:  # an organisation's staff: only its campaigns' bounces
+        bounced = bounce_report(conn, campaigns=shown)
+    return render(request, settings, "failed.html", rows=rows, campaign=campaign, bounced=bounced)
 
 
 def _queues(settings: SettingsModel) -> tuple[list[dict[str, Any]], str | None]:

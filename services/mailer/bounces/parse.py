@@ -1,6 +1,6 @@
 """Reading a bounce: which of our emails it is about, and whether it is hard or soft.
 
-The email is named by the address the bounce was sent to, our VERP return path (``verp.py``):
+The email is named by the address the bounce was sent to, our VERP return path (``services/mailer/verp.py``):
 the envelope recipient, or a header the forwarding server left it in (``X-Original-To``,
 ``Delivered-To``, ``To``). Only that signed address is believed: the returned Message-ID or a
 DSN's Original-Envelope-Id can be copied by anyone who saw one of our emails (a supporter's copy
@@ -25,7 +25,7 @@ from typing import Literal
 
 from flufl.bounce import all_failures
 
-from services.mailer.bounces import verp
+from services.mailer import verp
 
 HEADERS = ("X-Original-To", "Delivered-To", "Envelope-To", "To")
 _STATUS = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
