@@ -143,18 +143,22 @@ class Effect:
         'claimed', and answers that. False (nothing recorded) when the event was handled
         meanwhile or its supporter erased. One round trip instead of five (BEGIN, claim, the
         record's statements, COMMIT)."""
-        erasure, supporter = self.erasure, getattr(self.event, "supporter", None)
-        guarded = erasure is not None and supporter is not None
-        claim = inbox.claim_params(
-            self.consumer,
-            self.envelope.id,
-            erasure.table if guarded else None,  # type: ignore[union-attr]
-            erasure.key(supporter.email) if guarded else None,  # type: ignore[union-attr]
-            supporter.signed_at if guarded else None,  # type: ignore[union-attr]
-        )
+        claim = _claim_params(self.consumer, self.erasure, self.envelope.id, self.event)
         with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             outcome = conn.exec_driver_sql(sql, {**params, **claim}).scalar_one()
         return _said(outcome, self.consumer, self.event)
+
+
+def _claim_params(
+    consumer: str, erasure: Erasure | None, event_id: uuid.UUID, event: Event
+) -> dict[str, object]:
+    """The claim of ``event``, with the erasure check when the service keeps an erased list and
+    the event is about a supporter."""
+    supporter = getattr(event, "supporter", None)
+    if erasure is None or supporter is None:
+        return inbox.claim_params(consumer, event_id)
+    key = erasure.key(supporter.email)
+    return inbox.claim_params(consumer, event_id, erasure.table, key, supporter.signed_at)
 
 
 def _claimed(
@@ -162,15 +166,8 @@ def _claimed(
 ) -> bool:
     """Claim the event in the inbox: False (nothing to do, the claim stays) when it was handled
     already or is about a signature its supporter has asked to be erased since. One statement."""
-    supporter = getattr(event, "supporter", None)
-    if erasure is None or supporter is None:
-        outcome = "claimed" if inbox.claim(conn, consumer, event_id) else "duplicate"
-    else:
-        key = erasure.key(supporter.email)
-        outcome = inbox.claim_unless_erased(
-            conn, consumer, event_id, erasure.table, key, supporter.signed_at
-        )
-    return _said(outcome, consumer, event)
+    params = _claim_params(consumer, erasure, event_id, event)
+    return _said(inbox.claim_checked(conn, params), consumer, event)
 
 
 def _said(outcome: str, consumer: str, event: Event) -> bool:

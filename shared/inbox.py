@@ -44,29 +44,23 @@ def claim(conn: Connection, consumer: str, event_id: uuid.UUID) -> bool:
     return conn.exec_driver_sql(_CLAIM, params).first() is not None
 
 
-def claim_unless_erased(
-    conn: Connection,
-    consumer: str,
-    event_id: uuid.UUID,
-    erased: sa.Table | None,
-    key: str | None,
-    signed_at: datetime | None,
-) -> Claimed:
+def claim_checked(conn: Connection, params: dict[str, object]) -> Claimed:
     """``claim``, and then (once claimed) whether the event is about a signature its supporter
     has asked to be erased since (``shared.erased``: it waits for an erasure of theirs in
-    progress). One statement (the ``dearmp_claim`` function, migration 0014) for the three."""
-    params = claim_params(consumer, event_id, erased, key, signed_at)
+    progress): one statement (the ``dearmp_claim`` function, migration 0014) for the three.
+    ``params`` from ``claim_params``."""
     return conn.exec_driver_sql(f"SELECT {CLAIM_CALL}", params).scalar_one()  # type: ignore[no-any-return]
 
 
 def claim_params(
     consumer: str,
     event_id: uuid.UUID,
-    erased: sa.Table | None,
-    key: str | None,
-    signed_at: datetime | None,
+    erased: sa.Table | None = None,
+    key: str | None = None,
+    signed_at: datetime | None = None,
 ) -> dict[str, object]:
-    """``CLAIM_CALL``'s parameters (no erased list or key: the claim alone)."""
+    """``CLAIM_CALL``'s parameters: the event, and the erased list to look in for the supporter
+    named by ``key`` (none: the claim alone)."""
     return {
         "claim_consumer": consumer,
         "claim_event_id": event_id,
