@@ -26,13 +26,8 @@ from tests.support import (
 DEMO = ROOT / "data" / "demo"
 # After the election: Aldershot elects a new member; Sevenoaks and Demo Westminster re-elect
 # theirs; the new boundaries move GU12 4BB from Aldershot to Demo Westminster.
-NEW_MPS = """pcon_name,pcon_code,member_id,full_title,display_as,party_text,member_email,constituency_email
-Aldershot,E14001063,90101,Ada New MP,Ada New,Demo Party,ada.new.mp@demo-parliament.invalid,
-Sevenoaks,E14001465,90002,Sam Sample MP,Sam Sample,Example Party,sam.sample.mp@demo-parliament.invalid,
-Demo Vacant,E14009901,,,,,,
-Demo Quiet,E14009902,90003,Robin Quiet MP,Robin Quiet,Demo Party,No email found,
-Demo Westminster,E14009903,90004,Jo Westminster MP,Jo Westminster,Example Party,jo.westminster.mp@demo-parliament.invalid,
-"""
+ALDERSHOT_BEFORE = "Aldershot,E14001063,90001,Alex Demo MP,Alex Demo,Demo Party,alex.demo.mp@"
+ALDERSHOT_AFTER = "Aldershot,E14001063,90101,Ada New MP,Ada New,Demo Party,ada.new.mp@"
 EXPECTED = {  # postcode → the member its letter must reach
     "GU11 1AA": "ada.new.mp@demo-parliament.invalid",
     "BR8 7RE": "sam.sample.mp@demo-parliament.invalid",
@@ -62,9 +57,7 @@ def test_letters_wait_through_a_dissolution_and_go_to_the_new_members(
 ) -> None:
     dissolved = datetime.now(UTC).isoformat()  # the demo MP data is older: nobody sits
     for service in system.services.values():
-        service.env.update(
-            {"DEARMP_DISSOLUTION_AT": dissolved, "DEARMP_HELD_SWEEP_SECONDS": "0.5"}
-        )
+        service.env.update({"DEARMP_DISSOLUTION_AT": dissolved, "DEARMP_HELD_SWEEP_SECONDS": "0.5"})
     system.start()
     signatures = {postcode: make_signature(postcode=postcode) for postcode in EXPECTED}
     post_signatures(system.base_url, "guardians-for-children", list(signatures.values()))
@@ -90,13 +83,19 @@ def test_letters_wait_through_a_dissolution_and_go_to_the_new_members(
     assert "letter" not in letters_by_purpose(mail.messages)
 
     # The election: the new boundaries and the new Parliament's MP data.
-    onspd = (DEMO / "onspd.csv").read_text().replace(
-        '"GU12 4BB","198001","","E10000014","E14001063"',
-        '"GU12 4BB","198001","","E10000014","E14009903"',
+    onspd = (
+        (DEMO / "onspd.csv")
+        .read_text()
+        .replace(
+            '"GU12 4BB","198001","","E10000014","E14001063"',
+            '"GU12 4BB","198001","","E10000014","E14009903"',
+        )
     )
     assert "E14009903" in onspd.split("GU12 4BB", 1)[1].splitlines()[0]
     (tmp_path / "onspd.csv").write_text(onspd)
-    (tmp_path / "mps.csv").write_text(NEW_MPS)
+    mps = (DEMO / "mps.csv").read_text()
+    assert ALDERSHOT_BEFORE in mps
+    (tmp_path / "mps.csv").write_text(mps.replace(ALDERSHOT_BEFORE, ALDERSHOT_AFTER))
     env = system.services["resolver"].env
     dearmp(env, "data", "import-onspd", str(tmp_path / "onspd.csv"), "--quiet")
     dearmp(env, "data", "import-mps", str(tmp_path / "mps.csv"), "--quiet")
