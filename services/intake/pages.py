@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from types import EllipsisType
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -127,7 +128,14 @@ def render_campaign(
     values: dict[str, Any] | None = None,
     errors: dict[str, str] | None = None,
     status: int = 200,
+    org_opt_in: tuple[str, str] | None | EllipsisType = ...,
 ) -> HTMLResponse:
+    """The campaign page. ``org_opt_in``: (organisation, wording) of its own-list opt-in, or
+    None; left out, it is read for the stored campaign (cached a few seconds). The staff
+    preview passes it: a campaign being written may not be stored yet, and a preview must not
+    leave "no opt-in" in the cache for an address about to be saved."""
+    if org_opt_in is ...:
+        org_opt_in = cached_list_opt_in(engine, campaign.slug)
     with engine.connect() as conn:
         updates = updates_for(conn, campaign.slug)
     return form_page(
@@ -146,7 +154,7 @@ def render_campaign(
         comment_max=COMMENT_MAX,
         letter_max=LETTER_MAX,
         lang_path=f"/c/{campaign.slug}",
-        org_opt_in=cached_list_opt_in(engine, campaign.slug),  # (organisation, wording) | None
+        org_opt_in=org_opt_in,  # (organisation, wording) | None
         sources=sources_of(values or request.query_params),  # ?source=, utm_*: hidden fields
         **dict(zip(("share_url", "share_text"), share_for(campaign, settings), strict=True)),
     )

@@ -132,6 +132,7 @@ def test_create_preview_save_open_and_bad_input_changes_nothing(settings, engine
     assert "placeholder MP" in page and "Dear [your MP's name]," in page
     assert "Sent through the Alpha campaign." in page
     assert "Young carers miss school." in page  # the public page's story
+    assert f'action="/c/{SLUG}/sign"' in page  # its form, though a new campaign starts paused
     assert stored(engine) == before
 
     saved = post(editor, "/admin/campaigns/new", campaign_form(action="save"))

@@ -44,7 +44,7 @@ from shared.campaigns import (
     save_campaign,
 )
 from shared.config import Settings as SettingsModel
-from shared.organisations import list_organisations
+from shared.organisations import get_organisation, list_organisations, organisation_of
 from shared.reference import campaigns
 
 router = protected_router()  # a campaign: viewers read, editors change
@@ -154,7 +154,7 @@ def _submit(
         return show(400, errors=errors)
     campaign = result.campaign
     if form.get("action") != "save":
-        return show(**_previews(request, engine, settings, campaign, values))
+        return show(**_previews(request, engine, settings, campaign, values, organisation))
     try:
         with engine.begin() as conn:
             problem = _conflict(conn, campaign.slug, slug, form.get("version", ""))
@@ -200,18 +200,29 @@ def _previews(
     settings: SettingsModel,
     campaign: Campaign,
     values: dict[str, str],
+    organisation: str | None = None,
 ) -> dict[str, Any]:
-    """The letter for the sample postcode and the public page, for the preview section."""
+    """The letter for the sample postcode and the public page, for the preview section.
+    ``organisation``: the one that runs (or will run) it; None: the stored campaign's."""
     postcode = values.get("postcode") or SAMPLE_POSTCODE
     letter_problem = None
     letters = None
+    with engine.connect() as conn:
+        org = get_organisation(conn, organisation or organisation_of(conn, campaign.slug) or "")
+    opt_in = (org.name, org.list_opt_in) if org and org.list_opt_in else None
     try:
         with engine.connect() as conn:
             letters = preview_letters(conn, campaign, postcode, settings.mail_domain)
     except Exception as exc:  # noqa: BLE001 - a template that cannot be rendered: say why
         letter_problem = f"{type(exc).__name__}: {exc}"[:500]
+    # The page as supporters see it while it takes signatures, form included: a new campaign
+    # is saved paused, and a paused page has no form to preview.
+    taking = campaign.model_copy(update={"open": True, "opens_at": None})
+    shown = taking if taking.status() == "open" else campaign
     try:
-        page = bytes(render_campaign(request, engine, settings, campaign).body).decode()
+        page = bytes(
+            render_campaign(request, engine, settings, shown, org_opt_in=opt_in).body
+        ).decode()
         start, end = page.find("<main"), page.rfind("</main>")
         public_page = page[page.find(">", start) + 1 : end] if start >= 0 < end else ""
     except Exception as exc:  # noqa: BLE001 - shown instead of the page
