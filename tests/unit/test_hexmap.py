@@ -72,6 +72,12 @@ def test_the_uk_map_has_650_constituencies_each_with_its_name_and_count() -> Non
 def test_shades_grow_with_the_count_and_the_legend_covers_every_count() -> None:
     assert hexmap.classes(0) == []
     assert hexmap.classes(3) == [(1, 1), (2, 2), (3, 3)]
+    # The first signatures: the busiest seat is the darkest, never the palest shade (near grey).
+    assert hexmap.shade(1, hexmap.classes(1)) == hexmap.SHADES[-1]
+    assert [hexmap.shade(n, hexmap.classes(2)) for n in (1, 2)] == [
+        hexmap.SHADES[0],
+        hexmap.SHADES[-1],
+    ]
     ranges = hexmap.classes(1000)
     assert ranges[0][0] == 1 and ranges[-1][1] == 1000 and len(ranges) == len(hexmap.SHADES)
     assert all(a[1] + 1 == b[0] for a, b in itertools.pairwise(ranges))

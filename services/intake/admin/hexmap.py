@@ -150,6 +150,10 @@ def classes(top: int) -> list[tuple[int, int]]:
 def shade(count: int, ranges: list[tuple[int, int]]) -> str:
     if count <= 0:
         return NONE_COLOUR
+    if len(ranges) == 1:
+        # Every seat on the map has the top count (a new campaign's first signatures): the
+        # darkest shade, as the busiest seat always has; the palest is hard to tell from grey.
+        return SHADES[-1]
     for i, (_low, high) in enumerate(ranges):
         if count <= high:
             return SHADES[
