@@ -18,6 +18,7 @@ from shared.broker import dlq
 from shared.broker.consumer import ATTEMPT_HEADER, ERROR_HEADER, Consumer
 from shared.broker.declare import declare_all
 from shared.messages import Envelope, SignatureReceived, Supporter
+from shared.states import LetterState
 from shared.topology import Topology
 from tests.support import get_all, publish_raw, queue_depth, wait_until
 
@@ -222,7 +223,7 @@ def test_status_flags_dead_letters(amqp_url, namespace, topology, database_url) 
         "dead_letters": 1,
     }
     assert report["outbox_backlog"] == 0
-    assert report["letters"] == {"created": 0, "sending": 0, "sent": 0, "failed": 0}
+    assert report["letters"] == {state.value: 0 for state in LetterState}  # every state, none
 
 
 def test_an_erasure_drops_the_persons_messages_from_every_queue_of_every_service(

@@ -11,7 +11,7 @@ from shared import outbox
 from shared.broker.declare import declare_all
 from shared.broker.publisher import ConfirmingPublisher
 from shared.messages import LetterSent, SignatureReceived, Supporter
-from shared.topology import Topology
+from shared.topology import BINDINGS, Topology
 from tests.conftest import ALL_TEST_DELAYS
 from tests.support import get_all, wait_until
 
@@ -74,7 +74,11 @@ def test_unroutable_events_are_kept_with_their_error(engine, amqp_url, namespace
     import pika
 
     conn = pika.BlockingConnection(pika.URLParameters(amqp_url))
-    conn.channel().queue_unbind(topology.queue("intake"), topology.events_exchange, "letter.sent")
+    for service, keys in BINDINGS.items():  # every queue that takes it
+        if LetterSent.TYPE in keys:
+            conn.channel().queue_unbind(
+                topology.queue(service), topology.events_exchange, LetterSent.TYPE
+            )
     conn.close()
     with engine.begin() as db:
         outbox.add(db, LetterSent(signature_id=uuid.uuid4(), purpose="letter", message_id="<m@x>"))
