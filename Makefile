@@ -19,9 +19,13 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/python -m services.ops.devrun
 
-## make test: the whole suite (needs RabbitMQ and Postgres: DEARMP_TEST_*_URL or testcontainers)
+## make test: the whole suite (needs RabbitMQ and Postgres: DEARMP_TEST_*_URL or testcontainers).
+## Tests that kill processes, stall servers or stop a shared service (marked fault) run one at a
+## time, alone on the machine (they check that each fault lands while work is in flight); the
+## others, each with its own database and broker namespace, run two at a time (pytest-xdist).
 test: $(STAMP)
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -m "not fault" -n 2 --dist loadfile
+	$(BIN)/pytest -q -m fault
 
 test-unit: $(STAMP)
 	$(BIN)/pytest -q tests/unit
