@@ -41,6 +41,7 @@ class CampaignError(ValueError):
 
 TargetKind = Literal["mp", "fixed", "both"]
 Status = Literal["scheduled", "open", "paused", "closed"]
+Delivery = Literal["individual", "digest"]
 
 
 class TargetSpec(BaseModel):
@@ -142,6 +143,9 @@ class Campaign(BaseModel):
     # The slug of the organisation that runs it (``dearmp orgs add``); none: the default one, or,
     # for a campaign already loaded, the one it has. Stored in ``campaigns.organisation`` only.
     organisation: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9-]{1,98}$")
+    # ``individual``: one email per letter; ``digest``: each MP's office gets one email a day
+    # for the campaign listing every constituent who wrote (services/mailer/digests.py).
+    delivery: Delivery = "individual"
     _version: int = PrivateAttr(default=0)
 
     @field_validator("closes_at")

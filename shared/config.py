@@ -92,6 +92,13 @@ class Settings(BaseSettings):
     smtp_timeouts: str = ""
     smtp_pause_seconds: float = 30.0
     smtp_pause_max_seconds: float = 900.0
+    # Kind to MPs' inboxes (services/mailer/scheduled.py): at most mp_daily_cap individual
+    # letters a day to one MP's address (0: no cap), the rest wait for the next days; a digest
+    # campaign's day goes to each MP at digest_hour (Europe/London) the next day. Both looked
+    # for every scheduled_sweep_seconds.
+    mp_daily_cap: int = 0
+    digest_hour: int = 0  # 0-23
+    scheduled_sweep_seconds: float = 60.0
     # A sending claim is a lease this long, renewed while the send waits: another sender may
     # take the email over only after it ends (the sender died).
     send_lease_seconds: float = 60.0

@@ -62,7 +62,15 @@ PERSONAL: dict[str, dict[str, Rule]] = {
         c: Rule("deleted after the setting, or on erasure", "help_request_days")
         for c in ("name", "email", "message")
     },
-    "letters": {c: _LETTER for c in ("recipient", "subject", "body", "error")},
+    "letters": {c: _LETTER for c in ("recipient", "subject", "body", "error")}
+    | {
+        # A letter waiting for its day (the daily cap) or its digest: kept while it waits.
+        c: Rule(
+            "kept while the letter waits; after it goes, as the body; erasure deletes the row",
+            "retention_days",
+        )
+        for c in ("held_message", "digest_entry")
+    },
     # A bounce's status and diagnostic (services/mailer/bounces/), any address in it removed.
     "bounces": {
         "reason": Rule(
@@ -157,6 +165,8 @@ NOT_PERSONAL: dict[str, set[str]] = {
         "uncertain",
         "campaign_version",
         "bounced_at",
+        "due_day",
+        "digest_id",
     },
     "bounces": {
         "id",

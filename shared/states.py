@@ -14,6 +14,8 @@ gone). A letter (the mailer's ``letters.state``, one row per signature and purpo
     created ──▶ sending ──▶ sent | failed      (a temporary failure gives the claim back)
        held ──▶ sending                         (the recipient's address bounced: it waits)
                             sent ──▶ bounced    (a bounce came back for it, services/mailer/bounces)
+     queued ──▶ sending | sent                   (a digest's row, or a letter over the daily cap:
+                                                  services/mailer/scheduled.py)
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ class LetterState(StrEnum):
     FAILED = "failed"  # the SMTP server refused it for good (5xx)
     HELD = "held"  # not sent: the target's address bounced for good; waits until it is fixed
     BOUNCED = "bounced"  # taken, then a bounce came back for it (hard: 5.x.x); the reason kept
+    QUEUED = "queued"  # waits for its day: a digest campaign's letter, or one over the daily cap
 
 
 def check(column: str, states: type[StrEnum]) -> str:

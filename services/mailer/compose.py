@@ -7,7 +7,9 @@ campaign's. Each template sets its own ``subject``, translated with its text.
 
 from __future__ import annotations
 
-from datetime import datetime
+import csv
+import io
+from datetime import date, datetime
 from email.message import EmailMessage
 from functools import lru_cache
 from pathlib import Path
@@ -15,7 +17,7 @@ from typing import Any
 from uuid import UUID
 
 import jinja2
-from babel.dates import format_datetime, get_timezone
+from babel.dates import format_date, format_datetime, get_timezone
 from markupsafe import Markup
 
 from shared import i18n
@@ -128,13 +130,22 @@ def copy(
     target: Target,
     settings: Settings,
     rendered: RenderedLetter | None = None,
+    *,
+    waits_for: date | None = None,
+    digest: bool = False,
 ) -> EmailMessage:
-    """To the supporter: "this is what we sent to <target>", text and (if any) the HTML letter."""
+    """To the supporter: "this is what we sent to <target>", text and (if any) the HTML letter.
+    ``waits_for``: the letter has not gone yet: it goes on that day (the daily cap), or in that
+    day's digest (``digest``), sent once the day is over."""
     rendered = rendered or render_letter(campaign, supporter, target)
     context = {
         "target": target,
         "letter": rendered,
         "letter_html": Markup(rendered.html) if rendered.html else None,
+        "waits_for": format_date(waits_for, format="long", locale=supporter.language)
+        if waits_for
+        else None,
+        "digest": digest,
     }
     html = "copy.html" if rendered.html else None
     return _to_supporter("copy", signature_id, campaign, supporter, settings, context, html=html)
@@ -212,3 +223,79 @@ def already_signed(
         "campaign_url": f"{settings.base_url}/c/{campaign.slug}",
     }
     return _to_supporter("repeat", attempt_id, campaign, supporter, settings, context)
+
+
+def _cell(value: str) -> str:
+    """A CSV cell a spreadsheet will not run as a formula (= + - @ tab CR first)."""
+    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+
+
+def digest(
+    digest_id: UUID,
+    campaign: Campaign,
+    recipient: str,
+    day: date,
+    entries: list[dict[str, Any]],
+    settings: Settings,
+) -> EmailMessage:
+    """One email to an MP's office for a digest campaign's day: every constituent who wrote,
+    with name, postal address, their own words and a mailto link to reply to each (text and
+    HTML), and the same rows as a CSV attachment. Built only from its rows, so a resend after
+    a crash says the same, under the same Message-ID."""
+    target = entries[-1].get("target") or "" if entries else ""
+    when = format_date(day, format="long", locale="en_GB")
+    subject = f"{campaign.title}: {len(entries)} constituents wrote to you on {when}"
+    lines = [
+        f"Dear {target}," if target else "Dear Member of Parliament,",
+        "",
+        f"{len(entries)} of your constituents wrote to you about “{campaign.title}” on {when}.",
+        "Each asked us to send you their letter; so that they do not fill your inbox one by one,",
+        "this campaign sends them to you in one email a day. Reply to a constituent at the",
+        "address given with their name: it goes to them, not to us. The rows are attached",
+        "as a CSV file too.",
+        "",
+    ]
+    rows_html = []
+    for n, entry in enumerate(entries, 1):
+        address = ", ".join(a for a in entry.get("address", []) if a)
+        words = entry.get("words") or "(no words of their own: they signed the campaign letter)"
+        lines += [
+            f"{n}. {entry['name']}",
+            f"   {address}",
+            f"   Reply: mailto:{entry['email']}",
+            *(f"   {line}" for line in words.splitlines()),
+            "",
+        ]
+        rows_html.append(
+            Markup(
+                '<tr><td>{n}</td><td><a href="mailto:{email}">{name}</a></td>'
+                "<td>{address}</td><td>{words}</td></tr>"
+            ).format(n=n, email=entry["email"], name=entry["name"], address=address, words=words)
+        )
+    html = Markup(
+        '<p>{intro}</p><table border="1" cellpadding="4"><tr><th>#</th><th>Name (reply)</th>'
+        "<th>Postal address</th><th>Their words</th></tr>{rows}</table>"
+    ).format(intro=lines[2], rows=Markup("").join(rows_html))
+    msg = build_message(
+        from_name=f"{campaign.title} via Dear MP",
+        from_addr=f"letters@{settings.mail_domain}",
+        to_name=target,
+        to_addr=recipient,
+        subject=subject,
+        text="\n".join(lines),
+        html=str(html),
+        message_id=message_id("digest", digest_id, settings),
+        headers={"X-DearMP-Campaign": campaign.slug, "X-DearMP-Digest-Rows": str(len(entries))},
+    )
+    table = io.StringIO()
+    writer = csv.writer(table)
+    writer.writerow(["name", "email", "address", "words"])
+    for entry in entries:
+        address = ", ".join(a for a in entry.get("address", []) if a)
+        writer.writerow(
+            [_cell(v) for v in (entry["name"], entry["email"], address, entry["words"])]
+        )
+    msg.add_attachment(
+        table.getvalue(), subtype="csv", filename=f"{campaign.slug}-{day.isoformat()}.csv"
+    )
+    return msg

@@ -67,7 +67,7 @@ OnSent = tuple[str, dict[str, Any]]
 ALL_OUTCOMES: frozenset[Outcome] = frozenset(("sent", "failed", "erased", "suppressed"))
 # Emails to a campaign's target: when its address bounced for good they wait (``held``); any
 # other email (to the supporter) to an address that bounced for good is not sent (``suppressed``).
-TARGET_PURPOSES = frozenset(("letter", "fixed_copy"))
+TARGET_PURPOSES = frozenset(("letter", "fixed_copy", "digest"))
 
 
 @dataclass

@@ -12,7 +12,7 @@ from uuid import UUID
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from services.mailer import compose
+from services.mailer import compose, scheduled
 from services.mailer.delivery import (
     ALL_OUTCOMES,
     AddressHeld,
@@ -236,6 +236,23 @@ def send_letter(event: SignatureResolved, effect: Effect) -> None:
     both = campaign.target.kind == "both" and target.kind == "mp"
     if both and _send_fixed_copy(effect, campaign, letter, rendered) in ("erased", "skipped"):
         return
+    waits = _scheduled(deps, campaign, event, letter)
+    if waits is not None:  # a digest's row, or past the daily cap: the copy says when it goes
+        msg = _built(
+            lambda: compose.copy(
+                sid,
+                campaign,
+                supporter,
+                target,
+                deps.settings,
+                rendered,
+                waits_for=waits.day,
+                digest=waits.digest,
+            )
+        )
+        copy_out = Outgoing(sid, "copy", campaign.slug, msg, supporter.email, key, None, signed_at)
+        deps.deliver(copy_out, envelope)
+        return
     try:  # built before the letter goes, so the letter's record can claim it at once
         copy: Outgoing | None = Outgoing(
             sid,
@@ -268,6 +285,24 @@ def send_letter(event: SignatureResolved, effect: Effect) -> None:
     outcome = deps.deliver(letter, envelope, record_on=frozenset(("failed", "erased")))
     if outcome == "sent":
         raise PermanentFailure(f"cannot build the copy: {str(unbuildable)[:200]}")
+
+
+def _scheduled(
+    deps: MailerDeps, campaign: Campaign, event: SignatureResolved, letter: Outgoing
+) -> scheduled.Scheduled | None:
+    """Whether the letter to an MP waits (services/mailer/scheduled.py): in a digest campaign
+    for its day's digest, or past ``DEARMP_MP_DAILY_CAP`` for a later day. None: it goes now."""
+    digest, cap = campaign.delivery == "digest", deps.settings.mp_daily_cap
+    if event.target.kind != "mp" or not (digest or cap > 0):
+        return None
+    day = scheduled.today()
+    with deps.engine.begin() as conn:
+        if not digest:
+            return scheduled.schedule_capped(conn, letter, cap, day)
+        supporter = event.supporter
+        words = supporter.letter if campaign.letter.editable and supporter.letter else ""
+        entry = scheduled.digest_entry(supporter, words or supporter.comment, event.target.name)
+        return scheduled.queue_for_digest(conn, letter, entry, day)
 
 
 def _current_address(deps: MailerDeps, event: SignatureResolved) -> str | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
 
 from shared.db import metadata
 from shared.erased import erased_supporters_table
@@ -44,12 +45,30 @@ letters = sa.Table(
     sa.Column("campaign_version", sa.Integer),
     # A hard bounce came back for it (state ``bounced``, the reason in ``error``): when.
     sa.Column("bounced_at", sa.DateTime(timezone=True)),
+    # Kind to MPs' inboxes (scheduled.py, digests.py): the day (Europe/London) a letter is
+    # counted against the daily cap or waits for (``queued``); for a digest, the day it covers.
+    sa.Column("due_day", sa.Date),
+    # A letter over the daily cap waits ``queued`` with its whole message, sent as it is on
+    # its day. A digest campaign's letter waits with its row of the digest (name, address,
+    # email, own words) and, once taken into a digest, that digest's ``signature_id``.
+    sa.Column("held_message", sa.Text),
+    sa.Column("digest_entry", JSONB),
+    sa.Column("digest_id", sa.Uuid),
     sa.UniqueConstraint("signature_id", "purpose", name="uq_letters_signature_purpose"),
     sa.CheckConstraint(check("state", LetterState), name="state"),
     sa.Index("ix_letters_state", "state"),
     sa.Index("ix_letters_supporter_key", "supporter_key"),
     sa.Index(
         "ix_letters_unscrubbed", "created_at", postgresql_where=sa.text("scrubbed_at IS NULL")
+    ),
+    sa.Index(
+        "ix_letters_due_day",
+        "recipient",
+        "due_day",
+        postgresql_where=sa.text("due_day IS NOT NULL"),
+    ),
+    sa.Index(
+        "ix_letters_digest_id", "digest_id", postgresql_where=sa.text("digest_id IS NOT NULL")
     ),
 )
 

@@ -28,6 +28,7 @@ from services.mailer.models import (
 from shared.config import Settings
 from shared.erased import remember
 from shared.logging import get_logger
+from shared.states import LetterState
 
 log = get_logger(__name__)
 
@@ -43,6 +44,8 @@ def _scrubbed(now: datetime) -> dict[str, object]:
         "recipient": sa.case((letters.c.purpose == "letter", letters.c.recipient), else_=""),
         "error": sa.func.regexp_replace(letters.c.error, ADDRESS_RE, "[address removed]", "g"),
         "supporter_key": None,
+        "held_message": None,
+        "digest_entry": None,
         "scrubbed_at": now,
     }
 
@@ -52,6 +55,12 @@ def erase_supporter(conn: Connection, key: str, asked_at: datetime) -> dict[str,
     signed); remember them as erased as of ``asked_at``; returns counts by table."""
     now = datetime.now(UTC)
     remember(conn, erased_supporters, key, asked_at)
+    # A letter still waiting for its day or its digest (scheduled.py) never goes: removed.
+    dropped = conn.execute(
+        letters.delete().where(
+            letters.c.supporter_key == key, letters.c.state == LetterState.QUEUED
+        )
+    ).rowcount
     theirs = sa.select(letters.c.id).where(letters.c.supporter_key == key)
     conn.execute(bounces.delete().where(bounces.c.letter_id.in_(theirs)))
     conn.execute(
@@ -59,9 +68,12 @@ def erase_supporter(conn: Connection, key: str, asked_at: datetime) -> dict[str,
             bounced_addresses.c.address_key == key, bounced_addresses.c.kind == "supporter"
         )
     )
-    scrubbed = conn.execute(
-        letters.update().where(letters.c.supporter_key == key).values(**_scrubbed(now))
-    ).rowcount
+    scrubbed = (
+        dropped
+        + conn.execute(
+            letters.update().where(letters.c.supporter_key == key).values(**_scrubbed(now))
+        ).rowcount
+    )
     deleted = conn.execute(
         pending_confirmations.delete().where(pending_confirmations.c.supporter_key == key)
     ).rowcount
@@ -79,6 +91,7 @@ def scrub_expired(
         sa.select(letters.c.id)
         .where(
             letters.c.scrubbed_at.is_(None),
+            letters.c.state != LetterState.QUEUED,  # still to go: kept until it has gone
             letters.c.created_at < cutoff,
             sa.or_(letters.c.sent_at.is_(None), letters.c.sent_at < cutoff),
         )

@@ -34,6 +34,7 @@ LABELS = {
     "letter_body": "Letter",
     "letter_html": "Letter as HTML",
     "letter_editable": "Supporters may edit the letter",
+    "delivery_digest": "One email a day to each MP",
     "goal": "Signature goal",
     "opens_at": "Opens at",
     "closes_at": "Closes at",
@@ -43,7 +44,7 @@ LABELS = {
     "privacy_url": "Privacy link",
     "terms_url": "Terms link",
 }
-TEXTS = tuple(k for k in LABELS if k not in ("letter_editable",))
+TEXTS = tuple(k for k in LABELS if k not in ("letter_editable", "delivery_digest"))
 AREAS = frozenset(("story", "letter_body", "letter_html", "thank_you"))
 # Where the model reports a problem (``letter.body``) → the form's field.
 _FIELD_OF = {
@@ -78,6 +79,7 @@ def values_of(campaign: Campaign) -> dict[str, str]:
         "letter_body": letter.body,
         "letter_html": letter.html or "",
         "letter_editable": "yes" if letter.editable else "",
+        "delivery_digest": "yes" if campaign.delivery == "digest" else "",
         "goal": str(campaign.goal),
         "opens_at": _local(campaign.opens_at),
         "closes_at": _local(campaign.closes_at),
@@ -114,6 +116,7 @@ def checked(form: dict[str, str], *, slug: str | None = None, switched_on: bool 
         if name not in AREAS:
             values[name] = values[name].strip()
     values["letter_editable"] = "yes" if form.get("letter_editable") == "yes" else ""
+    values["delivery_digest"] = "yes" if form.get("delivery_digest") == "yes" else ""
     if slug is not None:
         values["slug"] = slug
     errors: dict[str, str] = {}
@@ -148,6 +151,7 @@ def checked(form: dict[str, str], *, slug: str | None = None, switched_on: bool 
             "html": values["letter_html"] if values["letter_html"].strip() else None,
             "editable": bool(values["letter_editable"]),
         },
+        "delivery": "digest" if values["delivery_digest"] else "individual",
         "goal": values["goal"] or "1000",
         "privacy_url": values["privacy_url"] or "/privacy",
         "terms_url": values["terms_url"] or "/terms",
