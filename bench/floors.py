@@ -64,6 +64,19 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def wait_for_port(port: int, seconds: float = 10.0) -> None:
+    """Until something listens on 127.0.0.1:``port`` (a server this bench started)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise SystemExit(f"nothing listens on port {port} after {seconds:g}s") from None
+            time.sleep(0.1)
+
+
 def cpu(proc: psutil.Process) -> float:
     t = proc.cpu_times()
     return t.user + t.system
@@ -103,12 +116,7 @@ def http_floor() -> float:
         stderr=subprocess.DEVNULL,
     )
     try:
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), 0.2).close()
-                break
-            except OSError:
-                time.sleep(0.1)
+        wait_for_port(port)
         conn = http.client.HTTPConnection("127.0.0.1", port)
 
         def go(n: int) -> None:
@@ -228,12 +236,7 @@ def smtp_floor() -> float:
     port = free_port()
     sink = subprocess.Popen([sys.executable, "-c", SINK, str(port)])
     try:
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), 0.2).close()
-                break
-            except OSError:
-                time.sleep(0.1)
+        wait_for_port(port)
         msg = EmailMessage()
         msg["From"], msg["To"], msg["Subject"] = "a@example.org", "b@example.org", "Floor"
         msg.set_content("Dear MP,\n\n" + "Please act on this.\n" * 150)
