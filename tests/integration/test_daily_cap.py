@@ -93,3 +93,22 @@ def test_the_migration_for_queued_letters_goes_down_and_up(engine, database_url)
             conn.execute(sa.text("SELECT count(*) FROM letters WHERE due_day IS NULL")).scalar()
             == 0
         )
+
+
+def test_an_erased_supporters_waiting_letter_never_goes(settings, engine, mail) -> None:
+    from services.mailer.retention import erase_supporter
+    from shared.supporters import supporter_key
+
+    settings = settings.model_copy(update={"mp_daily_cap": 1})
+    handle = mailer.bootstrap(settings, engine)
+    first, waiting = resolved_event(), resolved_event()
+    for event in (first, waiting):
+        handle(Envelope.wrap(event, correlation_id=event.signature_id))
+    mail.handler.wait_for(3, timeout=20)  # the first letter, and both copies
+    key = supporter_key(settings.secret_key, waiting.supporter.email)
+    with engine.begin() as conn:
+        removed = erase_supporter(conn, key, datetime.now(UTC))
+    assert removed["letters"] == 2  # the waiting letter (deleted) and the copy (scrubbed)
+    assert count(engine, "SELECT count(*) FROM letters WHERE state = 'queued'") == 0
+    deps = mailer.make_deps(settings, engine)
+    assert release_due_letters(deps, now=datetime.now(UTC) + timedelta(days=1)) == 0

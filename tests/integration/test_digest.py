@@ -126,3 +126,48 @@ def test_fifty_constituents_make_one_digest_across_a_sigkill(
     rows = list(csv.DictReader(io.StringIO(attachment.get_content())))
     assert len(rows) == 50
     assert {r["email"] for r in rows} == {e.supporter.email for e in events}
+
+
+def test_a_letter_recorded_after_its_days_digest_was_formed_goes_in_the_next_days(
+    settings, engine
+) -> None:
+    """No letter in two digests, none left out: the days are the sweep's ``now``."""
+    from datetime import UTC, datetime, timedelta
+
+    from services.mailer import handlers as mailer
+    from services.mailer.digests import form_digests
+    from shared.messages import Envelope
+
+    make_digest_campaign(engine)
+    handle = mailer.bootstrap(settings, engine)
+    deps = mailer.make_deps(settings, engine)
+    now = datetime.now(UTC)
+
+    def wrote(n: int) -> None:
+        for event in [resolved_event() for _ in range(n)]:
+            handle(Envelope.wrap(event, correlation_id=event.signature_id))
+
+    def digests() -> dict:  # type: ignore[type-arg]
+        with engine.connect() as conn:
+            rows = conn.execute(
+                sa.text(
+                    "SELECT d.due_day, count(l.id) FROM letters d "
+                    "LEFT JOIN letters l ON l.digest_id = d.signature_id "
+                    "WHERE d.purpose = 'digest' GROUP BY d.due_day"
+                )
+            ).all()
+        return dict(rows)  # type: ignore[arg-type]
+
+    wrote(2)
+    assert form_digests(deps, now) == 0  # the day is not over
+    assert form_digests(deps, now + timedelta(days=1)) == 1
+    today = min(digests())
+    assert digests() == {today: 2}
+    wrote(1)  # recorded for a day whose digest is formed: it moves to the next day's
+    assert form_digests(deps, now + timedelta(days=1)) == 0
+    assert form_digests(deps, now + timedelta(days=2)) == 1
+    assert digests() == {today: 2, today + timedelta(days=1): 1}
+    assert (
+        count(engine, "SELECT count(*) FROM letters WHERE state = 'queued' AND digest_id IS NULL")
+        == 0
+    )

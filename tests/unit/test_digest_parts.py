@@ -70,3 +70,15 @@ def test_a_digest_lists_every_row_with_a_reply_link_and_a_safe_csv() -> None:
     assert [r["name"] for r in rows] == ["Jo Bloggs 0", "Jo Bloggs 1", "Jo Bloggs 2"]
     assert rows[0]["words"].startswith("'=")
     assert rows[1]["address"] == "1 Test Street, Aldershot, GU11 1AA"
+
+
+def test_a_days_digest_goes_at_the_digest_hour_of_the_next_day_uk_time() -> None:
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from services.mailer.digests import ended_by
+
+    at = datetime(2027, 7, 1, 8, 30, tzinfo=ZoneInfo("Europe/London"))  # 07:30 UTC, summer
+    assert ended_by(at, 0) == date(2027, 7, 1)  # 30 June is over
+    assert ended_by(at, 8) == date(2027, 7, 1)
+    assert ended_by(at, 9) == date(2027, 6, 30)  # not yet: 29 June and before only
