@@ -140,6 +140,9 @@ class Campaign(BaseModel):
     disclosure: str = Field(default="", max_length=300, pattern=r"^[^\r\n]*$")
     # What share links and social cards say; the campaign's address follows it. Default: title.
     share_text: str = Field(default="", max_length=240, pattern=r"^[^\r\n]*$")
+    # Whether the public page shows how many MPs replied to their constituents ("Did your MP
+    # reply?", services/intake/reply_rates.py); the staff pages always do.
+    show_reply_rate: bool = False
     # The slug of the organisation that runs it (``dearmp orgs add``); none: the default one, or,
     # for a campaign already loaded, the one it has. Stored in ``campaigns.organisation`` only.
     organisation: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9-]{1,98}$")

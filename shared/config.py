@@ -104,6 +104,13 @@ class Settings(BaseSettings):
     send_lease_seconds: float = 60.0
     reminder_after_seconds: float = 86400.0
     reminder_sweep_seconds: float = 60.0
+    # "Did your MP reply?" (services/mailer/replies.py): one question this long after the letter
+    # went, one reminder of it this long after the question (unless answered yes or no), looked
+    # for every reply_sweep_seconds. A pasted reply is kept reply_text_days after it was pasted.
+    reply_question_after_seconds: float = 14 * 86400.0
+    reply_reminder_after_seconds: float = 7 * 86400.0
+    reply_sweep_seconds: float = 60.0
+    reply_text_days: float = 365.0
     # How long personal data is kept (docs/privacy.md has the whole table, shared/retention.py
     # the rule for every column; tests/unit/test_retention.py checks they agree).
     retention_days: float = 28.0  # letters' bodies, subjects and supporters' addresses

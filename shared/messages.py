@@ -196,6 +196,16 @@ class SubscriptionChanged(Event):
     subscribed: bool
 
 
+class ReplyAnswered(Event):
+    """A supporter answered "Has your MP replied?" (``yes``, ``not_yet`` or ``no``) on intake's
+    page. The mailer sends no reminder of the question after ``yes`` or ``no``."""
+
+    TYPE = "reply.answered"
+    signature_id: uuid.UUID
+    campaign: str
+    answer: Literal["yes", "not_yet", "no"]
+
+
 EVENT_TYPES: dict[tuple[str, int], type[Event]] = {
     (cls.TYPE, cls.VERSION): cls
     for cls in (
@@ -211,6 +221,7 @@ EVENT_TYPES: dict[tuple[str, int], type[Event]] = {
         SupporterErased,
         UpdatePublished,
         SubscriptionChanged,
+        ReplyAnswered,
     )
 }
 

@@ -83,6 +83,21 @@ PERSONAL: dict[str, dict[str, Rule]] = {
         "reason": Rule("addresses removed when written; a supporter's row deleted on erasure")
     },
     "pending_confirmations": {c: _PENDING for c in ("email", "first_name", "last_name")},
+    # "Did your MP reply?": whom to ask (services/mailer/replies.py), until nothing more will go.
+    "reply_questions": {
+        c: Rule(
+            "blanked once the question and its reminder are done; deleted past the setting "
+            "after that, or on erasure",
+            "retention_days",
+        )
+        for c in ("email", "first_name")
+    },
+    # An MP's reply a supporter pasted (services/intake/replies.py), and whether they agreed
+    # that it may be shared: private to the campaign's organisation otherwise.
+    "reply_answers": {
+        c: Rule("deleted after the setting (from pasting), or on erasure", "reply_text_days")
+        for c in ("reply_text", "share_reply", "reply_pasted_at")
+    },
     "subscribers": {c: _SUBSCRIBER for c in ("email", "email_normalised", "first_name")},
     "held_signatures": {
         "envelope": Rule("deleted when the seat is filled and the letter goes, or on erasure")
@@ -218,6 +233,22 @@ NOT_PERSONAL: dict[str, set[str]] = {
         "reminded_at",
     },
     "postcodes": {"postcode", "constituency_code", "terminated"},  # public reference data
+    # The answer (yes, not yet, no) and when: about the MP, naming nobody once erased.
+    "reply_answers": {"signature_id", "campaign", "answer", "answered_at"},
+    "reply_questions": {
+        "signature_id",
+        "campaign",
+        "supporter_key",
+        "language",
+        "target_name",  # the MP (or named target): public
+        "target_kind",
+        "signed_at",
+        "created_at",
+        "asked_at",
+        "reminded_at",
+        "closed_at",
+        "lease_until",
+    },
     "rate_limits": {"key", "window_start", "hits"},  # HMAC keys, swept after their window
     "resolutions": {
         "signature_id",

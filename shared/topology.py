@@ -34,6 +34,7 @@ BINDINGS: dict[str, tuple[str, ...]] = {
         m.SignatureHeld.TYPE,
         m.SignatureRepeated.TYPE,
         m.SupporterErasureRequested.TYPE,
+        m.ReplyAnswered.TYPE,  # no reminder of "Has your MP replied?" after yes or no
     ),
     "updates": (
         m.SignatureConfirmed.TYPE,

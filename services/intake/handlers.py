@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import sqlalchemy as sa
 
-from services.intake.models import help_requests, signatures
+from services.intake.models import help_requests, reply_answers, signatures
 from shared.handling import UnitOfWork, in_transaction, one_statement
 from shared.logging import get_logger
 from shared.messages import (
@@ -110,6 +110,17 @@ def forget_supporter(event: SupporterErasureRequested, uow: UnitOfWork) -> None:
     signature still counts; a pending one can no longer be confirmed; one made since is theirs to
     keep) and deletes their help requests; emits supporter.erased with the counts. Idempotent:
     the inbox claim, and a second run finds no such row with that email."""
+    # A reply to their letter they pasted ("Did your MP reply?") goes; the answer stays.
+    uow.conn.execute(
+        reply_answers.update()
+        .where(
+            reply_answers.c.signature_id.in_(
+                sa.select(signatures.c.id).where(signatures.c.supporter_key == event.key)
+            ),
+            reply_answers.c.reply_text.is_not(None),
+        )
+        .values(reply_text=None, share_reply=False, reply_pasted_at=None)
+    )
     placeholder = sa.literal("erased-") + sa.cast(signatures.c.id, sa.Text) + "@erased.invalid"
     scrubbed = uow.conn.execute(
         signatures.update()

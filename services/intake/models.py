@@ -75,3 +75,22 @@ rate_limits = sa.Table(
     # Counters need no crash safety: UNLOGGED skips the WAL, so a hit costs no disk flush.
     prefixes=["UNLOGGED"],
 )
+
+# "Did your MP reply?" (replies.py): the supporter's answer to the question the mailer sent
+# after their letter (one per signature; a later answer replaces it), and the reply they may
+# paste. ``reply_text`` is private to the campaign's organisation unless ``share_reply`` (the
+# supporter ticked that they agree to share it); deleted DEARMP_REPLY_TEXT_DAYS after
+# ``reply_pasted_at``, and on erasure (the answer stays: it names nobody).
+reply_answers = sa.Table(
+    "reply_answers",
+    metadata,
+    sa.Column("signature_id", sa.Uuid, primary_key=True),
+    sa.Column("campaign", sa.String(100), nullable=False),
+    sa.Column("answer", sa.String(10), nullable=False),
+    sa.Column("answered_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("reply_text", sa.Text),
+    sa.Column("share_reply", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("reply_pasted_at", sa.DateTime(timezone=True)),
+    sa.CheckConstraint("answer IN ('yes', 'not_yet', 'no')", name="answer"),
+    sa.Index("ix_reply_answers_campaign", "campaign"),
+)

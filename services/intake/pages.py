@@ -16,6 +16,7 @@ from services.intake.counts import campaign_counts
 from services.intake.deps import Db, Engine, Settings, client_ip
 from services.intake.forms import COMMENT_MAX, LETTER_MAX
 from services.intake.helprequests import submit_help_request
+from services.intake.reply_rates import reply_rates
 from services.intake.signing import Outcome, confirm_signature, submit_signature, supporter_of
 from services.intake.sources import sources_of
 from shared.campaigns import Campaign, get_campaign, open_campaigns
@@ -138,6 +139,8 @@ def render_campaign(
         org_opt_in = cached_list_opt_in(engine, campaign.slug)
     with engine.connect() as conn:
         updates = updates_for(conn, campaign.slug)
+        # "43% of MPs have replied to their constituents", when the campaign shows it.
+        replies = reply_rates(conn, campaign.slug) if campaign.show_reply_rate else None
     return form_page(
         request,
         "campaign.html",
@@ -149,6 +152,7 @@ def render_campaign(
         letter_default=default_letter(campaign),  # None: the letter is not editable
         total=campaign_counts(engine, campaign.slug).total,
         updates=updates,
+        replies=replies,
         values=values or {},
         errors=errors or {},
         comment_max=COMMENT_MAX,

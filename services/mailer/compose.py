@@ -225,6 +225,32 @@ def already_signed(
     return _to_supporter("repeat", attempt_id, campaign, supporter, settings, context)
 
 
+def reply_question(
+    signature_id: UUID,
+    campaign: Campaign,
+    supporter: Supporter,
+    target: Target,
+    letter_sent_at: datetime,
+    links: dict[str, str],
+    settings: Settings,
+    *,
+    reminder: bool = False,
+) -> EmailMessage:
+    """Has your MP replied? (or the named target, for a campaign that writes to one): three
+    signed links, yes / not yet / no, each to a page with a button (services/mailer/replies.py).
+    ``reminder``: the one reminder of it."""
+    day = letter_sent_at.astimezone(LONDON).date()
+    locale = "en_GB" if supporter.language == "en" else supporter.language
+    context = {
+        "target": target,
+        "is_mp": target.kind == "mp",
+        "letter_sent_on": format_date(day, format="long", locale=locale),  # 18 November 2026
+        "links": links,
+    }
+    purpose = "reply_reminder" if reminder else "reply_question"
+    return _to_supporter(purpose, signature_id, campaign, supporter, settings, context)
+
+
 def _cell(value: str) -> str:
     """A CSV cell a spreadsheet will not run as a formula (= + - @ tab CR first)."""
     return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Engine
 
 from services.mailer import compose, scheduled
@@ -24,7 +25,7 @@ from services.mailer.delivery import (
     Then,
     deliver_once,
 )
-from services.mailer.models import erased_supporters
+from services.mailer.models import erased_supporters, reply_questions
 from services.mailer.retention import erase_supporter
 from shared.broker.consumer import PermanentFailure
 from shared.campaigns import Campaign, CampaignCache
@@ -43,6 +44,7 @@ from shared.logging import get_logger
 from shared.messages import (
     Envelope,
     Event,
+    ReplyAnswered,
     SignatureConfirmed,
     SignatureHeld,
     SignatureReceived,
@@ -236,6 +238,8 @@ def send_letter(event: SignatureResolved, effect: Effect) -> None:
     both = campaign.target.kind == "both" and target.kind == "mp"
     if both and _send_fixed_copy(effect, campaign, letter, rendered) in ("erased", "skipped"):
         return
+    _remember_for_reply(deps, event, key)  # "Did your MP reply?", once the letter is sent
+    # (a digest's or a capped letter's too: asked once its row is sent)
     waits = _scheduled(deps, campaign, event, letter)
     if waits is not None:  # a digest's row, or past the daily cap: the copy says when it goes
         msg = _built(
@@ -285,6 +289,29 @@ def send_letter(event: SignatureResolved, effect: Effect) -> None:
     outcome = deps.deliver(letter, envelope, record_on=frozenset(("failed", "erased")))
     if outcome == "sent":
         raise PermanentFailure(f"cannot build the copy: {str(unbuildable)[:200]}")
+
+
+def _remember_for_reply(deps: MailerDeps, event: SignatureResolved, key: str) -> None:
+    """A row for the reply question (replies.py), written before the letter goes: the sweep asks
+    only once the letter's own row is ``sent``. Idempotent (one row per signature)."""
+    supporter = event.supporter
+    with deps.engine.begin() as conn:
+        conn.execute(
+            pg_insert(reply_questions)
+            .values(
+                signature_id=event.signature_id,
+                campaign=event.campaign,
+                supporter_key=key,
+                email=supporter.email,
+                first_name=supporter.first_name,
+                language=supporter.language,
+                target_name=event.target.name,
+                target_kind=event.target.kind,
+                signed_at=supporter.signed_at,
+                created_at=datetime.now(UTC),
+            )
+            .on_conflict_do_nothing(index_elements=["signature_id"])
+        )
 
 
 def _scheduled(
@@ -416,6 +443,25 @@ def send_already_signed(event: SignatureRepeated, effect: Effect) -> None:
     )
 
 
+def _settled(event: ReplyAnswered) -> bool:
+    return event.answer in ("yes", "no")
+
+
+@one_statement(applies=_settled)
+def note_reply_answered(event: ReplyAnswered, uow: UnitOfWork) -> None:
+    """Consumes reply.answered (yes or no: the supporter told us how it ended); closes the
+    question so no reminder of it goes, and blanks the fields it would have needed. Idempotent:
+    one update to the same values, storing nothing personal (no inbox claim)."""
+    uow.conn.exec_driver_sql(CLOSE_QUESTION, {"signature_id": event.signature_id})
+
+
+CLOSE_QUESTION = """
+UPDATE reply_questions SET closed_at = COALESCE(closed_at, now()), email = '', first_name = '',
+                           lease_until = NULL
+WHERE signature_id = %(signature_id)s
+"""
+
+
 @in_transaction
 def forget_supporter(event: SupporterErasureRequested, uow: UnitOfWork) -> None:
     """Consumes supporter.erasure_requested; scrubs the supporter's letters (bodies, subjects,
@@ -435,6 +481,7 @@ HANDLERS: dict[type[Event], Callable[..., None]] = {
     SignatureHeld: send_held_notice,
     SignatureRepeated: send_already_signed,
     SupporterErasureRequested: forget_supporter,
+    ReplyAnswered: note_reply_answered,
 }
 
 

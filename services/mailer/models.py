@@ -152,3 +152,32 @@ bounced_addresses = sa.Table(
     sa.Column("cleared_at", sa.DateTime(timezone=True)),
     sa.CheckConstraint("kind IN ('target', 'supporter')", name="kind"),
 )
+
+# "Did your MP reply?" (replies.py): one row per letter to a target, written before the letter
+# goes (the question follows only a letter whose row in ``letters`` is ``sent``, DEARMP_REPLY_*
+# after its ``sent_at``). ``asked_at``, ``reminded_at``: the question and its one reminder went
+# (each a letters row: (signature, "reply_question"), (signature, "reply_reminder")).
+# ``closed_at``: nothing more will go (reminded, answered, unsubscribed, or it could not be sent);
+# the personal fields are blanked then. ``lease_until`` stops two sweepers sending at once.
+reply_questions = sa.Table(
+    "reply_questions",
+    metadata,
+    sa.Column("signature_id", sa.Uuid, primary_key=True),
+    sa.Column("campaign", sa.String(100), nullable=False),
+    sa.Column("supporter_key", sa.String(64)),
+    sa.Column("email", sa.Text, nullable=False),
+    sa.Column("first_name", sa.Text, nullable=False),
+    sa.Column("language", sa.String(5), nullable=False, server_default="en"),
+    sa.Column("target_name", sa.Text, nullable=False),
+    sa.Column("target_kind", sa.String(10), nullable=False),
+    sa.Column("signed_at", sa.DateTime(timezone=True)),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("asked_at", sa.DateTime(timezone=True)),
+    sa.Column("reminded_at", sa.DateTime(timezone=True)),
+    sa.Column("closed_at", sa.DateTime(timezone=True)),
+    sa.Column("lease_until", sa.DateTime(timezone=True)),
+    sa.Index(
+        "ix_reply_questions_open", "created_at", postgresql_where=sa.text("closed_at IS NULL")
+    ),
+    sa.Index("ix_reply_questions_supporter_key", "supporter_key"),
+)

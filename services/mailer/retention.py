@@ -24,6 +24,7 @@ from services.mailer.models import (
     erased_supporters,
     letters,
     pending_confirmations,
+    reply_questions,
 )
 from shared.config import Settings
 from shared.erased import remember
@@ -77,6 +78,7 @@ def erase_supporter(conn: Connection, key: str, asked_at: datetime) -> dict[str,
     deleted = conn.execute(
         pending_confirmations.delete().where(pending_confirmations.c.supporter_key == key)
     ).rowcount
+    conn.execute(reply_questions.delete().where(reply_questions.c.supporter_key == key))
     return {"letters": scrubbed, "pending_confirmations": deleted}
 
 
@@ -118,8 +120,35 @@ def scrub_expired(
                 pending_confirmations.c.received_at < cutoff, settled
             )
         ).rowcount
+    asked = _expired_questions(engine, cutoff)  # logged, not in the counts returned
     with engine.begin() as conn:  # bounces: the rows go (logged, not in the counts returned)
         gone = conn.execute(bounces.delete().where(bounces.c.received_at < cutoff)).rowcount
-    if any(total.values()) or gone:
-        log.info("retention: personal data scrubbed", bounces=gone, **total)
+    if any(total.values()) or gone or asked:
+        log.info("retention: personal data scrubbed", bounces=gone, reply_questions=asked, **total)
     return total
+
+
+def _expired_questions(engine: Engine, cutoff: datetime) -> int:
+    """Reply questions closed before the cutoff, and those whose letter never went (failed, or
+    no row) made before it."""
+    q = reply_questions
+    letter_went = (
+        sa.select(letters.c.id)
+        .where(
+            letters.c.signature_id == q.c.signature_id,
+            letters.c.purpose == "letter",
+            letters.c.state.not_in(("failed", "bounced")),
+        )
+        .exists()
+    )
+    with engine.begin() as conn:
+        return int(
+            conn.execute(
+                q.delete().where(
+                    sa.or_(
+                        q.c.closed_at < cutoff,
+                        sa.and_(q.c.created_at < cutoff, q.c.asked_at.is_(None), ~letter_went),
+                    )
+                )
+            ).rowcount
+        )

@@ -1,5 +1,5 @@
-"""``dearmp serve mailer``: the mailer's consumers, its confirmation reminders and its retention
-sweep, wired to real SMTP and Postgres."""
+"""``dearmp serve mailer``: the mailer's consumers, its confirmation reminders, the reply
+questions and its retention sweep, wired to real SMTP and Postgres."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from services.mailer.digests import send_due_digests
 from services.mailer.handlers import MailerDeps, bootstrap, make_deps
 from services.mailer.pauses import process_pause
 from services.mailer.reminders import send_due_reminders
+from services.mailer.replies import send_due_reply_questions
 from services.mailer.retention import scrub_expired
 from services.mailer.scheduled import release_due_letters
 from shared.config import Settings
@@ -21,6 +22,7 @@ def serve(settings: Settings, threads: int = 1) -> None:
     pause = process_pause(settings, engine)  # likewise: the server refuses our set-up
     reminder_deps = make_deps(settings, engine, limiter, pause)  # its own SMTP connection
     scheduled_deps = make_deps(settings, engine, limiter, pause)  # likewise
+    reply_deps = make_deps(settings, engine, limiter, pause)  # likewise (its own thread)
     run_worker(
         "mailer",
         settings,
@@ -29,6 +31,7 @@ def serve(settings: Settings, threads: int = 1) -> None:
         threads,
         periodic=[
             (settings.reminder_sweep_seconds, lambda: send_due_reminders(reminder_deps)),
+            (settings.reply_sweep_seconds, lambda: send_due_reply_questions(reply_deps)),
             (settings.scheduled_sweep_seconds, lambda: send_scheduled(scheduled_deps)),
             (settings.retention_sweep_seconds, lambda: scrub_expired(engine, settings)),
         ],

@@ -4,13 +4,14 @@ only through these functions."""
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from services.updates.models import fanout_jobs
+from services.updates.models import fanout_jobs, subscribers
 from shared.db import plain
 
 
@@ -187,3 +188,15 @@ def webhook_states(conn: Connection) -> dict[str, int]:
 
     rows = conn.execute(sa.select(d.c.state, sa.func.count()).group_by(d.c.state))
     return {state: n for state, n in rows}
+
+
+def unsubscribed(conn: Connection, signature_ids: list[uuid.UUID]) -> set[uuid.UUID]:
+    """Which of these signatures' supporters left the campaign's emails (or every campaign's):
+    the mailer sends them no "Did your MP reply?" question. A supporter who never opted in to
+    updates has no row, and is not counted as having left."""
+    rows = conn.execute(
+        sa.select(subscribers.c.signature_id).where(
+            subscribers.c.signature_id.in_(signature_ids), sa.not_(subscribers.c.subscribed)
+        )
+    )
+    return {row.signature_id for row in rows}

@@ -21,6 +21,7 @@ from services.intake.admin.web import (
     render,
 )
 from services.intake.deps import Engine, Settings
+from services.intake.reply_rates import pasted_replies, reply_rates
 from services.updates.reports import job_progress
 from shared.campaigns import get_campaign
 
@@ -114,6 +115,8 @@ def campaign_view(
         fanouts = {u.number: job_progress(conn, slug, u.number) for u in updates if u.emailed}
         upcoming = next_number(conn, slug)
         summary = next(iter(queries.campaign_summaries(conn, slug)), None)
+        replies = reply_rates(conn, slug)  # "Did your MP reply?"
+        pasted = pasted_replies(conn, slug)
     chart, hour_rows = signatures_chart(hours)
     extra.setdefault("draft", {})
     return render(
@@ -135,6 +138,8 @@ def campaign_view(
         updates=updates,
         fanouts=fanouts,
         next_number=upcoming,
+        replies=replies,
+        pasted=pasted,
         **extra,
     )
 
