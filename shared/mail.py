@@ -109,6 +109,15 @@ def _one_address(header: Any) -> str | None:
 POLICY = _Policy(header_factory=_Registry())
 
 
+def with_from_name(msg: EmailMessage, name: str) -> EmailMessage:
+    """``msg`` with ``name`` as its From's display name, the address unchanged (the header is
+    built as ``build_message`` builds it)."""
+    address = msg["From"].addresses[0].addr_spec
+    del msg["From"]
+    msg["From"] = _address_header("From", one_line(name), address)
+    return msg
+
+
 @lru_cache(maxsize=4096)
 def _address_header(field: str, display_name: str, addr_spec: str) -> object:
     """The parsed header, built once per (field, name, address): the service's own From and a
@@ -172,7 +181,7 @@ VIA = " via Dear MP"
 
 
 def via_name(name: str) -> str:
-    """"<name> via Dear MP" as a From name: the name shortened, never the " via Dear MP" (which
+    """ "<name> via Dear MP" as a From name: the name shortened, never the " via Dear MP" (which
     tells the reader the supporter did not send it from their own mailbox), however long."""
     return one_line(name, HEADER_TEXT_MAX - len(VIA)) + VIA
 

@@ -142,6 +142,16 @@ def campaigns_of(conn: Connection, organisation: str) -> list[str]:
     )
 
 
+def sender_name_for(conn: Connection, campaign: str) -> str | None:
+    """The name on the emails to the campaign's supporters (its organisation's sender name),
+    or None for a campaign not found."""
+    return conn.execute(
+        sa.select(organisations.c.sender_name)
+        .join(campaigns, campaigns.c.organisation == organisations.c.slug)
+        .where(campaigns.c.slug == campaign)
+    ).scalar()
+
+
 def list_opt_in_for(conn: Connection, campaign: str) -> tuple[str, str] | None:
     """(the organisation's name, the wording of its own-list opt-in) for the campaign's form, or
     None when its organisation offers none."""

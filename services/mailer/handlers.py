@@ -14,6 +14,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Engine
 
 from services.mailer import compose, scheduled
+from services.mailer.branding import Senders, branded
 from services.mailer.delivery import (
     ALL_OUTCOMES,
     AddressHeld,
@@ -73,9 +74,11 @@ class MailerDeps:
     settings: Settings
     held: HeldConnection | None = None  # this thread's own connection for one-statement steps
     _campaigns: CampaignCache = field(init=False)
+    _senders: Senders = field(init=False)
 
     def __post_init__(self) -> None:
         self._campaigns = CampaignCache(self.engine, CAMPAIGN_TTL)
+        self._senders = Senders(self.engine, CAMPAIGN_TTL)
 
     def campaign(self, slug: str) -> Campaign:
         """The campaign, re-read at most every CAMPAIGN_TTL seconds (edits apply that late)."""
@@ -83,6 +86,10 @@ class MailerDeps:
         if campaign is None:
             raise PermanentFailure(f"unknown campaign {slug!r}")
         return campaign
+
+    def branded(self, out: Outgoing) -> Outgoing:
+        """``out`` with the organisation's sender name, if it is from us to a supporter."""
+        return branded(out, self._senders.name(out.campaign), f"hello@{self.settings.mail_domain}")
 
     def key(self, email: str) -> str:
         return supporter_key(self.settings.secret_key, email)
@@ -102,7 +109,9 @@ class MailerDeps:
         on_sent: OnSent | None = None,
     ) -> Outcome:
         """Deliver for an event: nothing if the event was handled already; the event is recorded
-        as handled with the outcomes in ``record_on``."""
+        as handled with the outcomes in ``record_on``. Emails from us to a supporter carry the
+        campaign's organisation's name (``branding``)."""
+        out, after = self.branded(out), (self.branded(after) if after else None)
         return deliver_once(
             out,
             engine=self.engine,

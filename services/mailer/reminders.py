@@ -98,14 +98,16 @@ def send_due_reminders(deps: MailerDeps) -> int:
                 reminder=True,
             )
             outcome = deliver_once(
-                Outgoing(
-                    row.signature_id,
-                    "reminder",
-                    row.campaign,
-                    msg,
-                    row.email,
-                    row.supporter_key,
-                    signed_at=row.received_at,  # when the signature was made, near enough
+                deps.branded(
+                    Outgoing(
+                        row.signature_id,
+                        "reminder",
+                        row.campaign,
+                        msg,
+                        row.email,
+                        row.supporter_key,
+                        signed_at=row.received_at,  # when the signature was made, near enough
+                    )
                 ),
                 engine=deps.engine,
                 sender=deps.sender,

@@ -160,14 +160,16 @@ def send_due_reply_questions(deps: MailerDeps) -> int:
                 reminder=reminder,
             )
             outcome = deliver_once(
-                Outgoing(
-                    row.signature_id,
-                    purpose,
-                    row.campaign,
-                    msg,
-                    row.email,
-                    row.supporter_key,
-                    signed_at=row.signed_at,
+                deps.branded(
+                    Outgoing(
+                        row.signature_id,
+                        purpose,
+                        row.campaign,
+                        msg,
+                        row.email,
+                        row.supporter_key,
+                        signed_at=row.signed_at,
+                    )
                 ),
                 engine=deps.engine,
                 sender=deps.sender,

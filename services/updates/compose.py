@@ -47,6 +47,8 @@ class UpdateContent:
     number: int
     title: str
     body: str  # markdown
+    # The name on the copies: the campaign's organisation's ("ECPAT UK via Dear MP").
+    sender_name: str = FROM_NAME
 
 
 @dataclass(frozen=True)
@@ -135,7 +137,7 @@ class UpdateMail:
         """The copy as an ``EmailMessage`` (the safe, general path; slower than ``wire``)."""
         copy = self.copy_for(recipient)
         return build_message(
-            from_name=FROM_NAME,
+            from_name=self.content.sender_name,
             from_addr=self.from_addr,
             to_name="",
             to_addr=recipient.email,

@@ -38,7 +38,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from services.updates.compose import Recipient, UpdateContent, UpdateMail
+from services.updates.compose import FROM_NAME, Recipient, UpdateContent, UpdateMail
 from services.updates.marks import Marks
 from services.updates.models import fanout_jobs
 from services.updates.sender import PermanentSmtpError, TemporarySmtpError, UpdateSender
@@ -48,7 +48,7 @@ from shared.config import Settings
 from shared.logging import get_logger
 from shared.mail import INTENDED_HEADER, delivery_recipients
 from shared.metrics import EMAILS
-from shared.reference import campaign_updates, campaigns
+from shared.reference import campaign_updates, campaigns, organisations
 from shared.supporters import mask_addresses
 
 log = get_logger(__name__)
@@ -450,10 +450,17 @@ class Fanout:
 
 def load_content(conn: Connection, campaign: str, number: int) -> UpdateContent | None:
     row = conn.execute(
-        sa.select(campaign_updates.c.title, campaign_updates.c.body, campaigns.c.title.label("ct"))
+        sa.select(
+            campaign_updates.c.title,
+            campaign_updates.c.body,
+            campaigns.c.title.label("ct"),
+            organisations.c.sender_name,
+        )
         .join(campaigns, campaigns.c.slug == campaign_updates.c.campaign)
+        .outerjoin(organisations, organisations.c.slug == campaigns.c.organisation)
         .where(campaign_updates.c.campaign == campaign, campaign_updates.c.number == number)
     ).first()
     if row is None:
         return None
-    return UpdateContent(campaign, row.ct, number, row.title, row.body)
+    sender = row.sender_name or FROM_NAME
+    return UpdateContent(campaign, row.ct, number, row.title, row.body, sender)

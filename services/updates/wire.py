@@ -17,7 +17,7 @@ import re
 import secrets
 from email.message import EmailMessage
 
-from services.updates.compose import FROM_NAME, Copy, UpdateMail
+from services.updates.compose import Copy, UpdateMail
 from shared.mail import INTENDED_HEADER, build_message
 
 _ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
@@ -47,7 +47,7 @@ class WireFormat:
     def head(self, language: str) -> bytes:
         if language not in self.heads:
             sample = build_message(
-                from_name=FROM_NAME,
+                from_name=self.mail.content.sender_name,
                 from_addr=self.mail.from_addr,
                 to_name="",
                 to_addr="nobody@example.invalid",

@@ -170,3 +170,12 @@ def test_a_copy_is_in_its_subscribers_language_and_the_update_as_written(
         assert f'<html lang="{language}">' in html
     english = wired(mail, recipient())
     assert str(english["Subject"]) == "Update #4: We met the minister <today>"
+
+
+def test_a_copy_is_from_the_campaigns_organisation_both_ways() -> None:
+    from dataclasses import replace
+
+    mail = UpdateMail(replace(CONTENT, sender_name="ECPAT UK via Dear MP"), SETTINGS)
+    expected = "ECPAT UK via Dear MP <updates@campaigns.example.org>"
+    assert str(wired(mail, recipient())["From"]) == expected
+    assert str(mail.build(recipient())["From"]) == expected
