@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -163,24 +164,63 @@ def list_opt_in_for(conn: Connection, campaign: str) -> tuple[str, str] | None:
     return (row.name, row.list_opt_in) if row else None
 
 
-_opt_ins: dict[tuple[int, str], tuple[float, tuple[str, str] | None]] = {}
+@dataclass(frozen=True)
+class Brand:
+    """Who runs a campaign, as its public page names them."""
+
+    slug: str
+    name: str
+    website: str
+    colour: str
+
+    @property
+    def platform(self) -> bool:
+        """The default organisation: Dear MP itself, named already on every page."""
+        return self.slug == DEFAULT_ORGANISATION
+
+
+def brand_for(conn: Connection, campaign: str) -> Brand | None:
+    row = conn.execute(
+        sa.select(
+            organisations.c.slug,
+            organisations.c.name,
+            organisations.c.website,
+            organisations.c.colour,
+        )
+        .join(campaigns, campaigns.c.organisation == organisations.c.slug)
+        .where(campaigns.c.slug == campaign)
+    ).first()
+    return Brand(row.slug, row.name, row.website, row.colour) if row else None
+
+
+_cache: dict[tuple[str, int, str], tuple[float, Any]] = {}
+
+
+def _cached(kind: str, engine: Engine, campaign: str, ttl: float, read: Any) -> Any:
+    """``read(conn, campaign)``, at most every ``ttl`` seconds per process and campaign."""
+    now = time.monotonic()
+    key = (kind, id(engine), campaign)
+    hit = _cache.get(key)
+    if hit is not None and now - hit[0] < ttl:
+        return hit[1]
+    with engine.connect() as conn:
+        found = read(conn, campaign)
+    if len(_cache) > 1000:
+        _cache.clear()
+    _cache[key] = (now, found)
+    return found
 
 
 def cached_list_opt_in(engine: Engine, campaign: str, ttl: float = 5.0) -> tuple[str, str] | None:
     """``list_opt_in_for`` for the campaign page, read at most every ``ttl`` seconds per
     process (a changed wording shows that late; the signature records the wording as it is when
     the form is sent, read in the signing statement)."""
-    now = time.monotonic()
-    key = (id(engine), campaign)
-    hit = _opt_ins.get(key)
-    if hit is not None and now - hit[0] < ttl:
-        return hit[1]
-    with engine.connect() as conn:
-        found = list_opt_in_for(conn, campaign)
-    if len(_opt_ins) > 1000:
-        _opt_ins.clear()
-    _opt_ins[key] = (now, found)
-    return found
+    return _cached("opt-in", engine, campaign, ttl, list_opt_in_for)  # type: ignore[no-any-return]
+
+
+def cached_brand(engine: Engine, campaign: str, ttl: float = 5.0) -> Brand | None:
+    """``brand_for`` for the campaign page, read at most every ``ttl`` seconds per process."""
+    return _cached("brand", engine, campaign, ttl, brand_for)  # type: ignore[no-any-return]
 
 
 __all__ = ["DEFAULT_ORGANISATION"]

@@ -24,7 +24,7 @@ from shared.config import Settings as SettingsModel
 from shared.i18n_markers import N_
 from shared.letters import render_letter
 from shared.messages import Target
-from shared.organisations import cached_list_opt_in
+from shared.organisations import cached_brand, cached_list_opt_in
 from shared.reasons import POSTCODE_REASONS, REASONS
 from shared.states import SignatureStatus
 from shared.tokens import InvalidToken, read_token
@@ -153,6 +153,7 @@ def render_campaign(
         total=campaign_counts(engine, campaign.slug).total,
         updates=updates,
         replies=replies,
+        brand=cached_brand(engine, campaign.slug),
         values=values or {},
         errors=errors or {},
         comment_max=COMMENT_MAX,

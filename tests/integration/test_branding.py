@@ -36,3 +36,33 @@ def test_the_copy_carries_the_organisations_name_and_the_letter_the_supporters(
         30,
         message="the letter and the copy recorded as sent",
     )
+
+
+def test_the_campaign_page_names_its_organisation(settings, engine) -> None:
+    from fastapi.testclient import TestClient
+
+    from services.intake.app import create_app
+
+    client = TestClient(create_app(settings, engine), raise_server_exceptions=False)
+    page = client.get("/c/specialist-support-for-child-victims")  # one of Dear MP's own
+    assert page.status_code == 200 and "A campaign by" not in page.text
+    with engine.begin() as conn:
+        save_organisation(
+            conn,
+            checked(
+                slug="ecpat-uk",
+                name="ECPAT UK <&>",
+                website="https://www.ecpat.org.uk",
+                colour="#b10e1e",
+                privacy_url="https://www.ecpat.org.uk/p",
+            ),
+        )
+        conn.execute(
+            campaigns.update().where(campaigns.c.slug == CAMPAIGN).values(organisation="ecpat-uk")
+        )
+    page = client.get(f"/c/{CAMPAIGN}", headers={"Accept-Language": "cy"})
+    assert page.status_code == 200
+    assert (
+        '<p class="dearmp-run-by" style="border-left-color: #b10e1e">Ymgyrch gan '
+        '<a class="govuk-link" href="https://www.ecpat.org.uk">ECPAT UK &lt;&amp;&gt;</a></p>'
+    ) in page.text
