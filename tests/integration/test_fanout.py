@@ -133,6 +133,7 @@ def test_who_leaves_before_their_copy_goes_out_is_skipped_and_4xx_only_pauses(
     assert is_subscribed(engine, stayer)
 
 
+@pytest.mark.fault  # it kills a worker at a chosen moment: run alone (make test)
 def test_a_worker_killed_half_way_and_restarted_emails_everyone_once(system, mail, engine) -> None:
     system.env.update(FAST_PAUSES)
     count = 400
@@ -166,6 +167,7 @@ def test_a_worker_killed_half_way_and_restarted_emails_everyone_once(system, mai
     )
 
 
+@pytest.mark.fault  # it kills a worker at a chosen moment: run alone (make test)
 def test_killed_right_after_smtp_the_one_copy_in_doubt_is_the_only_duplicate(
     system, mail, engine, tmp_path: Path
 ) -> None:
