@@ -9,7 +9,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Engine
 
@@ -17,7 +16,6 @@ from services.mailer import compose, scheduled
 from services.mailer.branding import Senders, branded
 from services.mailer.delivery import (
     ALL_OUTCOMES,
-    AddressHeld,
     HeldConnection,
     OnSent,
     Outcome,
@@ -28,6 +26,7 @@ from services.mailer.delivery import (
 )
 from services.mailer.models import erased_supporters, reply_questions
 from services.mailer.retention import erase_supporter
+from services.mailer.sitting import Seats
 from shared.broker.consumer import PermanentFailure
 from shared.campaigns import Campaign, CampaignCache
 from shared.config import Settings
@@ -55,7 +54,6 @@ from shared.messages import (
     SupporterErased,
     SupporterErasureRequested,
 )
-from shared.reference import mps
 from shared.smtp import SendingPause, SmtpSender, SmtpTimeouts
 from shared.supporters import supporter_key
 from shared.throttle import TokenBucket
@@ -75,10 +73,12 @@ class MailerDeps:
     held: HeldConnection | None = None  # this thread's own connection for one-statement steps
     _campaigns: CampaignCache = field(init=False)
     _senders: Senders = field(init=False)
+    seats: Seats = field(init=False)
 
     def __post_init__(self) -> None:
         self._campaigns = CampaignCache(self.engine, CAMPAIGN_TTL)
         self._senders = Senders(self.engine, CAMPAIGN_TTL)
+        self.seats = Seats(self.engine, self.settings.dissolved_from, CAMPAIGN_TTL)
 
     def campaign(self, slug: str) -> Campaign:
         """The campaign, re-read at most every CAMPAIGN_TTL seconds (edits apply that late)."""
@@ -233,8 +233,12 @@ def send_letter(event: SignatureResolved, effect: Effect) -> None:
     campaign = deps.campaign(event.campaign)
     if not event.target.email:
         raise PermanentFailure("resolved target has no email address")
-    rendered = compose.render_letter(campaign, event.supporter, event.target)
-    sid, supporter, target = event.signature_id, event.supporter, event.target
+    # Whoever sits now (sitting.py): another member if the seat changed hands since, or wait.
+    target = deps.seats.target_now(event, envelope.occurred_at)
+    if target != event.target:
+        log.info("letter goes to the member who sits now", constituency=event.constituency.code)  # type: ignore[union-attr]
+    rendered = compose.render_letter(campaign, event.supporter, target)
+    sid, supporter = event.signature_id, event.supporter
     msg = _built(lambda: compose.letter(sid, campaign, supporter, target, deps.settings, rendered))
     key = deps.key(supporter.email)
     signed_at = supporter.signed_at
@@ -279,21 +283,9 @@ def send_letter(event: SignatureResolved, effect: Effect) -> None:
     except ValueError as exc:  # no copy can be built: the letter still goes, then dead-letter
         copy, unbuildable = None, exc
     if copy is not None:
-        try:
-            deps.deliver(letter, envelope, after=copy)
-        except AddressHeld:
-            # The MP's address bounced. If the MP data now gives the same member another one
-            # (``dearmp data refresh-mps``), the letter goes there; otherwise it waits.
-            moved = _current_address(deps, event)
-            if moved is None:
-                raise
-            target = target.model_copy(update={"email": moved})
-            msg = _built(
-                lambda: compose.letter(sid, campaign, supporter, target, deps.settings, rendered)
-            )
-            letter = replace(letter, message=msg, recipient=moved, recipient_key=None)
-            log.info("held letter goes to the member's new address")
-            deps.deliver(letter, envelope, after=copy)
+        # An MP's address that bounced holds the letter (AddressHeld, retried): once the MP data
+        # gives the member another address, ``seats.target_now`` above sends it there.
+        deps.deliver(letter, envelope, after=copy)
         return
     outcome = deps.deliver(letter, envelope, record_on=frozenset(("failed", "erased")))
     if outcome == "sent":
@@ -339,24 +331,6 @@ def _scheduled(
         words = supporter.letter if campaign.letter.editable and supporter.letter else ""
         entry = scheduled.digest_entry(supporter, words or supporter.comment, event.target.name)
         return scheduled.queue_for_digest(conn, letter, entry, day)
-
-
-def _current_address(deps: MailerDeps, event: SignatureResolved) -> str | None:
-    """The address the MP data now gives the member the letter is for, when it is another one
-    than the event's (the same member by name: a change of member is the resolver's to make)."""
-    if event.target.kind != "mp" or event.constituency is None:
-        return None
-    with deps.engine.connect() as conn:
-        row = conn.execute(
-            sa.select(mps.c.name, mps.c.email).where(
-                mps.c.constituency_code == event.constituency.code
-            )
-        ).first()
-    if row is None or not row.email or row.name != event.target.name:
-        return None
-    if row.email.strip().lower() == (event.target.email or "").strip().lower():
-        return None
-    return str(row.email)
 
 
 def _send_fixed_copy(
