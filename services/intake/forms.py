@@ -18,6 +18,7 @@ from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
 
+from services.intake.web_addresses import is_web_address, normalise_line
 from shared import postcodes
 from shared.i18n_markers import N_
 from shared.messages import Language, Supporter
@@ -26,17 +27,6 @@ NAME_MAX = 100
 ADDRESS_MAX = 200
 COMMENT_MAX = 1500
 LETTER_MAX = 5000
-URL_RE = re.compile(r"(https?://|www\.|\b[a-z0-9-]+\.(com|net|org|uk|io|ru|info|xyz)\b)", re.I)
-# Any other hostname: labels joined by dots, ending in a common top-level domain (any case), or
-# written in lower case throughout ("evil.example", "bit.ly"). "St.Albans" (no space) passes.
-COMMON_TLDS = (
-    "com|net|org|uk|io|ru|info|xyz|biz|co|me|app|dev|online|site|top|shop|ly|gl|to|tk|ml|ga|cf|"
-    "gq|cn|de|fr|eu|us|ca|au|in|link|click|live|club|vip|ws|cc|tv|su|pw|icu|gov|edu|mp"
-)
-HOSTNAME_RE = re.compile(
-    rf"(?<![\w.])(?:[a-z0-9-]+\.)+(?:(?i:{COMMON_TLDS})|[a-z]{{2,}})(?![\w.])|"
-    rf"(?<![\w.])(?i:[a-z0-9-]+\.)+(?i:{COMMON_TLDS})(?![\w.])"
-)
 # What an email address or markup is made of; a slash only between digits (a flat: "2/1").
 SYMBOLS_RE = re.compile(r"[@<>]|(?<!\d)/|/(?!\d)")
 NAME_SYMBOLS_RE = re.compile(r"[@<>/]")
@@ -183,6 +173,13 @@ def _text(value: Any) -> str:
     return CONTROL_RE.sub("", str(value or "")).strip()
 
 
+def _line(value: Any) -> str:
+    """A name or an address line: NFKC first (``web_addresses.normalise_line``), so the rules
+    check what will be sent, and full-width or styled letters cannot slip a web address past
+    them."""
+    return _text(normalise_line(str(value or "")))
+
+
 def hidden_characters(value: str) -> bool:
     """Characters that change how text reads without being seen: format controls (bidi
     overrides, zero-width joiners, tags), private-use and unassigned code points, surrogates.
@@ -212,7 +209,7 @@ def _single_line(
         errors[name] = says.formula
     elif hidden_characters(value):
         errors[name] = says.hidden
-    elif not allow_urls and (URL_RE.search(value) or HOSTNAME_RE.search(value)):
+    elif not allow_urls and is_web_address(value):
         errors[name] = says.web_address
     elif not allow_urls and (NAME_SYMBOLS_RE if "name" in name else SYMBOLS_RE).search(value):
         errors[name] = says.symbols
@@ -289,14 +286,14 @@ def check_signature(
     first = _single_line(
         errors,
         "first_name",
-        _text(data.get("first_name")),
+        _line(data.get("first_name")),
         limit=NAME_MAX,
         allow_urls=False,
     )
     last = _single_line(
         errors,
         "last_name",
-        _text(data.get("last_name")),
+        _line(data.get("last_name")),
         limit=NAME_MAX,
         allow_urls=False,
     )
@@ -315,21 +312,21 @@ def check_signature(
     line1 = _single_line(
         errors,
         "address_line1",
-        _text(data.get("address_line1")),
+        _line(data.get("address_line1")),
         limit=ADDRESS_MAX,
         allow_urls=False,
     )
     line2 = _single_line(
         errors,
         "address_line2",
-        _text(data.get("address_line2")),
+        _line(data.get("address_line2")),
         limit=ADDRESS_MAX,
         allow_urls=False,
     )
     town = _single_line(
         errors,
         "town",
-        _text(data.get("town")),
+        _line(data.get("town")),
         limit=ADDRESS_MAX,
         allow_urls=False,
     )
