@@ -458,11 +458,14 @@ def staff_list(
 @staff_app.command("remove")
 @friendly_errors
 def staff_remove(email: str) -> None:
-    """Remove a staff account; its sessions end."""
-    from services.intake.admin.accounts import remove_staff
+    """Remove a staff account; its sessions end. An organisation's last owner stays."""
+    from services.intake.admin.accounts import StaffError, remove_staff
 
-    with _engine().begin() as conn:
-        removed = remove_staff(conn, email=email)
+    try:
+        with _engine().begin() as conn:
+            removed = remove_staff(conn, email=email)
+    except StaffError as exc:
+        fail(str(exc))
     if removed is None:
         fail(f"no staff account {email.strip().lower()!r}")
     typer.echo(f"removed staff account {removed}")

@@ -443,6 +443,14 @@ def test_orgs_and_staff_commands(engine, database_url, tmp_path) -> None:
     assert run("campaigns", "load", str(moved)).exit_code == 0
     assert "ecpat-uk  ECPAT UK  campaigns=1" in run("orgs", "list").output
 
+    # The organisation's only owner stays until it has another.
+    kept = run("staff", "remove", "owner@example.org")
+    assert kept.exit_code != 0 and len(kept.output.strip().splitlines()) == 1
+    assert "owner@example.org is the last owner of ecpat-uk" in kept.output
+    run(
+        "staff", "add", "second@example.org", "--password-stdin", "--org", "ecpat-uk",
+        "--role", "owner", typed=f"{STAFF_PASSWORD}\n",
+    )  # fmt: skip
     removed = run("staff", "remove", "owner@example.org")
     assert removed.exit_code == 0 and "removed staff account owner@example.org" in removed.output
 

@@ -136,14 +136,44 @@ def remove_staff(
     organisation: str | None = None,
 ) -> str | None:
     """Delete an account (by email or id; only in ``organisation`` when given) and so its
-    sessions. Returns its address, or None when there is no such account there."""
+    sessions. Returns its address, or None when there is no such account there. Refuses
+    (``StaffError``) to remove the last owner of an organisation: the check and the removal are
+    one transaction that holds the organisation's owners' rows (see ``_keep_an_owner``)."""
     if email is None and account_id is None:
         raise StaffError("say which account to remove")
-    query = staff.delete().returning(staff.c.email)
+    query = sa.select(staff.c.id, staff.c.email, staff.c.organisation)
     if email is not None:
         query = query.where(staff.c.email == normalise(email))
     if account_id is not None:
         query = query.where(staff.c.id == account_id)
     if organisation is not None:
         query = query.where(staff.c.organisation == organisation)
-    return conn.execute(query).scalar_one_or_none()
+    found = conn.execute(query).first()
+    if found is None:
+        return None
+    if found.organisation is not None:
+        _keep_an_owner(conn, found.organisation, found.id, found.email)
+    return conn.execute(
+        staff.delete().where(staff.c.id == found.id).returning(staff.c.email)
+    ).scalar_one_or_none()
+
+
+def _keep_an_owner(conn: Connection, organisation: str, leaving: int, email: str) -> None:
+    """Refuse when account ``leaving`` is the only owner ``organisation`` has.
+
+    Locks every owner row of the organisation, in id order, before counting: a second removal
+    (or any change of an owner) in another transaction waits here until this one commits, then
+    counts what is left. Two owners removing each other at once therefore leave one, never none;
+    taking the rows in one order makes them queue rather than deadlock."""
+    owners = (
+        conn.execute(
+            sa.select(staff.c.id)
+            .where(staff.c.organisation == organisation, staff.c.role == Role.OWNER)
+            .order_by(staff.c.id)
+            .with_for_update()
+        )
+        .scalars()
+        .all()
+    )
+    if leaving in owners and len(owners) == 1:
+        raise StaffError(f"{email} is the last owner of {organisation}: add another owner first")

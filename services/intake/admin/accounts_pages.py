@@ -124,7 +124,10 @@ async def remove_account(
             400,
             notice="You cannot remove your own account. Ask another owner or an operator.",
         )
-    removed = await run_in_threadpool(_remove, engine, account_id, member.organisation)
+    try:
+        removed = await run_in_threadpool(_remove, engine, account_id, member.organisation)
+    except StaffError as exc:  # the organisation's last owner
+        return accounts_view(request, engine, settings, member, 400, notice=f"{exc}.")
     if removed is None:
         raise NotFound()  # not an account of this organisation (or already removed)
     return RedirectResponse("/admin/accounts?removed=1", status_code=303)
