@@ -6,6 +6,10 @@ from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
 CONFIRM_MAX_AGE = 7 * 24 * 3600
 
+# Purposes a signature's id is signed for; a token opens only the page of its own purpose.
+CONFIRM = "confirm"  # the confirmation email's link: the letter, who it is from, the button
+THANKS = "thanks"  # the thank-you page: the letter's progress, never the supporter's details
+
 
 class InvalidToken(ValueError):
     def __init__(self, reason: str):

@@ -27,7 +27,7 @@ from shared.messages import Target
 from shared.organisations import cached_brand, cached_list_opt_in
 from shared.reasons import POSTCODE_REASONS, REASONS
 from shared.states import SignatureStatus
-from shared.tokens import InvalidToken, read_token
+from shared.tokens import CONFIRM, THANKS, InvalidToken, make_token, read_token
 
 router = APIRouter(include_in_schema=False)
 
@@ -272,9 +272,9 @@ def _help_submit(
     return page(request, "help_done.html", campaign=campaign, lang_path=f"/c/{slug}")
 
 
-def _signature_from(token: str, secret: str) -> uuid.UUID | str:
+def _signature_from(token: str, secret: str, purpose: str = CONFIRM) -> uuid.UUID | str:
     try:
-        return uuid.UUID(read_token(secret, "confirm", token))
+        return uuid.UUID(read_token(secret, purpose, token))
     except InvalidToken as exc:
         return exc.reason
     except ValueError:
@@ -298,11 +298,15 @@ FROM signatures s JOIN campaigns c ON c.slug = s.campaign WHERE s.id = %(id)s
 async def confirm_page(token: str, request: Request, db: Db, settings: Settings) -> HTMLResponse:
     """Show exactly what will be sent, and to whom, above a button; only the POST confirms (mail
     scanners follow links, people press buttons). Someone who did not sign is told to do
-    nothing. A campaign that writes to one fixed target names it: never "your MP"."""
+    nothing. A campaign that writes to one fixed target names it: never "your MP". Once used,
+    the link shows nothing of the signature (it stays valid for days, in an inbox others may
+    read): only that it was confirmed, and the way to the thank-you page."""
     found = _signature_from(token, settings.secret_key)
     if isinstance(found, str):
         return page(request, "confirm_invalid.html", 400, reason=found)
     row = await db.read_one(SIGNATURE_PAGE, {"id": found})
+    if row is not None and row.status not in (SignatureStatus.PENDING, SignatureStatus.ERASED):
+        return page(request, "confirm_used.html", thanks_url=thanks_url(settings, found))
     campaign = await db.campaign_as_of(row.campaign, row.campaign_updated_at) if row else None
     if row is None or campaign is None or row.status == SignatureStatus.ERASED:
         return page(request, "confirm_invalid.html", 400, reason="invalid")
@@ -332,7 +336,14 @@ async def confirm(token: str, request: Request, db: Db, settings: Settings) -> R
         return form_page(request, "form_expired.html", settings.secret_key, 400)
     if not await confirm_signature(db, found):
         return page(request, "confirm_invalid.html", 400, reason="invalid")
-    return RedirectResponse(f"/thanks/{token}", status_code=303)
+    return RedirectResponse(thanks_url(settings, found), status_code=303)
+
+
+def thanks_url(settings: SettingsModel, signature_id: uuid.UUID) -> str:
+    """The thank-you page's address: a token of its own, so the page cannot be reached with
+    the confirm link (which shows the supporter's details) and the confirm link cannot be
+    learnt from it."""
+    return f"/thanks/{make_token(settings.secret_key, THANKS, str(signature_id))}"
 
 
 YOUR_MP = N_("[your MP's name]")  # where the letter names the MP, before we know who it is
@@ -345,9 +356,11 @@ def _int(value: str | None) -> int:
 
 @router.get("/thanks/{token}", response_class=HTMLResponse)
 async def thanks(token: str, request: Request, db: Db, settings: Settings) -> HTMLResponse:
-    found = _signature_from(token, settings.secret_key)
+    """The letter's progress (``THANKS_PAGE`` reads nothing of the supporter but the state of
+    their signature and the MP it goes to), under its own token (``thanks_url``)."""
+    found = _signature_from(token, settings.secret_key, THANKS)
     if isinstance(found, str):
-        return page(request, "confirm_invalid.html", 400, reason=found)
+        return page(request, "confirm_invalid.html", 400, reason=found, link="thanks")
     row = await db.read_one(THANKS_PAGE, {"id": found})
     campaign = await db.campaign_as_of(row.campaign, row.campaign_updated_at) if row else None
     if row is None or campaign is None:

@@ -61,7 +61,8 @@ STATES: dict[str, dict[str, Any]] = {
 
 
 def _tokens(engine: sa.Engine, secret: str) -> tuple[dict[str, str], str]:
-    """A signature in each state: its confirm token; and an unsubscribe token."""
+    """A signature in each state: its confirm token (``state``) and its thank-you page's
+    (``thanks-state``); and an unsubscribe token."""
     now = datetime.now(UTC)
     tokens, rows = {}, []
     for state, values in STATES.items():
@@ -71,6 +72,7 @@ def _tokens(engine: sa.Engine, secret: str) -> tuple[dict[str, str], str]:
             row["sent_at"] = now
         rows.append(row)
         tokens[state] = make_token(secret, "confirm", str(row["id"]))
+        tokens[f"thanks-{state}"] = make_token(secret, "thanks", str(row["id"]))
     with engine.begin() as conn:
         conn.execute(signatures.insert(), rows)
     return tokens, make_unsubscribe_token(secret, rows[-2]["id"], CAMPAIGN)
@@ -120,12 +122,13 @@ def test_every_public_page_passes_axe_in_english_welsh_and_french(system, engine
         "check-email": f"/c/{CAMPAIGN}/check-email",
         "help": f"/c/{CAMPAIGN}/help",
         "confirm": f"/confirm/{tokens['pending']}",
+        "confirm-used": f"/confirm/{tokens['sent']}",
         "confirm-invalid": "/confirm/not-a-token",
         "privacy": "/privacy",
         "terms": "/terms",
         "unsubscribe": f"/unsubscribe/{unsubscribe}",
         "not-found": "/no-such-page",
-        **{f"thanks-{state}": f"/thanks/{token}" for state, token in tokens.items()},
+        **{state: f"/thanks/{token}" for state, token in tokens.items() if "thanks-" in state},
     }
     problems: list[str] = []
     with chromium() as driver:

@@ -492,7 +492,7 @@ def test_help_errors_in_welsh(settings, engine) -> None:
 
 def sign_and_confirm(client: TestClient, settings: Settings, engine: sa.Engine) -> tuple[Any, str]:
     """Sign through the API and confirm as the supporter does (open the link in the
-    confirmation email, press the button); the signature's id and its confirmation token."""
+    confirmation email, press the button); the signature's id and its thank-you page's token."""
     signed = make_signature(postcode="GU11 1AA")
     response = client.post(f"/api/v1/campaigns/{SLUG}/signatures", json=signed)
     assert response.status_code == 202
@@ -502,9 +502,10 @@ def sign_and_confirm(client: TestClient, settings: Settings, engine: sa.Engine) 
         ).scalar_one()
     token = make_token(settings.secret_key, "confirm", str(signature_id))
     confirmed = confirm(client, f"/confirm/{token}")
-    assert confirmed.status_code == 200 and confirmed.url.path == f"/thanks/{token}"
+    thanks = make_token(settings.secret_key, "thanks", str(signature_id))
+    assert confirmed.status_code == 200 and confirmed.url.path == f"/thanks/{thanks}"
     assert "We are finding your MP." in confirmed.text
-    return signature_id, token
+    return signature_id, thanks
 
 
 Journey = SignatureResolved | SignatureUnresolvable | LetterSent | LetterFailed
@@ -659,7 +660,7 @@ def test_the_thank_you_page_tells_each_state_truthfully(settings, engine) -> Non
         pending_id = conn.execute(
             sa.text("SELECT id FROM signatures WHERE email = :e"), {"e": signed["email"]}
         ).scalar_one()
-    pending = thanks_page(client, make_token(settings.secret_key, "confirm", str(pending_id)), "en")
+    pending = thanks_page(client, make_token(settings.secret_key, "thanks", str(pending_id)), "en")
     assert "Check your email" in pending and "Your signature is confirmed" not in pending
     assert "data-refresh" not in pending  # nothing will change until they confirm
 
@@ -681,7 +682,7 @@ def test_the_thank_you_page_tells_each_state_truthfully(settings, engine) -> Non
         SupporterErasureRequested(key=supporter_key(settings.secret_key, signed["email"]))
     )
     Dispatcher("intake", engine, INTAKE)(request)
-    erased = thanks_page(client, make_token(settings.secret_key, "confirm", str(pending_id)), "cy")
+    erased = thanks_page(client, make_token(settings.secret_key, "thanks", str(pending_id)), "cy")
     assert "Mae’r llofnod hwn wedi’i ddileu" in erased
     assert signed["first_name"] not in erased and "Ask others" not in erased
 

@@ -95,8 +95,9 @@ def test_confirmation_needs_a_post_with_a_valid_token(settings, engine) -> None:
     assert client.post(f"/confirm/{token}", data={}).status_code == 400  # no CSRF token
     assert count(engine, "SELECT count(*) FROM signatures WHERE status='pending'") == 1
     done = client.post(f"/confirm/{token}", data=form, follow_redirects=False)
-    assert done.status_code == 303 and done.headers["location"] == f"/thanks/{token}"
-    assert "We are finding your MP" in client.get(f"/thanks/{token}").text
+    thanks = make_token(settings.secret_key, "thanks", str(signature_id))
+    assert done.status_code == 303 and done.headers["location"] == f"/thanks/{thanks}"
+    assert "We are finding your MP" in client.get(f"/thanks/{thanks}").text
     assert client.post(f"/confirm/{token}", data=form).status_code == 200  # twice: harmless
     assert count(engine, "SELECT count(*) FROM signatures WHERE status='confirmed'") == 1
     assert count(engine, "SELECT count(*) FROM outbox WHERE routing_key='signature.confirmed'") == 1
