@@ -3,6 +3,11 @@ supporter: confirmation, reminder, copy, and the notices (could not send, seat v
 signed). Emails to a supporter are in their language (``Supporter.language``; catalogues in
 ``locales/``, see ``shared.i18n``); the letter and the letter inside the copy stay in the
 campaign's. Each template sets its own ``subject``, translated with its text.
+
+Anyone can type anyone's address into the form, so the emails that go to an address nobody has
+confirmed (the confirmation, its reminder, "you have already signed": ``_to_unconfirmed``) carry
+nothing the signer typed (name, comment, own words, address) and no link but ours: see
+``unconfirmed_context``.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from datetime import date, datetime
 from email.message import EmailMessage
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from uuid import UUID
 
 import jinja2
@@ -23,7 +28,6 @@ from markupsafe import Markup
 from shared import i18n
 from shared.campaigns import Campaign
 from shared.config import Settings
-from shared.i18n_markers import N_
 from shared.letters import RenderedLetter, letter_context, own_words_html, render_letter
 from shared.mail import build_message, via_name
 from shared.messages import Supporter, Target
@@ -47,11 +51,6 @@ def _templates(language: str) -> jinja2.Environment:
 
 def gettext(language: str, message: str) -> str:
     return i18n.translations(LOCALE_DIR, language).gettext(message)
-
-
-def your_mp(language: str) -> str:
-    """What a letter says in place of the MP's name before we know it."""
-    return gettext(language, N_("[your MP's name]"))
 
 
 def _to_supporter(
@@ -78,6 +77,49 @@ def _to_supporter(
         text=str(text),
         html=env.get_template(html).render(context) if html else None,
         message_id=message_id(purpose, signature_id, settings),
+        headers={"X-DearMP-Campaign": campaign.slug},
+    )
+
+
+class Addressee(Protocol):
+    """Where an email to an unconfirmed address goes, and in which language: all it may use of
+    the signature (a ``Supporter`` is one; so is the reminder's pending row)."""
+
+    @property
+    def email(self) -> str: ...
+
+    @property
+    def language(self) -> str: ...
+
+
+def unconfirmed_context(campaign: Campaign, context: dict[str, Any]) -> dict[str, Any]:
+    """What the template of an email to an unconfirmed address sees: the campaign (its title and
+    target are the organisation's words: organisations are vetted) and ``context`` (our own links,
+    built on ``DEARMP_BASE_URL``, and facts we looked up). No ``supporter``: a template that
+    reaches for one fails to render (StrictUndefined) rather than carry a stranger's words."""
+    return {"campaign": campaign, **context}
+
+
+def _to_unconfirmed(
+    purpose: str,
+    once_per: UUID,
+    campaign: Campaign,
+    to: Addressee,
+    settings: Settings,
+    context: dict[str, Any],
+) -> EmailMessage:
+    """An email to an address nobody has confirmed, in its language: text only, greeting nobody
+    by name, and no name beside the address in To (a name can carry words: "Claim your prize")."""
+    env = _templates(to.language)
+    text = env.get_template(f"{purpose}.txt").make_module(unconfirmed_context(campaign, context))
+    return build_message(
+        from_name="Dear MP",
+        from_addr=f"hello@{settings.mail_domain}",
+        to_name="",
+        to_addr=to.email,
+        subject=str(text.subject).strip(),  # type: ignore[attr-defined]
+        text=str(text),
+        message_id=message_id(purpose, once_per, settings),
         headers={"X-DearMP-Campaign": campaign.slug},
     )
 
@@ -154,23 +196,21 @@ def copy(
 def confirmation(
     signature_id: UUID,
     campaign: Campaign,
-    supporter: Supporter,
+    to: Addressee,
     confirm_url: str,
     settings: Settings,
     *,
     reminder: bool = False,
 ) -> EmailMessage:
-    """The confirmation email, showing the letter exactly as it will go and to whom (a fixed
-    target by name; the MP, found after confirming, by a placeholder), or (``reminder``) the one
-    reminder a day later, with a new link and no personal details but the first name."""
-    context: dict[str, Any] = {"confirm_url": confirm_url}
-    if not reminder:
-        fixed = campaign.target.kind == "fixed"
-        target = Target(name=campaign.target.name or "", kind="fixed") if fixed else None
-        shown = target or Target(name=your_mp(supporter.language))
-        context.update(target=target, letter=render_letter(campaign, supporter, shown))
+    """The confirmation email, or (``reminder``) the one reminder a day later with a new link.
+    The address is not confirmed yet, so neither shows the letter (it carries what the signer
+    typed): they name the campaign and whom the letter goes to (a fixed target by name, else
+    "your MP"), and the page behind the link shows the letter in full before its button."""
+    fixed = campaign.target.kind == "fixed"
+    target = Target(name=campaign.target.name or "", kind="fixed") if fixed else None
+    context: dict[str, Any] = {"confirm_url": confirm_url, "target": target}
     purpose = "reminder" if reminder else "confirmation"
-    return _to_supporter(purpose, signature_id, campaign, supporter, settings, context)
+    return _to_unconfirmed(purpose, signature_id, campaign, to, settings, context)
 
 
 def unresolvable_notice(
@@ -208,21 +248,23 @@ def held_notice(
 def already_signed(
     attempt_id: UUID,
     campaign: Campaign,
-    supporter: Supporter,
+    to: Addressee,
     status: str,
     target_name: str | None,
     settings: Settings,
     sent_at: datetime | None = None,
 ) -> EmailMessage:
     """Someone signed again with an address whose signature is already confirmed: say so and
-    where its letter stands; nothing new is sent to the target."""
+    where its letter stands; nothing new is sent to the target. This attempt is not confirmed
+    (anyone may have made it), so nothing it typed is shown; the target is the one we resolved
+    for the confirmed signature."""
     context = {
         "status": SignatureStatus(status),
         "target_name": target_name,
         "sent_at": sent_at,
         "campaign_url": f"{settings.base_url}/c/{campaign.slug}",
     }
-    return _to_supporter("repeat", attempt_id, campaign, supporter, settings, context)
+    return _to_unconfirmed("repeat", attempt_id, campaign, to, settings, context)
 
 
 def reply_question(

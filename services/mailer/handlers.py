@@ -135,7 +135,8 @@ def _built(build: Callable[[], Any]) -> Any:
 
 
 # Remember a signature for its reminder, with the record of its confirmation email (``OnSent``:
-# in the same statement). Signing again replaced any earlier pending signature from this address
+# in the same statement): its address and language, no name (the reminder greets nobody by name:
+# compose.confirmation). Signing again replaced any earlier pending signature from this address
 # for the campaign (its link no longer works), so that one is forgotten; and if a newer one is
 # already remembered (events can arrive out of order), this one is not.
 REMEMBER_PENDING = """forgotten AS (
@@ -145,8 +146,8 @@ REMEMBER_PENDING = """forgotten AS (
 ), remembered AS (
     INSERT INTO pending_confirmations (signature_id, campaign, supporter_key, email, first_name,
                                        last_name, language, received_at, due_at)
-    SELECT %(p_signature_id)s, %(p_campaign)s, %(p_supporter_key)s, %(p_email)s,
-           %(p_first_name)s, %(p_last_name)s, %(p_language)s, %(p_received_at)s, %(p_due_at)s
+    SELECT %(p_signature_id)s, %(p_campaign)s, %(p_supporter_key)s, %(p_email)s, '', '',
+           %(p_language)s, %(p_received_at)s, %(p_due_at)s
     WHERE NOT EXISTS (
         SELECT 1 FROM pending_confirmations
         WHERE campaign = %(p_campaign)s AND supporter_key = %(p_supporter_key)s
@@ -159,8 +160,9 @@ REMEMBER_PENDING = """forgotten AS (
 @external_effect(guarded=True)
 def send_confirmation(event: SignatureReceived, effect: Effect) -> None:
     """Consumes signature.received; sends the confirmation email with a signed, expiring link and
-    remembers the signature for the reminder. Idempotent through the letters row for (signature,
-    "confirmation"); the inbox claim and the pending row commit with the outcome."""
+    remembers the signature for the reminder. The address is not confirmed, so the email carries
+    nothing the signer typed (compose.confirmation). Idempotent through the letters row for
+    (signature, "confirmation"); the inbox claim and the pending row commit with the outcome."""
     deps: MailerDeps = effect.deps
     envelope = effect.envelope
     campaign = deps.campaign(event.campaign)
@@ -176,8 +178,6 @@ def send_confirmation(event: SignatureReceived, effect: Effect) -> None:
         "p_campaign": event.campaign,
         "p_supporter_key": key,
         "p_email": event.supporter.email,
-        "p_first_name": event.supporter.first_name,
-        "p_last_name": event.supporter.last_name,
         "p_language": event.supporter.language,
         "p_received_at": envelope.occurred_at,
         "p_due_at": envelope.occurred_at + timedelta(seconds=deps.settings.reminder_after_seconds),
@@ -406,8 +406,8 @@ def send_held_notice(event: SignatureHeld, effect: Effect) -> None:
 @external_effect(guarded=True)
 def send_already_signed(event: SignatureRepeated, effect: Effect) -> None:
     """Consumes signature.repeated; tells the address's owner they had already signed, and where
-    their letter stands. One email per attempt: the letters row is (attempt, "repeat"),
-    and the per-email rate limit bounds the attempts."""
+    their letter stands, with nothing this (unconfirmed) attempt typed. One email per attempt:
+    the letters row is (attempt, "repeat"), and the per-email rate limit bounds the attempts."""
     settings = effect.deps.settings
     _notify(
         effect,

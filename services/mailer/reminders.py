@@ -22,7 +22,6 @@ from services.mailer.handlers import MailerDeps
 from services.mailer.models import pending_confirmations as pending
 from shared.broker.consumer import PermanentFailure, TransientFailure
 from shared.logging import get_logger
-from shared.messages import Supporter
 
 log = get_logger(__name__)
 
@@ -80,19 +79,12 @@ def send_due_reminders(deps: MailerDeps) -> int:
         rows = conn.execute(_due(datetime.now(UTC))).all()
     sent = 0
     for row in rows:
-        supporter = Supporter(
-            first_name=row.first_name,
-            last_name=row.last_name,
-            email=row.email,
-            postcode="",
-            language=row.language,
-        )
         try:
             campaign = deps.campaign(row.campaign)
             msg = compose.confirmation(
                 row.signature_id,
                 campaign,
-                supporter,
+                row,  # its address and language: the reminder shows nothing the signer typed
                 deps.confirm_url(row.signature_id),  # a fresh link: valid 7 days from now
                 deps.settings,
                 reminder=True,

@@ -76,7 +76,9 @@ def test_squatting_resigning_and_already_signed_in_a_browser(system, mail, engin
             {"email": owner, "first_name": "Mallory", "comment": "Words the owner never wrote"},
         )
         squatted = mail.handler.wait_for(1)[0]
-        assert "Words the owner never wrote" in _text(squatted)
+        # Nothing the stranger typed reaches the owner's inbox (issue 25): only the confirm
+        # page, behind the link, shows the letter.
+        assert "never wrote" not in _text(squatted) and "Mallory" not in _text(squatted)
         old_link = confirm_url_in(_text(squatted))
         driver.get(old_link)
         assert "Not you?" in text_of(driver, ".govuk-warning-text")
@@ -89,7 +91,7 @@ def test_squatting_resigning_and_already_signed_in_a_browser(system, mail, engin
             driver, base, CAMPAIGN, {"email": owner, "first_name": "Olu", "comment": "My own words"}
         )
         fresh = mail.handler.wait_for(2)[1]
-        assert "My own words" in _text(fresh) and "never wrote" not in _text(fresh)
+        assert "My own words" not in _text(fresh) and "never wrote" not in _text(fresh)
         driver.get(old_link)
         assert text_of(driver, "h1") == "This link does not work"
         assert "only the link in the newest email works" in driver.page_source
@@ -177,8 +179,8 @@ def test_a_fixed_target_signed_in_welsh_and_french(system, mail) -> None:
         screenshot(driver, "journey-07-check-email-cy")
         confirmation = mail.handler.wait_for(1)[0]
         text = _text(confirmation)
-        assert text.startswith("Annwyl Jo,")
-        assert "Dyma'r llythyr y byddwn yn ei anfon at The Home Secretary" in text
+        assert text.startswith("Helo,")  # never the name typed on the form (issue 25)
+        assert "dangos y llythyr y byddwn yn ei anfon at The Home Secretary" in text
         driver.get(confirm_url_in(text))
         assert "The Home Secretary" in text_of(driver, "main")
         screenshot(driver, "journey-08-confirm-fixed-target-cy")
@@ -191,8 +193,8 @@ def test_a_fixed_target_signed_in_welsh_and_french(system, mail) -> None:
 
         _sign(driver, base, FIXED, {"email": "francais@example.org"}, lang="fr")
         french = mail.handler.wait_for(4, timeout=30)[3]
-        assert _text(french).startswith("Bonjour Jo,")
-        assert "Voici la lettre que nous enverrons à The Home Secretary en votre nom" in _text(
+        assert _text(french).startswith("Bonjour,")
+        assert "affiche la lettre que nous enverrons à The Home Secretary en votre nom" in _text(
             french
         )
 

@@ -1,8 +1,10 @@
 """A letter and its copy from the real mailer, DKIM-signed with the operator's key, verify with
-dkimpy against the published public key (issue 19)."""
+dkimpy against the published public key (issue 19), and each signature expires a week after it
+was made (``x=``, issue 25: a kept copy cannot be replayed as ours for ever)."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import dkim
@@ -35,6 +37,14 @@ def test_letters_are_dkim_signed_and_verify_against_the_public_key(
     for c in caught:
         assert c.data.startswith(b"DKIM-Signature:")
         assert dkim.verify(c.data, dnsfunc=published), c.message["Message-ID"]
+        header = re.match(rb"DKIM-Signature:(.*?)\r\n(?![ \t])", c.data, re.S)
+        assert header is not None
+        found = dict(
+            tag.split("=", 1)
+            for tag in re.sub(r"\s+", "", header.group(1).decode()).split(";")
+            if tag
+        )
+        assert int(found["x"]) - int(found["t"]) == 7 * 86400, found
     # And a signature is not a formality: the same bytes with another key's record fail.
     other = dns_record(generate_key(1024)).encode()
     assert not dkim.verify(caught[0].data, dnsfunc=lambda name, timeout=5: other)
