@@ -1,4 +1,4 @@
-"""Reading a bounce: which of our emails it is about, and whether it is hard or soft.
+"""Reading a bounce: which of our emails it is about, and what failed, for which address.
 
 The email is named by the address the bounce was sent to, our VERP return path (``services/mailer/verp.py``):
 the envelope recipient, or a header the forwarding server left it in (``X-Original-To``,
@@ -6,11 +6,15 @@ the envelope recipient, or a header the forwarding server left it in (``X-Origin
 DSN's Original-Envelope-Id can be copied by anyone who saw one of our emails (a supporter's copy
 names the letter's), so a bounce naming a letter that way could flag an MP's address.
 
-What happened: an RFC 3464 delivery status notification (``multipart/report;
-report-type=delivery-status``) is read with the email package, its ``Action`` and ``Status``
-(``5.x.x``: hard, ``4.x.x``: soft); anything else goes to flufl.bounce's detectors (Exim, qmail,
-Postfix's and Exchange's older formats, …), whose permanent failures are hard and temporary ones
-soft. A DSN that reports delivery (``delivered``, ``relayed``, ``expanded``) is no bounce.
+What happened: an RFC 3464 delivery status notification is read with the email package
+(``policy.default``): only the machine-readable ``message/delivery-status`` part of a top-level
+``multipart/report``, never its human-readable text or the returned original. Each failed
+recipient's ``Action`` and ``Status`` (``5.x.x``: hard, ``4.x.x``: soft) is kept with the
+addresses it names (``Final-Recipient``, ``Original-Recipient``); a recipient reported as
+delivered (``delivered``, ``relayed``, ``expanded``) is no failure. Anything else that is not an
+auto-reply goes to flufl.bounce's detectors (Exim, qmail, Postfix's and Exchange's older formats,
+…), which see only the message's own plain text (``screen.py``): a ``heuristic`` failure, which
+``record.py`` keeps as a signal only.
 """
 
 from __future__ import annotations
@@ -20,16 +24,19 @@ import email.policy
 import email.utils
 import re
 from dataclasses import dataclass
-from email.message import Message
-from typing import Literal
+from email.message import EmailMessage, Message
+from typing import Literal, cast
 
 from flufl.bounce import all_failures
 
 from services.mailer import verp
+from services.mailer.bounces.screen import is_auto_reply, own_text
+from shared.supporters import normalise_email
 
 HEADERS = ("X-Original-To", "Delivered-To", "Envelope-To", "To")
 _STATUS = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
 _ADDRESS = re.compile(r"[^\s<>@\"',;:]+@[^\s<>\"',;:]+")
+_UNPRINTABLE = re.compile(r"[^\x20-\x7e\xa0-\U0010ffff]")  # control characters (NUL: 22021)
 
 
 @dataclass(frozen=True)
@@ -38,10 +45,19 @@ class Bounce:
     status: str  # "5.1.1"
     reason: str  # the status and the server's diagnostic, any address in it removed
     how: Literal["dsn", "heuristic"]
+    # The addresses the failure is reported for, normalised (``shared.supporters``); compared
+    # with the email's recipient by ``record.py``, never stored or logged.
+    recipients: frozenset[str] = frozenset()
+
+    def names(self, address: str | None) -> bool:
+        return bool(address) and normalise_email(str(address)) in self.recipients
 
 
 def without_addresses(text: str) -> str:
-    return _ADDRESS.sub("[address removed]", " ".join(text.split()))[:300]
+    """Text fit to keep: no address, no control character, nothing PostgreSQL's UTF-8 refuses."""
+    text = text.encode("utf-8", errors="replace").decode("utf-8")  # lone surrogates
+    text = " ".join(_UNPRINTABLE.sub(" ", text).split())
+    return _ADDRESS.sub("[address removed]", text)[:300]
 
 
 def letter_named(envelope_recipients: list[str], message: Message, secret: str) -> int | None:
@@ -57,48 +73,62 @@ def letter_named(envelope_recipients: list[str], message: Message, secret: str) 
     return None
 
 
-def read_bounce(message: Message) -> Bounce | None:
-    """What the bounce says happened (None: it reports no failure, or it is not a bounce)."""
-    report = _delivery_status(message)
+def read_bounce(message: EmailMessage) -> list[Bounce]:
+    """Every failure the message reports, one per recipient (empty: it reports no failure, it
+    is an auto-reply, or it is not a bounce)."""
+    report = delivery_status(message)
     if report is not None:
-        return _from_dsn(report)
-    temporary, permanent = all_failures(message)
+        return [b for b in map(_from_dsn, report) if b is not None]
+    if is_auto_reply(message):
+        return []
+    temporary, permanent = all_failures(own_text(message))
     if permanent:
-        return Bounce("hard", "5.0.0", "5.0.0 permanent failure (non-standard bounce)", "heuristic")
+        reason = "5.0.0 permanent failure (non-standard bounce)"
+        return [Bounce("hard", "5.0.0", reason, "heuristic", _addresses(permanent))]
     if temporary:
-        return Bounce("soft", "4.0.0", "4.0.0 temporary failure (non-standard bounce)", "heuristic")
-    return None
+        reason = "4.0.0 temporary failure (non-standard bounce)"
+        return [Bounce("soft", "4.0.0", reason, "heuristic", _addresses(temporary))]
+    return []
 
 
-def parse(data: bytes) -> Message:
-    return email.message_from_bytes(data, policy=email.policy.compat32)
+def parse(data: bytes) -> EmailMessage:
+    return cast(EmailMessage, email.message_from_bytes(data, policy=email.policy.default))
 
 
-def _delivery_status(message: Message) -> list[Message] | None:
-    """The per-recipient blocks of an RFC 3464 report, or None when it is not one."""
-    for part in message.walk():
-        if part.get_content_type() == "message/delivery-status":
+def delivery_status(message: Message) -> list[Message] | None:
+    """The per-recipient blocks of an RFC 3464 report, or None when it is not one: only a
+    ``message/delivery-status`` part directly inside a top-level ``multipart/report`` (one
+    inside an attached or quoted message is not read)."""
+    if message.get_content_type() != "multipart/report" or not message.is_multipart():
+        return None
+    for part in message.get_payload():
+        if isinstance(part, Message) and part.get_content_type() == "message/delivery-status":
             blocks = part.get_payload()
             if isinstance(blocks, list):
                 return [b for b in blocks[1:] if isinstance(b, Message)] or None
     return None
 
 
-def _from_dsn(recipients: list[Message]) -> Bounce | None:
-    """The most serious of the recipients' outcomes (our emails have one recipient each)."""
-    found: list[Bounce] = []
-    for block in recipients:
-        action = str(block.get("Action", "")).strip().lower()
-        if action in ("delivered", "relayed", "expanded"):
-            continue
-        match = _STATUS.search(str(block.get("Status", "")))
-        default = "5.0.0" if action == "failed" else "4.0.0"
-        status = ".".join(match.groups()) if match else default
-        if status.startswith("2"):
-            continue
-        diagnostic = str(block.get("Diagnostic-Code", "")).partition(";")[2].strip()
-        reason = without_addresses(f"{status} {diagnostic}".strip())
-        found.append(Bounce("hard" if status.startswith("5") else "soft", status, reason, "dsn"))
-    if not found:
+def _from_dsn(block: Message) -> Bounce | None:
+    """One recipient's outcome (None: delivered, or no failure)."""
+    action = str(block.get("Action", "")).strip().lower()
+    if action in ("delivered", "relayed", "expanded"):
         return None
-    return min(found, key=lambda b: b.kind != "hard")
+    match = _STATUS.search(str(block.get("Status", "")))
+    default = "5.0.0" if action == "failed" else "4.0.0"
+    status = ".".join(match.groups()) if match else default
+    if status.startswith("2"):
+        return None
+    diagnostic = str(block.get("Diagnostic-Code", "")).partition(";")[2].strip()
+    reason = without_addresses(f"{status} {diagnostic}".strip())
+    named = frozenset(
+        normalise_email(address)
+        for field in ("Final-Recipient", "Original-Recipient")
+        # "rfc822; jo@example.org" (or "utf-8; …"): the address after the type
+        if (address := str(block.get(field, "")).partition(";")[2].strip().strip("<>"))
+    )
+    return Bounce("hard" if status.startswith("5") else "soft", status, reason, "dsn", named)
+
+
+def _addresses(found: frozenset[bytes]) -> frozenset[str]:
+    return frozenset(normalise_email(a.decode("ascii", errors="replace")) for a in found)

@@ -1,8 +1,16 @@
 """What a bounce changes, in one transaction.
 
 - Every bounce matched to an email is kept in ``bounces`` (hard or soft, the reason).
-- A soft bounce (4.x.x) changes nothing else: the server is still trying, or will be retried.
-- A hard bounce (5.x.x) of a sent email marks it ``bounced`` (the reason in ``error``) and flags
+- Only an RFC 3464 report of a permanent failure (5.x.x) for the very address the email was sent
+  to is hard (``verdict``). Anything else is kept as ``soft`` and changes nothing else: a 4.x.x
+  (the server is still trying, or will be retried), a report for another address (a forward, the
+  sandbox address, or a report about someone else), and any non-standard bounce read by
+  flufl.bounce's heuristics, permanent or not. Heuristics read prose, and an MP's office that
+  auto-replies inline quotes a supporter's words, so a heuristic match is a signal for operators
+  (``dearmp bounces list``), never a hold on an MP's address for every organisation: nobody who
+  can write a comment, or sign N times, can reach a hold that way. Mail servers that matter
+  (Microsoft 365, which Parliament uses, Google, Postfix, Exim) send RFC 3464 reports.
+- A hard bounce of a sent email marks it ``bounced`` (the reason in ``error``) and flags
   its recipient's address in ``bounced_addresses``, so the claim (``delivery.py``) sends nothing
   more to it: to a target (an MP's office), further letters wait ``held`` until the MP data gives
   the member another address or an operator clears the flag; to a supporter, nothing more goes
@@ -15,6 +23,8 @@ email is already ``bounced``, the address already flagged).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Literal
 
@@ -36,7 +46,25 @@ log = get_logger(__name__)
 Recorded = Literal["bounced", "soft", "unknown", "not_sent"]
 
 
-def record_bounce(engine: Engine, secret: str, letter_id: int, bounce: Bounce) -> Recorded:
+def verdict(failures: Sequence[Bounce], sent_to: str | None) -> Bounce:
+    """The failure an email's record keeps: ``hard`` only for an RFC 3464 report of a permanent
+    failure naming ``sent_to`` (the address the email went to); anything else ``soft``."""
+    ours = [b for b in failures if b.how == "dsn" and b.names(sent_to)]
+    if ours:
+        return min(ours, key=lambda b: b.kind != "hard")
+    first = min(failures, key=lambda b: b.kind != "hard")
+    if first.how == "heuristic":
+        note = "non-standard bounce: a signal only"
+        return replace(first, kind="soft", reason=first.reason.replace("non-standard bounce", note))
+    return replace(
+        first, kind="soft", reason=f"{first.reason} (for another address: a signal only)"
+    )
+
+
+def record_bounce(
+    engine: Engine, secret: str, letter_id: int, failures: Sequence[Bounce]
+) -> Recorded:
+    """Keep what ``failures`` (one message's, at least one) say about email ``letter_id``."""
     now = datetime.now(UTC)
     with engine.begin() as conn:
         row = conn.execute(
@@ -53,6 +81,7 @@ def record_bounce(engine: Engine, secret: str, letter_id: int, bounce: Bounce) -
         ).first()
         if row is None:
             return "unknown"
+        bounce = verdict(failures, row.recipient)
         conn.execute(
             bounces.insert().values(
                 letter_id=row.id,

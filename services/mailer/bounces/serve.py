@@ -3,9 +3,13 @@ forwards (every address ``bounces+…@DEARMP_MAIL_DOMAIN``), on ``DEARMP_BOUNCES
 
 Each message is read (``parse.py``) and recorded (``record.py``). It is accepted (250) whatever
 it says, so the forwarding server neither retries nor bounces it back to us: a message that names
-none of our emails (no VERP address, or one whose MAC is wrong: forged) is logged without any
-personal data and dropped. Only when the database cannot be reached is it refused with 451, so the
-forwarding server keeps it and tries again. A health server (``/healthz``, ``/readyz``,
+none of our emails (no VERP address, or one whose MAC is wrong: forged), an auto-reply, and one
+that cannot be read at all (malformed; any error but the database's being unreachable) are
+logged without any personal data (the error's class and where it happened, never its message or
+the mail's text) and dropped. Only when the database cannot be reached (``OperationalError``,
+``InterfaceError``: a lost or refused connection, a lock or serialisation timeout) is it refused
+with 451, so the forwarding server keeps it and tries again; a value the database refuses is not
+retried for ever. A health server (``/healthz``, ``/readyz``,
 ``/metrics``) runs on ``DEARMP_METRICS_PORT`` as for every worker.
 """
 
@@ -17,14 +21,14 @@ import threading
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from services.mailer.bounces.parse import letter_named, parse, read_bounce
 from services.mailer.bounces.record import record_bounce
 from shared.config import Settings
 from shared.db import check_database, make_engine
 from shared.health import serve_health
-from shared.logging import get_logger
+from shared.logging import frames_of, get_logger
 from shared.worker import install_stop_signals
 
 log = get_logger(__name__)
@@ -41,9 +45,15 @@ class BounceHandler:
         recipients = [str(r) for r in envelope.rcpt_tos]
         try:
             await asyncio.get_running_loop().run_in_executor(None, self.take, recipients, data)
-        except DBAPIError:
+        except (OperationalError, InterfaceError):
             log.warning("bounce not recorded: the database cannot be reached; refused for now")
             return "451 4.3.0 Try again later"
+        except Exception as exc:  # noqa: BLE001 - whatever a stranger's mail does: 250, logged
+            log.warning(
+                "message to the bounce address not read: accepted and dropped",
+                error=type(exc).__name__,
+                where=frames_of(exc),
+            )
         return "250 OK"
 
     def take(self, recipients: list[str], data: bytes) -> str:
@@ -53,17 +63,21 @@ class BounceHandler:
         if letter_id is None:
             log.warning("bounce dropped: it names none of our emails (no return path, or forged)")
             return "dropped"
-        bounce = read_bounce(message)
-        if bounce is None:
-            log.info("message to a return path dropped: it reports no failure", letter=letter_id)
+        failures = read_bounce(message)
+        if not failures:
+            log.info(
+                "message to a return path dropped: no failure (an auto-reply, or no bounce)",
+                letter_id=letter_id,
+            )
             return "no_failure"
-        outcome = record_bounce(self.engine, self.secret, letter_id, bounce)
+        outcome = record_bounce(self.engine, self.secret, letter_id, failures)
+        read = min(failures, key=lambda b: b.kind != "hard")  # what it said; outcome: what it did
         log.info(
             "bounce recorded",
-            letter=letter_id,
-            kind=bounce.kind,
-            status=bounce.status,
-            how=bounce.how,
+            letter_id=letter_id,
+            read=read.kind,
+            status=read.status,
+            how=read.how,
             outcome=outcome,
         )
         return outcome
