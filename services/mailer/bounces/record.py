@@ -8,8 +8,8 @@
   flufl.bounce's heuristics, permanent or not. Heuristics read prose, and an MP's office that
   auto-replies inline quotes a supporter's words, so a heuristic match is a signal for operators
   (``dearmp bounces list``), never a hold on an MP's address for every organisation: nobody who
-  can write a comment, or sign N times, can reach a hold that way. Mail servers that matter
-  (Microsoft 365, which Parliament uses, Google, Postfix, Exim) send RFC 3464 reports.
+  can write a comment, or sign N times, can reach a hold that way. Current mail servers
+  (Exchange and Microsoft 365, Google, Postfix, Exim) send RFC 3464 reports.
 - A hard bounce of a sent email marks it ``bounced`` (the reason in ``error``) and flags
   its recipient's address in ``bounced_addresses``, so the claim (``delivery.py``) sends nothing
   more to it: to a target (an MP's office), further letters wait ``held`` until the MP data gives
