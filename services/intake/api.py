@@ -14,10 +14,11 @@ from services.intake.content import default_letter
 from services.intake.counts import campaign_counts
 from services.intake.db import IntakeDb
 from services.intake.deps import Engine, Settings, client_ip
+from services.intake.drafts import public_campaign, public_campaign_async
 from services.intake.forms import COMMENT_MAX, LETTER_MAX
 from services.intake.helprequests import submit_help_request
 from services.intake.signing import Outcome, submit_signature
-from shared.campaigns import Campaign, get_campaign
+from shared.campaigns import Campaign
 from shared.config import Settings as SettingsModel
 from shared.states import SignatureStatus
 
@@ -145,8 +146,10 @@ CLOSED = "This campaign has closed and is no longer taking signatures"
 
 
 def open_campaign(engine: Engine, slug: str, *, must_be_open: bool = True) -> Campaign:
+    """The campaign, 404 when there is none or it is a draft never opened (the same answer),
+    409 when it must be open and is not."""
     with engine.connect() as conn:
-        campaign = get_campaign(conn, slug)
+        campaign = public_campaign(conn, slug)
     if campaign is None:
         raise HTTPException(404, NO_CAMPAIGN)
     if must_be_open and not campaign.open:
@@ -207,7 +210,7 @@ async def sign(slug: str, body: SignatureIn, request: Request):  # type: ignore[
     # The hottest endpoint reads app state itself: injected dependencies cost a tenth of it.
     db: IntakeDb = request.app.state.db
     settings: SettingsModel = request.app.state.settings
-    found = await db.campaign(slug)
+    found = await public_campaign_async(db, slug)
     if found is None:
         raise HTTPException(404, NO_CAMPAIGN)
     if not found.open:

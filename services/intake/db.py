@@ -90,13 +90,13 @@ class IntakeDb:
             return cached[1]
         async with self.connection() as conn:
             cur = await conn.execute(
-                "SELECT definition, updated_at FROM campaigns WHERE slug = %s", (slug,)
+                "SELECT definition, updated_at, version FROM campaigns WHERE slug = %s", (slug,)
             )
             row = await cur.fetchone()
         if row is None:
             self._campaigns.pop(slug, None)
             return None
-        campaign = parse_stored(slug, row[1], row[0])
+        campaign = parse_stored(slug, row[1], row[0], row[2])
         self._campaigns[slug] = (now, campaign)
         return campaign
 
@@ -117,6 +117,13 @@ class IntakeDb:
             cur = conn.cursor(row_factory=namedtuple_row)
             await cur.execute(sql, params)
             return await cur.fetchone()
+
+    async def read_all(self, sql: str, params: dict[str, object]) -> list[Any]:
+        """Every row of a read (attributes by column name), as ``read_one``."""
+        async with self.connection() as conn:
+            cur = conn.cursor(row_factory=namedtuple_row)
+            await cur.execute(sql, params)
+            return await cur.fetchall()
 
     async def write(self, sql: str, params: dict[str, object]) -> Row | None:
         """Run one data-changing statement and return its first row. Statements from requests

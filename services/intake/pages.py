@@ -14,12 +14,13 @@ from services.intake import csrf, i18n
 from services.intake.content import default_letter, letter_preview, markdown, updates_for
 from services.intake.counts import campaign_counts
 from services.intake.deps import Db, Engine, Settings, client_ip
+from services.intake.drafts import public_campaign, public_campaign_async
 from services.intake.forms import COMMENT_MAX, LETTER_MAX
 from services.intake.helprequests import submit_help_request
 from services.intake.reply_rates import reply_rates
 from services.intake.signing import Outcome, confirm_signature, submit_signature, supporter_of
 from services.intake.sources import sources_of
-from shared.campaigns import Campaign, get_campaign, open_campaigns
+from shared.campaigns import Campaign, open_campaigns
 from shared.config import Settings as SettingsModel
 from shared.i18n_markers import N_
 from shared.letters import render_letter
@@ -67,8 +68,9 @@ def form_page(
 
 
 def _campaign(engine: Engine, slug: str) -> Campaign | None:
+    """The campaign, if the public may see it (``drafts.public_campaign``)."""
     with engine.connect() as conn:
-        return get_campaign(conn, slug)
+        return public_campaign(conn, slug)
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -179,7 +181,7 @@ async def sign(slug: str, request: Request, engine: Engine, db: Db, settings: Se
     (it reads updates and counts with the synchronous engine) goes to a worker thread."""
     form = await request.form()
     values = {k: str(v) for k, v in form.items() if k not in ("csrf_token", "website")}
-    campaign = await db.campaign(slug)
+    campaign = await public_campaign_async(db, slug)
     if campaign is None:
         return page(request, "not_found.html", 404)
     if not campaign.open:

@@ -144,7 +144,7 @@ def test_create_preview_save_open_and_bad_input_changes_nothing(settings, engine
         campaign = get_campaign(conn, SLUG)
     assert tuple(row) == (ORG, 1) and campaign is not None
     assert campaign.status() == "paused" and not campaign.open  # nobody signs a draft
-    assert "paused and is not taking signatures" in editor.get(f"/c/{SLUG}").text
+    assert editor.get(f"/c/{SLUG}").status_code == 404  # a draft, never open: not public
     staff_page = editor.get(f"/admin/c/{SLUG}?saved=1").text
     assert "Version 1 is saved." in staff_page and "Download as YAML" in staff_page
 
@@ -323,13 +323,13 @@ def test_opening_and_closing_dates_are_respected(settings, engine) -> None:
     soon = (datetime.now(UTC) + timedelta(days=2)).astimezone(UK)
     form = campaign_form(opens_at=soon.strftime("%Y-%m-%d %H:%M"), action="save")
     assert post(editor, "/admin/campaigns/new", form).status_code == 303
-    # Its opening date is still to come: the page says when, and it takes nobody yet.
-    public = editor.get(f"/c/{SLUG}").text
-    assert f"This campaign opens on {soon:%B} {soon.day}, {soon.year} at {soon:%H:%M}" in public
+    # Its opening date is still to come: never open yet, it is a draft to the public (issue 25:
+    # as a missing campaign, until its opens_at), and it takes nobody.
+    assert editor.get(f"/c/{SLUG}").status_code == 404
     refused = editor.post(f"/c/{SLUG}/sign", data={"csrf_token": "x", "first_name": "Jo"})
-    assert refused.status_code == 409
+    assert refused.status_code == 404
     assert f"/c/{SLUG}" not in editor.get("/").text  # not among the open campaigns
-    assert editor.get(f"/api/v1/campaigns/{SLUG}").json()["open"] is False
+    assert editor.get(f"/api/v1/campaigns/{SLUG}").status_code == 404
 
     # Opened now by hand: the opening date is cleared. A closing date is shown.
     assert post(editor, f"/admin/c/{SLUG}/status", {"action": "open"}).status_code == 303

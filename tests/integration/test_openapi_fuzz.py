@@ -120,7 +120,10 @@ def api_schema(settings, engine):  # type: ignore[no-untyped-def]
     with engine.begin() as conn:
         template = get_campaign(conn, OPEN_MP_CAMPAIGN)
         assert template is not None and get_campaign(conn, OPEN_OTHER_CAMPAIGN) is not None
-        save_campaign(conn, template.model_copy(update={"slug": CLOSED_CAMPAIGN, "open": False}))
+        # Open once, then paused: a campaign never opened is a draft, answered as missing.
+        for switched_on in (True, False):
+            closed = template.model_copy(update={"slug": CLOSED_CAMPAIGN, "open": switched_on})
+            save_campaign(conn, closed)
     generous = settings.model_copy(
         update={"rate_limit_ip": "100000/60", "rate_limit_email": "100000/60"}
     )
