@@ -424,9 +424,18 @@ def staff_add(
         password = sys.stdin.readline().rstrip("\r\n")
     else:
         password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    settings = settings_or_exit()
     try:
         typer.echo(
-            add_staff(_engine(), email, password, update=update, organisation=org, role=role)
+            add_staff(
+                _engine(),
+                email,
+                password,
+                update=update,
+                organisation=org,
+                role=role,
+                secret=settings.secret_key,
+            )
         )
     except StaffError as exc:
         fail(str(exc))
@@ -451,8 +460,7 @@ def staff_list(
     if not accounts:
         typer.echo("no staff accounts" + (f" in {org}" if org else ""))
     for a in accounts:
-        locked = "  (locked)" if a.locked else ""
-        typer.echo(f"{a.email}  {a.organisation or '-'}  {a.role}{locked}")
+        typer.echo(f"{a.email}  {a.organisation or '-'}  {a.role}")
 
 
 @staff_app.command("remove")
@@ -469,6 +477,19 @@ def staff_remove(email: str) -> None:
     if removed is None:
         fail(f"no staff account {email.strip().lower()!r}")
     typer.echo(f"removed staff account {removed}")
+
+
+@staff_app.command("unlock")
+@friendly_errors
+def staff_unlock(email: str) -> None:
+    """Clear an account's wrong-password waits from every place: it may sign in again at once."""
+    from services.intake.admin.accounts import StaffError, unlock_staff
+
+    settings = settings_or_exit()
+    try:
+        typer.echo(unlock_staff(_engine(), settings.secret_key, email))
+    except StaffError as exc:
+        fail(str(exc))
 
 
 # --- organisations ------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from sqlalchemy.engine import Connection, Engine
 from services.intake.admin.auth import hash_password, normalise, password_problem
 from services.intake.admin.models import staff, staff_sessions
 from services.intake.admin.roles import ORGANISATION_ROLES, Role
+from services.intake.admin.throttle import forget_account
 from shared.reference import organisations
 
 
@@ -59,9 +60,11 @@ def add_staff(
     update: bool = False,
     organisation: str | None = None,
     role: str | None = None,
+    secret: str | None = None,
 ) -> str:
-    """Create the account (or, with ``update``, set a new password, unlock it and end its
-    sessions; its organisation and role stay). Returns what was done, as one line."""
+    """Create the account (or, with ``update``, set a new password and end its sessions, and
+    with ``secret`` clear its wrong-password waits; its organisation and role stay). Returns what
+    was done, as one line."""
     address = checked_email(email)
     problem = password_problem(password)
     if problem:
@@ -91,12 +94,25 @@ def add_staff(
                 f"{address} already has an account (use --update to set a new password)"
             )
         conn.execute(
-            staff.update()
-            .where(staff.c.id == existing.id)
-            .values(password_hash=password_hash, failed_attempts=0, locked_until=None)
+            staff.update().where(staff.c.id == existing.id).values(password_hash=password_hash)
         )
         conn.execute(staff_sessions.delete().where(staff_sessions.c.staff_id == existing.id))
+        if secret is None:
+            return f"set a new password for {address} and ended its sessions"
+        forget_account(conn, secret, address)
         return f"set a new password for {address}, unlocked it and ended its sessions"
+
+
+def unlock_staff(engine: Engine, secret: str, email: str) -> str:
+    """Clear the wrong passwords counted against an account from every place (``throttle.py``),
+    so it may sign in again at once from anywhere. Returns what was done, as one line."""
+    address = checked_email(email)
+    with engine.begin() as conn:
+        found = conn.execute(sa.select(staff.c.id).where(staff.c.email == address)).first()
+        if found is None:
+            raise StaffError(f"no staff account {address!r}")
+        places = forget_account(conn, secret, address)
+    return f"unlocked staff account {address} (waits cleared from {places} place(s))"
 
 
 @dataclass(frozen=True)
@@ -106,7 +122,6 @@ class Account:
     role: str
     organisation: str | None
     created_at: datetime
-    locked: bool
 
 
 def list_staff(conn: Connection, organisation: str | None = None) -> list[Account]:
@@ -114,17 +129,8 @@ def list_staff(conn: Connection, organisation: str | None = None) -> list[Accoun
     query = sa.select(staff).order_by(staff.c.organisation.nulls_first(), staff.c.email)
     if organisation is not None:
         query = query.where(staff.c.organisation == organisation)
-    now = datetime.now(UTC)
     return [
-        Account(
-            r.id,
-            r.email,
-            r.role,
-            r.organisation,
-            r.created_at,
-            r.locked_until is not None and r.locked_until > now,
-        )
-        for r in conn.execute(query)
+        Account(r.id, r.email, r.role, r.organisation, r.created_at) for r in conn.execute(query)
     ]
 
 

@@ -1,11 +1,10 @@
-"""Staff authentication: argon2id passwords, lockout in Postgres, signed server-side sessions.
+"""Staff authentication: argon2id passwords, signed server-side sessions.
 
 - Passwords are hashed with argon2id (argon2-cffi); hashes made with older parameters are
   upgraded at the next successful login.
-- After ``MAX_FAILURES`` wrong passwords an account is locked for ``LOCKOUT``; while locked even
-  the right password is refused. The counters are in the ``staff`` row, updated under a row lock,
-  so the limit holds across intake replicas. Every refusal reads the same, whether the account
-  exists, the password is wrong or the account is locked, and costs one hash verification.
+- Wrong passwords slow down whoever types them, per account and client, never lock the account
+  (``throttle.py``, called by ``login.py``). Every refusal reads the same, whether the account
+  exists or the password is wrong, and costs one hash verification.
 - A session is a random token: its SHA-256 is a ``staff_sessions`` row (deleted at logout), and
   the cookie carries the token signed with itsdangerous and a maximum age. The cookie is HttpOnly,
   SameSite=Strict and limited to ``/admin``.
@@ -28,8 +27,6 @@ from sqlalchemy.engine import Connection
 from services.intake.admin.models import staff, staff_sessions
 from services.intake.admin.roles import Power, Role, can
 
-MAX_FAILURES = 5
-LOCKOUT = timedelta(minutes=15)
 SESSION_AGE = timedelta(hours=8)
 COOKIE = "dearmp_staff"
 COOKIE_PATH = "/admin"
@@ -73,39 +70,18 @@ def _verify(password_hash: str, password: str) -> bool:
         return False
 
 
-def authenticate(
-    conn: Connection, email: str, password: str, now: datetime | None = None
-) -> StaffMember | None:
-    """The staff member if the password is right and the account is not locked; else None.
-    Counts the failure (and locks after ``MAX_FAILURES``) in the caller's transaction."""
-    now = now or datetime.now(UTC)
-    row = conn.execute(
-        sa.select(staff).where(staff.c.email == normalise(email)).with_for_update()
-    ).first()
+def authenticate(conn: Connection, email: str, password: str) -> StaffMember | None:
+    """The staff member if the password is right; else None (``login.py`` counts the failure)."""
+    row = conn.execute(sa.select(staff).where(staff.c.email == normalise(email))).first()
     if row is None:
         _verify(_DUMMY_HASH, password)
         return None
-    locked = row.locked_until is not None and row.locked_until > now
-    if locked:
-        _verify(_DUMMY_HASH, password)
-        return None
-    # A lock that has run out starts the count afresh.
-    failures = 0 if row.locked_until is not None else row.failed_attempts
     if not _verify(row.password_hash, password):
-        failures += 1
-        conn.execute(
-            staff.update()
-            .where(staff.c.id == row.id)
-            .values(
-                failed_attempts=failures,
-                locked_until=now + LOCKOUT if failures >= MAX_FAILURES else None,
-            )
-        )
         return None
-    values: dict[str, object] = {"failed_attempts": 0, "locked_until": None}
     if _hasher.check_needs_rehash(row.password_hash):
-        values["password_hash"] = _hasher.hash(password)
-    conn.execute(staff.update().where(staff.c.id == row.id).values(**values))
+        conn.execute(
+            staff.update().where(staff.c.id == row.id).values(password_hash=_hasher.hash(password))
+        )
     return StaffMember(row.id, row.email, row.role, row.organisation)
 
 

@@ -9,9 +9,11 @@ from services.intake.admin.roles import Role
 from shared.db import metadata
 from shared.states import check
 
-# One row per staff member (``dearmp staff add EMAIL``). The lockout counters live here, in
-# Postgres, so five wrong passwords lock the account whichever intake replica saw them. A platform
-# operator belongs to no organisation; every other role belongs to exactly one (roles.py).
+# One row per staff member (``dearmp staff add EMAIL``). A platform operator belongs to no
+# organisation; every other role belongs to exactly one (roles.py). ``failed_attempts`` and
+# ``locked_until`` are no longer written: wrong passwords slow the client that types them instead
+# of locking the account (throttle.py, counted in intake's rate_limits). They stay until their
+# rule in shared/retention.py goes with them.
 staff = sa.Table(
     "staff",
     metadata,
