@@ -9,11 +9,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, Self
 
-import jinja2
 import sqlalchemy as sa
 import yaml
-from jinja2 import nodes
-from jinja2.sandbox import SandboxedEnvironment
 from pydantic import (
     AwareDatetime,
     BaseModel,
@@ -28,11 +25,15 @@ from pydantic import (
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Connection, Engine
 
+from shared import templates
+from shared.organisations import https_address
 from shared.reference import DEFAULT_ORGANISATION, campaign_versions, campaigns, organisations
+from shared.templates import MESSAGE_BLOCK, TemplateProblem, template_problem
 
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,98}$")
-# The part of an editable letter that supporters may rewrite: {% block message %}…{% endblock %}.
-MESSAGE_BLOCK = "message"
+# The part of an editable letter that supporters may rewrite: {% block message %}…{% endblock %}
+# (shared.templates.MESSAGE_BLOCK).
+__all__ = ["MESSAGE_BLOCK", "Campaign", "CampaignError", "message_block"]
 
 
 class CampaignError(ValueError):
@@ -75,24 +76,34 @@ class TargetSpec(BaseModel):
 
 
 class LetterSpec(BaseModel):
-    """The letter's templates. ``editable``: supporters may rewrite the part of the letter inside
-    ``{% block message %}…{% endblock %}`` (in ``body``, and in ``html`` when there is one); the
-    greeting and the sign-off stay outside the block, filled in for them."""
+    """The letter's templates (Liquid, ``shared.templates``). ``editable``: supporters may
+    rewrite the part of the letter inside ``{% block message %}…{% endblock %}`` (in ``body``,
+    and in ``html`` when there is one); the greeting and the sign-off stay outside the block,
+    filled in for them. A new definition's templates must be written out, within the budget,
+    for every sample supporter (``shared.letters.template_problem``)."""
 
     model_config = ConfigDict(extra="forbid")
-    subject: str
-    body: str
-    html: str | None = None
+    subject: str = Field(max_length=500)
+    body: str = Field(max_length=30_000)
+    html: str | None = Field(default=None, max_length=60_000)
     editable: bool = False
 
     @field_validator("subject", "body", "html")
     @classmethod
-    def _valid_template(cls, source: str | None) -> str | None:
-        if source is not None:
-            try:
-                template_env().parse(source)
-            except jinja2.TemplateSyntaxError as exc:
-                raise ValueError(f"template error on line {exc.lineno}: {exc.message}") from None
+    def _valid_template(cls, source: str | None, info: ValidationInfo) -> str | None:
+        if source is None:
+            return source
+        html = info.field_name == "html"
+        if _stored(info):
+            return source  # tried when it was saved; one that no longer parses fails visibly
+        try:
+            templates.parse(source, html)
+        except TemplateProblem as exc:
+            where = " on " if str(exc).startswith("line ") else ": "
+            raise ValueError(f"template error{where}{exc}") from None
+        problem = template_problem(source, html)
+        if problem:
+            raise ValueError(f"cannot be written for every supporter: {problem}")
         return source
 
     @field_validator("editable")
@@ -150,6 +161,20 @@ class Campaign(BaseModel):
     # for the campaign listing every constituent who wrote (services/mailer/digests.py).
     delivery: Delivery = "individual"
     _version: int = PrivateAttr(default=0)
+
+    @field_validator("privacy_url", "terms_url")
+    @classmethod
+    def _link_shown_to_supporters(cls, value: str, info: ValidationInfo) -> str:
+        """https:// or a path of ours: never ``javascript:`` or ``data:``. Empty, or a bad one
+        stored before this rule: our own notice."""
+        name = info.field_name or "privacy_url"
+        ours = "/" + name.removesuffix("_url")
+        try:
+            return https_address(value, name, path_ok=True) or ours
+        except ValueError:
+            if _stored(info):
+                return ours
+            raise
 
     @field_validator("closes_at")
     @classmethod
@@ -216,19 +241,11 @@ def _stored(info: ValidationInfo) -> bool:
     return bool(info.context and info.context.get("stored"))
 
 
-def message_block(source: str) -> nodes.Block | None:
-    """The ``message`` block of a letter template, or None if it has none."""
-    tree = template_env().parse(source)
-    return next((b for b in tree.find_all(nodes.Block) if b.name == MESSAGE_BLOCK), None)
+message_block = templates.message_block
 
 
-def _names_in(node: nodes.Node) -> set[str]:
-    return {n.name for n in node.find_all(nodes.Name) if n.ctx == "load"}
-
-
-def template_env() -> SandboxedEnvironment:
-    # Campaign templates are written by staff: sandboxed, strict about undefined names.
-    return SandboxedEnvironment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+def _names_in(block: templates.BoundTemplate) -> set[str]:
+    return templates.names_used(block)
 
 
 def campaign_problems(exc: ValidationError) -> list[tuple[str, str]]:
@@ -247,6 +264,8 @@ def read_campaign_yaml(text: str, name: str) -> Campaign:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise CampaignError(f"{name}: cannot read YAML ({exc.__class__.__name__})") from None
+    except RecursionError:  # lists or mappings nested thousands deep: no campaign is
+        raise CampaignError(f"{name}: cannot read YAML (nested too deeply)") from None
     if not isinstance(data, dict):
         raise CampaignError(f"{name}: expected a mapping of campaign fields")
     try:
@@ -291,12 +310,17 @@ def campaign_files(path: Path) -> list[Path]:
     return [path]
 
 
-def save_campaign(conn: Connection, campaign: Campaign, *, saved_by: str = "campaign file") -> int:
+def save_campaign(
+    conn: Connection, campaign: Campaign, *, saved_by: str = "campaign file", new: bool = False
+) -> int:
     """Add or replace the campaign; returns the number of its version now. Its
     ``organisation`` must exist; without one a new campaign goes to the default organisation and
     a loaded one stays with its own. A definition that differs from the stored one becomes a new
     version, kept in ``campaign_versions`` with ``saved_by``; the same one again changes
-    nothing. Call it in a transaction (the row is locked while the version is numbered)."""
+    nothing. ``new``: only add it: if the address is taken, even by a campaign saved a moment
+    ago in another transaction, CampaignError and nothing changes. Every save (opening one
+    included) writes the letter out for the sample supporters first: one that cannot be written
+    is refused. Call it in a transaction (the row is locked while the version is numbered)."""
     org = campaign.organisation
     known = sa.select(organisations.c.slug).where(organisations.c.slug == org)
     if org is not None and conn.execute(known).first() is None:
@@ -304,6 +328,7 @@ def save_campaign(conn: Connection, campaign: Campaign, *, saved_by: str = "camp
             f"{campaign.slug}: organisation: there is no organisation {org!r} "
             "(add it with 'dearmp orgs add')"
         )
+    check_letter(campaign)
     definition = campaign.model_dump(mode="json", exclude={"organisation"})
     now = datetime.now(UTC)
     stored = conn.execute(
@@ -311,6 +336,8 @@ def save_campaign(conn: Connection, campaign: Campaign, *, saved_by: str = "camp
         .where(campaigns.c.slug == campaign.slug)
         .with_for_update()
     ).first()
+    if new and stored is not None:
+        raise CampaignError(taken(campaign.slug))
     if (
         stored is not None
         and stored.definition == definition
@@ -326,17 +353,27 @@ def save_campaign(conn: Connection, campaign: Campaign, *, saved_by: str = "camp
         organisation=org or DEFAULT_ORGANISATION,
         version=version,
     )
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[campaigns.c.slug],
-        set_={
-            "title": stmt.excluded.title,
-            "definition": stmt.excluded.definition,
-            "updated_at": stmt.excluded.updated_at,
-            "version": stmt.excluded.version,
-            **({"organisation": stmt.excluded.organisation} if org else {}),
-        },
-    )
-    conn.execute(stmt)
+    if new:  # two organisations creating the same address at once: the second is refused
+        added = conn.execute(
+            stmt.on_conflict_do_nothing(index_elements=[campaigns.c.slug]).returning(
+                campaigns.c.slug
+            )
+        ).first()
+        if added is None:
+            raise CampaignError(taken(campaign.slug))
+    else:
+        conn.execute(
+            stmt.on_conflict_do_update(
+                index_elements=[campaigns.c.slug],
+                set_={
+                    "title": stmt.excluded.title,
+                    "definition": stmt.excluded.definition,
+                    "updated_at": stmt.excluded.updated_at,
+                    "version": stmt.excluded.version,
+                    **({"organisation": stmt.excluded.organisation} if org else {}),
+                },
+            )
+        )
     conn.execute(
         insert(campaign_versions)
         .values(
@@ -349,6 +386,24 @@ def save_campaign(conn: Connection, campaign: Campaign, *, saved_by: str = "camp
         .on_conflict_do_nothing()
     )
     return version
+
+
+def taken(slug: str) -> str:
+    """What to say when a new campaign's address is someone else's (whose is never said)."""
+    return f"{slug}: slug: there is already a campaign at /c/{slug}; choose another address"
+
+
+def check_letter(campaign: Campaign) -> None:
+    """CampaignError naming the part of the letter that cannot be written for every sample
+    supporter within the budget (``shared.letters.template_problem``); a definition stored
+    before templates were tried at save is tried again here, when it is saved or opened."""
+    letter = campaign.letter
+    for part, source in (("subject", letter.subject), ("body", letter.body), ("html", letter.html)):
+        problem = template_problem(source, part == "html") if source is not None else None
+        if problem:
+            raise CampaignError(
+                f"{campaign.slug}: letter.{part}: cannot be written for every supporter: {problem}"
+            )
 
 
 _parsed: dict[tuple[str, datetime], Campaign] = {}

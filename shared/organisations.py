@@ -26,7 +26,10 @@ class OrganisationError(ValueError):
     """An organisation that cannot be saved; the message names the field, in one line."""
 
 
-def _https(value: str, field: str, *, path_ok: bool = False) -> str:
+def https_address(value: str, field: str, *, path_ok: bool = False) -> str:
+    """``value`` if it is an https:// address (or, ``path_ok``, a path on our own site such as
+    ``/privacy``); otherwise ValueError naming ``field``. Never ``javascript:``, ``data:`` or
+    ``//elsewhere``: these are links shown to supporters."""
     value = value.strip()
     if not value or (path_ok and re.match(r"^/[^/\\]", value)):
         return value
@@ -52,12 +55,12 @@ class Organisation(BaseModel):
     @field_validator("logo_url", "website")
     @classmethod
     def _https_only(cls, value: str, info: Any) -> str:
-        return _https(value, info.field_name)
+        return https_address(value, info.field_name)
 
     @field_validator("privacy_url")
     @classmethod
     def _privacy_url(cls, value: str) -> str:
-        return _https(value, "privacy_url", path_ok=True)
+        return https_address(value, "privacy_url", path_ok=True)
 
     def with_defaults(self) -> Organisation:
         if self.sender_name:

@@ -6,12 +6,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 
-import jinja2
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from services.intake.forms import normalise_letter
-from shared.campaigns import MESSAGE_BLOCK, Campaign, template_env
+from shared.campaigns import Campaign
+from shared.letters import TemplateProblem, message_words, placeholder_context, render_with
 from shared.markdown import render_markdown
 from shared.reference import campaign_updates
 
@@ -29,61 +29,65 @@ class LetterPreview:
     body: str
 
 
-def _preview_context(target: str | None, title: str, slug: str) -> dict[str, object]:
-    """Placeholders for what we learn only when someone signs. ``target``: a fixed target's name."""
-    return {
-        "target": {"name": target or "[your MP's name]", "email": "", "party": ""},
-        "supporter": {
-            "first_name": "[your first name]",
-            "last_name": "[your last name]",
-            "full_name": "[your name]",
-            "comment": "[your own words, if you add them]",
-            "address": "[your address]",
-            "postcode": "[your postcode]",
-            "address_lines": ["[your address]"],
-        },
-        "campaign": {"title": title, "slug": slug},
-    }
+def _target_shown(campaign: Campaign) -> str:
+    """A fixed target's name; otherwise a placeholder for the MP we find when someone signs."""
+    return campaign.target.name or "" if campaign.target.kind == "fixed" else "[your MP's name]"
 
 
-def _fixed_target(campaign: Campaign) -> str | None:
-    return campaign.target.name if campaign.target.kind == "fixed" else None
-
-
-def letter_preview(campaign: Campaign) -> LetterPreview:
-    """The letter with its placeholders, as the campaign page shows it."""
-    context = _preview_context(_fixed_target(campaign), campaign.title, campaign.slug)
-    env = template_env()
-    try:
-        return LetterPreview(
-            env.from_string(campaign.letter.subject).render(context),
-            env.from_string(campaign.letter.body).render(context),
-        )
-    except jinja2.TemplateError:
-        return LetterPreview(campaign.letter.subject, campaign.letter.body)
+def letter_preview(campaign: Campaign) -> LetterPreview | None:
+    """The letter with its placeholders, as the campaign page shows it; None when it cannot be
+    written (the page then leaves it out, never shows template code). Written once per version
+    of the campaign in each process: a page view renders nothing."""
+    key = ("preview", *_written_from(campaign))
+    if key not in _written:
+        try:
+            letter = render_with(campaign, placeholder_context(campaign, _target_shown(campaign)))
+            _remember(key, LetterPreview(letter.subject, letter.text))
+        except TemplateProblem:
+            _remember(key, None)
+    return _written[key]  # type: ignore[return-value]
 
 
 def default_letter(campaign: Campaign) -> str | None:
     """The words a supporter may change, as the form first shows them: the letter's message
-    block rendered with the preview's placeholders. None when the letter is not editable."""
+    block rendered with the preview's placeholders. None when the letter is not editable (or
+    its block cannot be written)."""
     if not campaign.letter.editable:
         return None
-    return _default_letter(
-        campaign.letter.body, _fixed_target(campaign), campaign.title, campaign.slug
+    key = ("default", *_written_from(campaign))
+    if key not in _written:
+        try:
+            words = message_words(campaign, placeholder_context(campaign, _target_shown(campaign)))
+        except TemplateProblem:
+            words = None
+        _remember(key, None if words is None else normalise_letter(words))
+    return _written[key]  # type: ignore[return-value]
+
+
+# What the page shows of each letter, by everything it is written from (a page view renders
+# nothing once its campaign's version has been seen; the editor's unsaved previews too).
+_written: dict[tuple[object, ...], LetterPreview | str | None] = {}
+
+
+def _written_from(campaign: Campaign) -> tuple[object, ...]:
+    letter = campaign.letter
+    return (
+        campaign.slug,
+        campaign.title,
+        campaign.language,
+        campaign.disclosure,
+        campaign.target.kind,
+        campaign.target.name,
+        letter.subject,
+        letter.body,
+        letter.editable,
     )
 
 
-@lru_cache(maxsize=256)
-def _default_letter(body: str, target: str | None, title: str, slug: str) -> str | None:
-    template = template_env().from_string(body)
-    block = template.blocks.get(MESSAGE_BLOCK)
-    if block is None:
-        return None
-    try:
-        words = "".join(block(template.new_context(_preview_context(target, title, slug))))
-    except jinja2.TemplateError:
-        return None
-    return normalise_letter(words)
+def _remember(key: tuple[object, ...], value: LetterPreview | str | None) -> None:
+    if len(_written) > 512:
+        _written.clear()
+    _written[key] = value
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,7 @@ from shared.handling import (
     in_transaction,
     one_statement,
 )
+from shared.letters import TemplateProblem
 from shared.logging import get_logger
 from shared.messages import (
     Envelope,
@@ -237,7 +238,10 @@ def send_letter(event: SignatureResolved, effect: Effect) -> None:
     target = deps.seats.target_now(event, envelope.occurred_at)
     if target != event.target:
         log.info("letter goes to the member who sits now", constituency=event.constituency.code)  # type: ignore[union-attr]
-    rendered = compose.render_letter(campaign, event.supporter, target)
+    try:
+        rendered = compose.render_letter(campaign, event.supporter, target)
+    except TemplateProblem as exc:  # refused at save; one stored before that rule: never retried
+        raise PermanentFailure(f"the campaign's letter cannot be written: {exc}") from None
     sid, supporter = event.signature_id, event.supporter
     msg = _built(lambda: compose.letter(sid, campaign, supporter, target, deps.settings, rendered))
     key = deps.key(supporter.email)

@@ -162,9 +162,11 @@ def _submit(
                 errors[problem[0]] = problem[1]
             else:
                 owned = campaign.model_copy(update={"organisation": organisation or None})
-                version = save_campaign(conn, owned, saved_by=member.email)
-    except CampaignError as exc:  # an organisation that does not exist
-        errors["organisation"] = f"Organisation: {str(exc).split(': ', 2)[-1]}"
+                version = save_campaign(conn, owned, saved_by=member.email, new=slug is None)
+    except CampaignError as exc:  # an organisation that does not exist, or an address taken
+        where, what = str(exc).split(": ", 2)[1:]
+        field = campaign_form.field_of(where)
+        errors[field] = f"{campaign_form.LABELS[field]}: {what}"
     if errors:
         return show(400, errors=errors)
     return RedirectResponse(f"/admin/c/{campaign.slug}?saved={version}", status_code=303)
@@ -281,11 +283,13 @@ def _change_status(
             raise NotFound()
         try:
             changed = versions.with_status(campaign, action)
-        except ValueError as exc:
+            # Opening it writes its letter for the sample supporters again (CampaignError).
+            save_campaign(conn, changed, saved_by=member.email)
+        except ValueError as exc:  # CampaignError too
+            problem = str(exc).split(": ", 1)[-1] if isinstance(exc, CampaignError) else exc
             return render(
-                request, settings, "campaign_problem.html", 400, campaign=campaign, problem=exc
+                request, settings, "campaign_problem.html", 400, campaign=campaign, problem=problem
             )
-        save_campaign(conn, changed, saved_by=member.email)
     return RedirectResponse(f"/admin/c/{slug}?status={action}", status_code=303)
 
 
@@ -378,7 +382,7 @@ def _import(
                 )
             if own is not None:
                 campaign = campaign.model_copy(update={"organisation": own})
-            version = save_campaign(conn, campaign, saved_by=member.email)
+            version = save_campaign(conn, campaign, saved_by=member.email, new=holder is None)
     except CampaignError as exc:
         return _import_problem(request, settings, str(exc))
     return RedirectResponse(f"/admin/c/{campaign.slug}?saved={version}", status_code=303)
