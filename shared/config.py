@@ -30,6 +30,30 @@ def _is_local(url: str) -> bool:
         return False
 
 
+@lru_cache(maxsize=8)
+def proxy_networks(text: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """Trusted proxies as written in DEARMP_FORWARDED_ALLOW_IPS: addresses ("10.0.1.5") or
+    networks ("10.0.1.0/24"), comma-separated; empty: none. "*" (every address) is refused:
+    behind a proxy that appends the real address, a client could put any address of its own
+    in front of it and be believed."""
+    networks = []
+    for entry in (part.strip() for part in text.split(",")):
+        if not entry:
+            continue
+        if entry == "*":
+            raise ValueError(
+                "'*' would let any client choose its own address (and escape every per-address "
+                "limit); list your proxies' addresses or networks, e.g. 10.0.1.5,10.0.2.0/24"
+            )
+        try:
+            networks.append(ipaddress.ip_network(entry, strict=False))
+        except ValueError:
+            raise ValueError(
+                f"{entry[:60]!r} is not an IP address or network (e.g. 10.0.1.5 or 10.0.2.0/24)"
+            ) from None
+    return tuple(networks)
+
+
 class ConfigError(RuntimeError):
     """Configuration that must not be run with; the message is one line for the operator."""
 
@@ -68,7 +92,8 @@ class Settings(BaseSettings):
     # Abuse controls (intake): "count/seconds", counted in Postgres so they hold across replicas.
     rate_limit_ip: str = "60/600"
     rate_limit_email: str = "5/3600"
-    # Proxies whose X-Forwarded-For intake believes (comma-separated IPs, or * behind a trusted LB).
+    # Proxies whose X-Forwarded-For intake believes: addresses or networks, comma-separated
+    # (services/intake/clients.py; "*" is refused: a client could choose its own address).
     forwarded_allow_ips: str = "127.0.0.1"
 
     # Resolver: how long a signature for a vacant seat waits before it is tried again, and how
@@ -173,6 +198,17 @@ class Settings(BaseSettings):
             if url.startswith(prefix):
                 return "postgresql+psycopg://" + url[len(prefix) :]
         return url
+
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _proxies_by_address(cls, text: str) -> str:
+        proxy_networks(text)  # a ValueError names what is wrong
+        return text
+
+    @property
+    def trusted_proxies(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        """The proxies (DEARMP_FORWARDED_ALLOW_IPS) whose X-Forwarded-For intake believes."""
+        return proxy_networks(self.forwarded_allow_ips)
 
     @field_validator("dissolution_at")
     @classmethod

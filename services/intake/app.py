@@ -22,6 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from services.intake import admin, api, pages, replies, unsubscribe
+from services.intake.clients import ForwardedClient
 from services.intake.db import IntakeDb
 from services.intake.headers import SecurityHeaders
 from services.intake.limits import BodyLimit
@@ -117,6 +118,8 @@ def create_app(settings: Settings, engine: Engine, ready_checks: dict | None = N
             )
         return pages.page(request, "not_found.html", 404)
 
+    # Innermost: the client's address (and scheme) as the pages and limits read it.
+    app.add_middleware(ForwardedClient, proxies=settings.trusted_proxies)
     app.add_middleware(RequestContext)
     app.add_middleware(BodyLimit)
     app.add_middleware(SecurityHeaders)  # outermost: the 413 carries the headers too

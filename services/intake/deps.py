@@ -25,7 +25,8 @@ async def get_db(request: Request) -> IntakeDb:
 
 
 def client_ip(request: Request) -> str:
-    """The caller's address (behind trusted proxies, from X-Forwarded-For via uvicorn)."""
+    """The caller's address, as ``clients.ForwardedClient`` set it by ``clients.client_address``
+    (behind trusted proxies, the rightmost X-Forwarded-For address that is not one of them)."""
     return request.client.host if request.client else "unknown"
 
 
