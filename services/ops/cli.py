@@ -413,7 +413,13 @@ def staff_add(
 ) -> None:
     """Add a staff account (asks for the password twice): a platform operator, or with --org an
     account of that organisation only."""
-    from services.intake.admin.accounts import StaffError, add_staff, checked_email, checked_role
+    from services.intake.admin.accounts import (
+        AccountExists,
+        StaffError,
+        add_staff,
+        checked_email,
+        checked_role,
+    )
 
     try:
         checked_email(email)
@@ -437,6 +443,8 @@ def staff_add(
                 secret=settings.secret_key,
             )
         )
+    except AccountExists as exc:
+        fail(f"{exc} (use --update to set a new password)")
     except StaffError as exc:
         fail(str(exc))
 
@@ -465,17 +473,26 @@ def staff_list(
 
 @staff_app.command("remove")
 @friendly_errors
-def staff_remove(email: str) -> None:
-    """Remove a staff account; its sessions end. An organisation's last owner stays."""
-    from services.intake.admin.accounts import StaffError, remove_staff
+def staff_remove(
+    email: str,
+    org: Annotated[
+        str | None,
+        typer.Option("--org", help="The organisation whose account it is, if it has several"),
+    ] = None,
+) -> None:
+    """Remove a staff account; its sessions end. An organisation's last owner stays. Without
+    --org: the address's platform operator account, else its only account."""
+    from services.intake.admin.accounts import StaffError, checked_email, remove_staff
 
     try:
+        checked_email(email)
         with _engine().begin() as conn:
-            removed = remove_staff(conn, email=email)
+            removed = remove_staff(conn, email=email, organisation=org)
     except StaffError as exc:
         fail(str(exc))
     if removed is None:
-        fail(f"no staff account {email.strip().lower()!r}")
+        where = f" in {org}" if org else ""
+        fail(f"no staff account {email.strip().lower()!r}{where}")
     typer.echo(f"removed staff account {removed}")
 
 

@@ -4,12 +4,15 @@ with one it has one of the organisation's roles (``roles.py``)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import sqlalchemy as sa
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError
 
 from services.intake.admin.auth import hash_password, normalise, password_problem
 from services.intake.admin.models import staff, staff_sessions
@@ -20,6 +23,10 @@ from shared.reference import organisations
 
 class StaffError(ValueError):
     """Input that cannot make an account; the message is one line for the operator."""
+
+
+class AccountExists(StaffError):
+    """The address already has an account where one was to be made."""
 
 
 def checked_email(email: str) -> str:
@@ -64,7 +71,11 @@ def add_staff(
 ) -> str:
     """Create the account (or, with ``update``, set a new password and end its sessions, and
     with ``secret`` clear its wrong-password waits; its organisation and role stay). Returns what
-    was done, as one line."""
+    was done, as one line.
+
+    An address may have an account in each organisation: whether it has one elsewhere changes
+    nothing here, neither the answer nor the work done, so an owner adding it learns nothing
+    about other organisations. A platform operator's address must be its own."""
     address = checked_email(email)
     problem = password_problem(password)
     if problem:
@@ -74,10 +85,29 @@ def add_staff(
     with engine.begin() as conn:
         if organisation is not None:
             _organisation_exists(conn, organisation)
-        existing = conn.execute(
-            sa.select(staff.c.id).where(staff.c.email == address).with_for_update()
-        ).first()
-        if existing is None:
+        accounts = conn.execute(
+            sa.select(staff.c.id, staff.c.organisation)
+            .where(staff.c.email == address)
+            .order_by(staff.c.id)
+        ).all()
+        chosen = _chosen(accounts, address, organisation) if update else None
+        if chosen is not None:
+            conn.execute(
+                staff.update().where(staff.c.id == chosen.id).values(password_hash=password_hash)
+            )
+            conn.execute(staff_sessions.delete().where(staff_sessions.c.staff_id == chosen.id))
+            if secret is None:
+                return f"set a new password for {address} and ended its sessions"
+            forget_account(conn, secret, address)
+            return f"set a new password for {address}, unlocked it and ended its sessions"
+        if any(a.organisation == organisation for a in accounts):
+            raise AccountExists(f"{address} already has an account{_where(organisation)}")
+        if organisation is None and accounts:
+            raise StaffError(
+                f"{address} has an account in an organisation: a platform operator needs an "
+                "address of its own"
+            )
+        try:
             conn.execute(
                 staff.insert().values(
                     email=address,
@@ -87,20 +117,26 @@ def add_staff(
                     organisation=organisation,
                 )
             )
-            where = f" in {organisation} as {given_role}" if organisation else ""
-            return f"added staff account {address}{where}"
-        if not update:
-            raise StaffError(
-                f"{address} already has an account (use --update to set a new password)"
-            )
-        conn.execute(
-            staff.update().where(staff.c.id == existing.id).values(password_hash=password_hash)
-        )
-        conn.execute(staff_sessions.delete().where(staff_sessions.c.staff_id == existing.id))
-        if secret is None:
-            return f"set a new password for {address} and ended its sessions"
-        forget_account(conn, secret, address)
-        return f"set a new password for {address}, unlocked it and ended its sessions"
+        except IntegrityError:  # added by someone else a moment ago
+            raise AccountExists(f"{address} already has an account{_where(organisation)}") from None
+        where = f" in {organisation} as {given_role}" if organisation else ""
+        return f"added staff account {address}{where}"
+
+
+def _where(organisation: str | None) -> str:
+    return f" in {organisation}" if organisation else " as a platform operator"
+
+
+def _chosen(accounts: Sequence[Any], address: str, organisation: str | None) -> Any:
+    """Which of an address's accounts (rows with ``organisation``) a command means: the one in
+    ``organisation``; without one, the platform operator's, else the address's only account."""
+    if organisation is not None:
+        return next((a for a in accounts if a.organisation == organisation), None)
+    operator = next((a for a in accounts if a.organisation is None), None)
+    if operator is not None or len(accounts) < 2:
+        return operator or next(iter(accounts), None)
+    names = ", ".join(sorted(a.organisation for a in accounts))
+    raise StaffError(f"{address} has accounts in {names}: say which with --org SLUG")
 
 
 def unlock_staff(engine: Engine, secret: str, email: str) -> str:
@@ -141,20 +177,25 @@ def remove_staff(
     account_id: int | None = None,
     organisation: str | None = None,
 ) -> str | None:
-    """Delete an account (by email or id; only in ``organisation`` when given) and so its
-    sessions. Returns its address, or None when there is no such account there. Refuses
-    (``StaffError``) to remove the last owner of an organisation: the check and the removal are
-    one transaction that holds the organisation's owners' rows (see ``_keep_an_owner``)."""
+    """Delete an account (by id, or by email: the one ``_chosen`` names; only in
+    ``organisation`` when given) and so its sessions. Returns its address, or None when there is
+    no such account there. Refuses (``StaffError``) to remove the last owner of an organisation:
+    the check and the removal are one transaction that holds the organisation's owners' rows
+    (see ``_keep_an_owner``)."""
     if email is None and account_id is None:
         raise StaffError("say which account to remove")
-    query = sa.select(staff.c.id, staff.c.email, staff.c.organisation)
+    query = sa.select(staff.c.id, staff.c.email, staff.c.organisation).order_by(staff.c.id)
     if email is not None:
         query = query.where(staff.c.email == normalise(email))
     if account_id is not None:
         query = query.where(staff.c.id == account_id)
     if organisation is not None:
         query = query.where(staff.c.organisation == organisation)
-    found = conn.execute(query).first()
+    rows = conn.execute(query).all()
+    if account_id is not None:
+        found = rows[0] if rows else None
+    else:
+        found = _chosen(rows, normalise(email or ""), organisation)
     if found is None:
         return None
     if found.organisation is not None:

@@ -9,7 +9,13 @@ from fastapi import Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from services.intake.admin.accounts import StaffError, add_staff, list_staff, remove_staff
+from services.intake.admin.accounts import (
+    AccountExists,
+    StaffError,
+    add_staff,
+    list_staff,
+    remove_staff,
+)
 from services.intake.admin.auth import StaffMember, password_problem
 from services.intake.admin.roles import DESCRIPTIONS, ORGANISATION_ROLES, Power
 from services.intake.admin.web import (
@@ -101,6 +107,8 @@ def _add(
             add_staff(
                 engine, values["email"], password, organisation=organisation, role=values["role"]
             )
+        except AccountExists:  # in this organisation: its list shows it
+            errors["email"] = f"That address already has an account in {organisation}"
         except StaffError as exc:
             field = "organisation" if "organisation" in str(exc) else "email"
             errors[field] = str(exc)[0].upper() + str(exc)[1:]

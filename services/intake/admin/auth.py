@@ -4,7 +4,8 @@
   upgraded at the next successful login.
 - Wrong passwords slow down whoever types them, per account and client, never lock the account
   (``throttle.py``, called by ``login.py``). Every refusal reads the same, whether the account
-  exists or the password is wrong, and costs one hash verification.
+  exists or the password is wrong, and costs one hash verification per account of the address
+  (one when it has none).
 - A session is a random token: its SHA-256 is a ``staff_sessions`` row (deleted at logout), and
   the cookie carries the token signed with itsdangerous and a maximum age. The cookie is HttpOnly,
   SameSite=Strict and limited to ``/admin``.
@@ -71,12 +72,17 @@ def _verify(password_hash: str, password: str) -> bool:
 
 
 def authenticate(conn: Connection, email: str, password: str) -> StaffMember | None:
-    """The staff member if the password is right; else None (``login.py`` counts the failure)."""
-    row = conn.execute(sa.select(staff).where(staff.c.email == normalise(email))).first()
-    if row is None:
+    """The account the password opens, if any (``login.py`` counts a failure). An address may
+    have an account in several organisations, each with its own password: the password says
+    which; should two share one, the oldest account opens."""
+    rows = conn.execute(
+        sa.select(staff).where(staff.c.email == normalise(email)).order_by(staff.c.id)
+    ).all()
+    if not rows:
         _verify(_DUMMY_HASH, password)
         return None
-    if not _verify(row.password_hash, password):
+    row = next((r for r in rows if _verify(r.password_hash, password)), None)
+    if row is None:
         return None
     if _hasher.check_needs_rehash(row.password_hash):
         conn.execute(

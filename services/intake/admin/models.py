@@ -9,8 +9,11 @@ from services.intake.admin.roles import Role
 from shared.db import metadata
 from shared.states import check
 
-# One row per staff member (``dearmp staff add EMAIL``). A platform operator belongs to no
-# organisation; every other role belongs to exactly one (roles.py). ``failed_attempts`` and
+# One row per staff account (``dearmp staff add EMAIL``). A platform operator belongs to no
+# organisation; every other role belongs to exactly one (roles.py). An address has at most one
+# account per organisation and one as an operator, and may have accounts in several
+# organisations, each with its own password: an owner adding an address another organisation
+# already has gets the same answer as for any new address (accounts.add_staff). ``failed_attempts`` and
 # ``locked_until`` are no longer written: wrong passwords slow the client that types them instead
 # of locking the account (throttle.py, counted in intake's rate_limits). They stay until their
 # rule in shared/retention.py goes with them.
@@ -18,7 +21,7 @@ staff = sa.Table(
     "staff",
     metadata,
     sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
-    sa.Column("email", sa.Text, nullable=False, unique=True),  # lower-cased
+    sa.Column("email", sa.Text, nullable=False),  # lower-cased
     sa.Column("password_hash", sa.Text, nullable=False),  # argon2id, with its parameters
     sa.Column("failed_attempts", sa.Integer, nullable=False, server_default="0"),
     sa.Column("locked_until", sa.DateTime(timezone=True)),
@@ -33,6 +36,19 @@ staff = sa.Table(
     sa.CheckConstraint(check("role", Role), name="role"),
     sa.CheckConstraint(
         f"(role = '{Role.OPERATOR}') = (organisation IS NULL)", name="role_organisation"
+    ),
+    sa.Index(
+        "uq_staff_email_organisation",
+        "email",
+        "organisation",
+        unique=True,
+        postgresql_where=sa.text("organisation IS NOT NULL"),
+    ),
+    sa.Index(
+        "uq_staff_email_operator",
+        "email",
+        unique=True,
+        postgresql_where=sa.text("organisation IS NULL"),
     ),
 )
 
