@@ -113,7 +113,7 @@ class LetterSpec(BaseModel):
         if editable:
             for name in ("body", "html"):
                 source = info.data.get(name)
-                if source is not None and message_block(source) is None:
+                if source is not None and _no_message_block(source):
                     if _stored(info):
                         return False  # stored before editable letters had a message block
                     raise ValueError(
@@ -233,6 +233,14 @@ class Campaign(BaseModel):
                     "it as plain text; put the greeting, their name and address outside it"
                 )
         return letter
+
+
+def _no_message_block(source: str) -> bool:
+    """The template has no message block (one stored that no longer parses is not judged)."""
+    try:
+        return message_block(source) is None
+    except TemplateProblem:
+        return False
 
 
 def _stored(info: ValidationInfo) -> bool:
