@@ -231,17 +231,19 @@ class System:
 
     def __init__(self, env: dict[str, str], request: pytest.FixtureRequest):
         # Every process its own port, chosen here: a worker's metrics server on an ephemeral
-        # port could otherwise take the one chosen for intake (and answer its /healthz).
+        # port could otherwise take the one chosen for intake (and answer its /healthz). Intake
+        # has two: its site (the last) and its metrics port, apart from the site.
         ports: list[int] = []
-        while len(ports) < len(self.NAMES):
+        while len(ports) < len(self.NAMES) + 1:
             if (port := free_port()) not in ports:
                 ports.append(port)
         self.base_url = f"http://127.0.0.1:{ports[-1]}"
         self.env = {**env, "DEARMP_HTTP_PORT": str(ports[-1]), "DEARMP_BASE_URL": self.base_url}
         tag = request.node.name[:40].replace("/", "_")
+        self.metrics_ports = dict(zip(self.NAMES, ports, strict=False))
         self.services = {
             name: ServiceProcess(name, {**self.env, "DEARMP_METRICS_PORT": str(port)}, tag=tag)
-            for name, port in zip(self.NAMES, ports, strict=True)
+            for name, port in self.metrics_ports.items()
         }
 
     def start(self, *names: str) -> System:

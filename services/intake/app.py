@@ -12,9 +12,8 @@ import swagger_ui_bundle
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from psycopg_pool import PoolTimeout
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DataError, InterfaceError, OperationalError
@@ -193,8 +192,6 @@ def create_app(settings: Settings, engine: Engine, ready_checks: dict | None = N
             status_code=200 if ok else 503,
         )
 
-    @app.get("/metrics", include_in_schema=False)
-    def metrics() -> PlainTextResponse:
-        return PlainTextResponse(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    # No /metrics here: this is the public port. ``serve.py`` serves it on the metrics port.
 
     return app

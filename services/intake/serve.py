@@ -1,5 +1,5 @@
 """``dearmp serve intake``: the web app (``DEARMP_HTTP_WORKERS`` processes), plus a consumer thread
-that follows each signature's journey for the thank-you page."""
+that follows each signature's journey for the thank-you page, and the metrics port."""
 
 from __future__ import annotations
 
@@ -8,29 +8,28 @@ from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
+from sqlalchemy.engine import Engine
 
 from services.intake.app import create_app
 from services.intake.handlers import HANDLERS
 from services.intake.retention import sweep
-from shared.config import Settings, get_settings
+from shared.config import ConfigError, Settings, get_settings
 from shared.db import check_database, make_engine
 from shared.handling import Dispatcher
+from shared.health import Check, serve_health
 from shared.logging import configure_logging, get_logger
 from shared.worker import broker_check, every, make_consumers
 
 log = get_logger(__name__)
 
 
+def ready_checks(settings: Settings, engine: Engine) -> dict[str, Check]:
+    return {"database": lambda: check_database(engine), "broker": broker_check(settings.amqp_url)}
+
+
 def build_app(settings: Settings) -> FastAPI:
     engine = make_engine(settings.database_url, pool_size=20)
-    return create_app(
-        settings,
-        engine,
-        ready_checks={
-            "database": lambda: check_database(engine),
-            "broker": broker_check(settings.amqp_url),
-        },
-    )
+    return create_app(settings, engine, ready_checks=ready_checks(settings, engine))
 
 
 def app_factory() -> FastAPI:
@@ -42,8 +41,18 @@ def app_factory() -> FastAPI:
 
 def serve(settings: Settings, threads: int = 1) -> None:
     """One consumer thread for the journey; the web app scales by DEARMP_HTTP_WORKERS (``threads``
-    is ignored)."""
+    is ignored). ``/metrics`` (with ``/healthz`` and ``/readyz``) is served as the workers serve
+    it, on DEARMP_METRICS_HOST:DEARMP_METRICS_PORT (``shared.health.serve_health``), never on
+    the public port."""
+    if settings.metrics_port == settings.http_port:
+        raise ConfigError(
+            "DEARMP_METRICS_PORT must differ from DEARMP_HTTP_PORT: metrics are not served on "
+            "the public port"
+        )
     engine = make_engine(settings.database_url, pool_size=2)
+    health = serve_health(
+        settings.metrics_port, ready_checks(settings, engine), host=settings.metrics_host
+    )
     consumers = make_consumers("intake", settings, lambda: Dispatcher("intake", engine, HANDLERS))
     running = [
         threading.Thread(target=c.run, name="intake-consumer", daemon=True) for c in consumers
@@ -72,6 +81,7 @@ def serve(settings: Settings, threads: int = 1) -> None:
         "intake listening",
         url=f"http://{settings.http_host}:{settings.http_port}",
         workers=settings.http_workers,
+        metrics_port=health.server_address[1],
     )
     if settings.http_workers > 1:
         # Several processes share the port; uvicorn's supervisor handles SIGTERM/SIGINT.
@@ -88,4 +98,5 @@ def serve(settings: Settings, threads: int = 1) -> None:
         c.stop()
     for t in running:
         t.join(timeout=15)
+    health.shutdown()
     log.info("intake stopped")
