@@ -175,6 +175,8 @@ class Brand:
     name: str
     website: str
     colour: str
+    # Its privacy notice: its own address, or our page of its text (``privacy_link``).
+    privacy: str = ""
 
     @property
     def platform(self) -> bool:
@@ -189,11 +191,22 @@ def brand_for(conn: Connection, campaign: str) -> Brand | None:
             organisations.c.name,
             organisations.c.website,
             organisations.c.colour,
+            organisations.c.privacy_url,
+            (organisations.c.privacy_text != "").label("has_privacy_text"),
         )
         .join(campaigns, campaigns.c.organisation == organisations.c.slug)
         .where(campaigns.c.slug == campaign)
     ).first()
-    return Brand(row.slug, row.name, row.website, row.colour) if row else None
+    if row is None:
+        return None
+    privacy = privacy_link(row.slug, row.privacy_url, row.has_privacy_text)
+    return Brand(row.slug, row.name, row.website, row.colour, privacy)
+
+
+def privacy_link(slug: str, privacy_url: str, has_privacy_text: bool) -> str:
+    """Where supporters read the organisation's privacy notice: its own address, else our page
+    of the text it gave (``GET /privacy/{slug}``), else nowhere ("")."""
+    return privacy_url or (f"/privacy/{slug}" if has_privacy_text else "")
 
 
 _cache: dict[tuple[str, int, str], tuple[float, Any]] = {}

@@ -20,12 +20,12 @@ from services.intake.helprequests import submit_help_request
 from services.intake.reply_rates import reply_rates
 from services.intake.signing import Outcome, confirm_signature, submit_signature, supporter_of
 from services.intake.sources import sources_of
-from shared.campaigns import Campaign, open_campaigns
+from shared.campaigns import SLUG_RE, Campaign, open_campaigns
 from shared.config import Settings as SettingsModel
 from shared.i18n_markers import N_
 from shared.letters import render_letter
 from shared.messages import Target
-from shared.organisations import cached_brand, cached_list_opt_in
+from shared.organisations import cached_brand, cached_list_opt_in, get_organisation
 from shared.reasons import POSTCODE_REASONS, REASONS
 from shared.states import SignatureStatus
 from shared.tokens import CONFIRM, THANKS, InvalidToken, make_token, read_token
@@ -89,6 +89,22 @@ def home(request: Request, engine: Engine) -> HTMLResponse:
 def privacy(request: Request, settings: Settings) -> HTMLResponse:
     """The default privacy notice (a campaign may link its own with ``privacy_url``)."""
     return page(request, "privacy.html", retention_days=f"{settings.retention_days:g}")
+
+
+@router.get("/privacy/{organisation}", response_class=HTMLResponse)
+def organisation_privacy(organisation: str, request: Request, engine: Engine) -> HTMLResponse:
+    """An organisation's own privacy notice, when it gave its text rather than an address: the
+    campaign form links to it beside its opt-in and in the consent."""
+    with engine.connect() as conn:
+        org = get_organisation(conn, organisation) if SLUG_RE.match(organisation) else None
+    if org is None or not org.privacy_text.strip():
+        return page(request, "not_found.html", 404)
+    return page(
+        request,
+        "org_privacy.html",
+        organisation=org.name,
+        notice_html=markdown(org.privacy_text, 1),  # below the page's h1
+    )
 
 
 @router.get("/terms", response_class=HTMLResponse)
