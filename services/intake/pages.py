@@ -23,7 +23,7 @@ from services.intake.sources import sources_of
 from shared.campaigns import SLUG_RE, Campaign, open_campaigns
 from shared.config import Settings as SettingsModel
 from shared.i18n_markers import N_
-from shared.letters import render_letter
+from shared.letters import TemplateProblem, render_letter
 from shared.messages import Target
 from shared.organisations import cached_brand, cached_list_opt_in, get_organisation
 from shared.reasons import POSTCODE_REASONS, REASONS
@@ -332,6 +332,10 @@ async def confirm_page(token: str, request: Request, db: Db, settings: Settings)
     fixed = campaign.target.name if campaign.target.kind == "fixed" else None
     locale = i18n.pick_locale(request)
     shown = Target(name=fixed or i18n.translations(locale).gettext(YOUR_MP), kind="fixed")
+    try:
+        letter = render_letter(campaign, supporter, shown)
+    except TemplateProblem:  # stored before letters were tried at save: no button, no 500
+        return page(request, "letter_unavailable.html", 503)
     return form_page(
         request,
         "confirm.html",
@@ -340,7 +344,7 @@ async def confirm_page(token: str, request: Request, db: Db, settings: Settings)
         campaign=campaign,
         fixed_target=fixed,
         supporter=supporter,
-        letter=render_letter(campaign, supporter, shown),
+        letter=letter,
     )
 
 

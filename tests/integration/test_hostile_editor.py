@@ -23,7 +23,9 @@ from services.intake.app import create_app
 from shared.campaigns import Campaign, save_campaign
 from shared.config import Settings
 from shared.organisations import checked, save_organisation
+from shared.tokens import make_token
 from tests.integration.admin_helpers import STAFF_PASSWORD, csrf_for, login
+from tests.support import make_signature
 
 SLUG = "shared-address"
 BODY = (
@@ -235,6 +237,17 @@ def test_a_stored_letter_that_fails_leaves_the_page_and_the_api_working(settings
     assert "Read the letter" not in page.text and "1/0" not in page.text  # no template code
     api = public.get("/api/v1/campaigns/stored-broken")
     assert api.status_code == 200 and api.json()["slug"] == "stored-broken"
+    # Someone signed it: the confirm link says the letter cannot go now, with no button.
+    signed = public.post("/api/v1/campaigns/stored-broken/signatures", json=make_signature())
+    assert signed.status_code == 202, signed.text
+    with engine.connect() as conn:
+        signature = conn.execute(
+            sa.text("SELECT id FROM signatures WHERE campaign = 'stored-broken'")
+        ).scalar_one()
+    confirm = public.get(f"/confirm/{make_token(settings.secret_key, 'confirm', str(signature))}")
+    assert confirm.status_code == 503
+    assert "letter cannot be sent at the moment" in html.unescape(confirm.text)
+    assert "csrf_token" not in confirm.text  # nothing to press
     # Opening it again, or saving it, writes the letter for the sample supporters: refused.
     alpha = editor_of("alpha", settings, engine)
     closed = post(
