@@ -114,8 +114,9 @@ sending_pauses = sa.Table(
     sa.Column("until", sa.DateTime(timezone=True), nullable=False),
 )
 
-# Every bounce ``dearmp serve bounces`` matched to an email (services/mailer/bounces/): hard
-# (5.x.x: the email is marked ``bounced``) or soft (4.x.x: recorded, nothing changes). ``reason``
+# Every bounce ``dearmp serve bounces`` matched to an email (services/mailer/bounces/): hard (an
+# RFC 3464 5.x.x report for the email's own recipient: the email is marked ``bounced``) or soft
+# (4.x.x, or a failure only guessed from a non-standard message: recorded, nothing changes). ``reason``
 # is the status and the server's diagnostic with any address in it removed; ``how``: ``dsn``
 # (RFC 3464) or ``heuristic`` (flufl.bounce). Deleted after DEARMP_RETENTION_DAYS.
 bounces = sa.Table(
