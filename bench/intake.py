@@ -156,6 +156,7 @@ def main() -> None:
         **os.environ,
         "DEARMP_DATABASE_URL": DB_URL,
         "DEARMP_HTTP_PORT": str(port),
+        "DEARMP_METRICS_PORT": str(free_port()),  # never the site's port (intake refuses that)
         "DEARMP_HTTP_WORKERS": str(WORKERS),
         "DEARMP_RATE_LIMIT_IP": "1000000/60",
         "DEARMP_RATE_LIMIT_EMAIL": "1000000/60",

@@ -139,7 +139,8 @@ def main() -> int:
     if wait_healthy(f"{local}/healthz"):
         say(f"Dear MP is running. Open {local}/c/guardians-for-children")
         say(
-            f"service logs are in var/log/; workers' /metrics on ports {base_port}-{base_port + 3}. "
+            f"service logs are in var/log/; /metrics on ports {base_port}-{base_port + 4} "
+            f"(intake's on {base_port + 4}). "
             "Press Ctrl-C to stop."
         )
     else:
