@@ -118,7 +118,8 @@ class TemplateProblem(ValueError):
 
 @dataclass
 class Meter:
-    """What the renders of one letter have used so far; shared by its subject, text and HTML."""
+    """What one render (a letter's subject, text or HTML part) has used so far; a render given
+    no meter gets a new one, so each part has the whole budget."""
 
     cpu_seconds: float = CPU_SECONDS
     iterations: int = 0
