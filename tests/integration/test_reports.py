@@ -288,3 +288,51 @@ def test_safe_cell() -> None:
         3,
         "",
     ]
+
+
+def test_the_mp_is_the_one_the_letters_went_to_on_the_dashboard_and_in_the_csv(
+    settings, engine
+) -> None:
+    """Issue 26: an MP found by the resolver's remote look-up is not in the reference ``mps``
+    table; the dashboard and the constituency CSV named nobody ("not in the MP data", blank).
+    Now both name the MP the letters went to (the latest, when a seat changed hands), with the
+    party when the reference data names that same MP."""
+    now = datetime.now(UTC)
+    remote = ("E14001064", "Altrincham and Sale West")  # in no reference table of the tests
+
+    def signed(place: tuple[str, str], mp: str | None, minutes_ago: int) -> dict[str, Any]:
+        at = now - timedelta(minutes=minutes_ago)
+        row = make_signature_row(created_at=at, confirmed_at=at, constituency=place)
+        row["target_name"] = mp
+        return row
+
+    with engine.begin() as conn:
+        conn.execute(
+            signatures.insert(),
+            [
+                signed(remote, "Priya Remote", 10),
+                signed(remote, "Priya Remote", 5),
+                # Aldershot changed hands: the older letter went to the member before.
+                signed(ALDERSHOT, "Old Member", 30),
+                signed(ALDERSHOT, "Alex Demo", 3),
+                # Sevenoaks: the look-up knew a newer MP than the reference data.
+                signed(SEVENOAKS, "New Member", 1),
+                # Demo Quiet: still being resolved, no target yet: the reference data's MP.
+                signed(QUIET, None, 1),
+            ],
+        )
+    client = client_as(settings, engine, "viewer@example.org", role="viewer")
+    rows = table_rows(client.get(f"/admin/c/{CAMPAIGN}").text, "seats")
+    assert rows == [
+        ["Aldershot", "Alex Demo (Demo Party)", "2"],
+        ["Altrincham and Sale West", "Priya Remote", "2"],
+        ["Demo Quiet", "Robin Quiet (Demo Party)", "1"],
+        ["Sevenoaks", "New Member", "1"],
+    ]
+    assert read_csv(client.get(f"/admin/c/{CAMPAIGN}/exports/constituencies.csv")) == [
+        exports.CONSTITUENCY_HEADER,
+        ["E14001063", "Aldershot", "Alex Demo", "Demo Party", "2"],
+        ["E14001064", "Altrincham and Sale West", "Priya Remote", "", "2"],
+        ["E14001465", "Sevenoaks", "New Member", "", "1"],
+        ["E14009902", "Demo Quiet", "Robin Quiet", "Demo Party", "1"],
+    ]

@@ -1,5 +1,5 @@
 """The campaign dashboard's reports: signatures per day, the confirmation rate, and confirmed
-signatures per constituency (a sortable table, with the MP, and the hex map), read on request.
+signatures per constituency (a sortable table, with the MP written to, and the hex map), read on request.
 
 Staff pages are few and these are aggregates over one campaign's rows (``campaign`` leads the
 signatures' indexes), so they run on read; nothing is counted on the signing path.
@@ -17,8 +17,8 @@ from markupsafe import Markup
 from sqlalchemy.engine import Connection
 
 from services.intake.admin import charts, exports, hexmap
+from services.intake.admin.constituency_counts import seats_query
 from services.intake.models import signatures
-from shared.reference import constituencies, mps
 
 UK = ZoneInfo("Europe/London")
 BLUE, GREEN = "#1d70b8", "#00703c"
@@ -127,29 +127,9 @@ class Seat:
 
 
 def seats(conn: Connection, slug: str) -> list[Seat]:
-    """Every constituency with confirmed signatures, by code, with its MP (reference data)."""
-    s = signatures.c
-    rows = conn.execute(
-        sa.select(
-            s.constituency_code.label("code"),
-            sa.func.coalesce(
-                sa.func.max(constituencies.c.name),
-                sa.func.max(s.constituency_name),
-                s.constituency_code,
-            ).label("name"),
-            sa.func.coalesce(sa.func.max(mps.c.name), "").label("mp"),
-            sa.func.coalesce(sa.func.max(mps.c.party), "").label("party"),
-            sa.func.count().label("n"),
-            (sa.func.count(mps.c.constituency_code) > 0).label("listed"),
-        )
-        .select_from(
-            signatures.outerjoin(
-                constituencies, constituencies.c.code == s.constituency_code
-            ).outerjoin(mps, mps.c.constituency_code == s.constituency_code)
-        )
-        .where(s.campaign == slug, s.confirmed_at.is_not(None), s.constituency_code.is_not(None))
-        .group_by(s.constituency_code)
-    )
+    """Every constituency with confirmed signatures, by code, with the MP its letters went to
+    (``constituency_counts``: the same query as the constituency CSV)."""
+    rows = conn.execute(seats_query(slug))
     return [Seat(r.code, r.name, r.mp, r.party, int(r.n), bool(r.listed)) for r in rows]
 
 

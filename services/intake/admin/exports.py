@@ -5,7 +5,8 @@
   Personal data leaving Dear MP: only the organisation's owners and editors, and platform
   operators (the router reads with ``Power.EDIT``; a viewer gets 403).
 - ``GET /admin/c/{slug}/exports/constituencies.csv``: confirmed signatures per constituency with
-  the MP (reference data): any account that may read the campaign.
+  the MP its letters went to (the dashboard's query, ``constituency_counts``): any account that
+  may read the campaign.
 
 ``web.guard`` runs first, as for every staff route: another organisation's campaign is "not
 found". The rows are never held in memory: a server-side cursor (``yield_per``) feeds a generator
@@ -30,13 +31,13 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy.engine import Connection, Engine
 
 from services.intake.admin.auth import StaffMember
+from services.intake.admin.constituency_counts import seats_query
 from services.intake.admin.models import staff_exports
 from services.intake.admin.roles import Power
 from services.intake.admin.web import NotFound, Staff, no_store, protected_router
 from services.intake.deps import Engine as EngineDep
 from services.intake.models import signatures
 from shared.organisations import organisation_of
-from shared.reference import constituencies, mps
 
 readers = protected_router()
 # Supporters' names and addresses leave Dear MP: owners, editors and operators only.
@@ -104,23 +105,10 @@ SUPPORTER_HEADER = [
 
 
 def constituencies_query(slug: str) -> sa.Select[Any]:
-    s = signatures.c
-    return (
-        sa.select(
-            s.constituency_code,
-            sa.func.coalesce(sa.func.max(constituencies.c.name), sa.func.max(s.constituency_name)),
-            sa.func.max(mps.c.name),
-            sa.func.max(mps.c.party),
-            sa.func.count(),
-        )
-        .select_from(
-            signatures.outerjoin(
-                constituencies, constituencies.c.code == s.constituency_code
-            ).outerjoin(mps, mps.c.constituency_code == s.constituency_code)
-        )
-        .where(s.campaign == slug, s.confirmed_at.is_not(None), s.constituency_code.is_not(None))
-        .group_by(s.constituency_code)
-        .order_by(sa.func.count().desc(), s.constituency_code)
+    """The dashboard's constituency table (``constituency_counts``), most signatures first."""
+    seats = seats_query(slug).subquery()
+    return sa.select(seats.c.code, seats.c.name, seats.c.mp, seats.c.party, seats.c.n).order_by(
+        seats.c.n.desc(), seats.c.code
     )
 
 
