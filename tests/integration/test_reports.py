@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,6 +22,7 @@ from services.intake.admin import exports
 from services.intake.admin.accounts import add_staff
 from services.intake.app import create_app
 from services.intake.models import signatures
+from services.mailer.models import letters
 from shared.config import Settings
 from shared.organisations import checked, save_organisation
 from shared.reference import campaigns
@@ -336,3 +338,59 @@ def test_the_mp_is_the_one_the_letters_went_to_on_the_dashboard_and_in_the_csv(
         ["E14001465", "Sevenoaks", "New Member", "", "1"],
         ["E14009902", "Demo Quiet", "Robin Quiet", "Demo Party", "1"],
     ]
+
+
+def test_letters_to_targets_are_counted_apart_from_emails_to_supporters(settings, engine) -> None:
+    """Issue 26: "Letters and emails by state: sent 30" added confirmations and copies to the
+    letters. Letters to targets (one each, also when it went in a digest), digests and emails to
+    supporters are now counted apart, and the chart shows the letters only."""
+    now = datetime.now(UTC)
+    rows = [make_signature_row(created_at=now, confirmed_at=now) for _ in range(4)]
+    digest_id = uuid.uuid4()
+
+    def email(signature_id: uuid.UUID, purpose: str, state: str) -> dict[str, Any]:
+        return {
+            "signature_id": signature_id,
+            "purpose": purpose,
+            "campaign": CAMPAIGN,
+            "state": state,
+            "message_id": f"<{purpose}.{signature_id}@dearmp.invalid>",
+            "recipient": "someone@example.org",
+            "subject": "s",
+            "created_at": now,
+        }
+
+    sent = [email(r["id"], p, "sent") for r in rows for p in ("confirmation", "copy")]
+    with engine.begin() as conn:
+        conn.execute(signatures.insert(), rows)
+        conn.execute(
+            letters.insert(),
+            [
+                *sent,
+                email(rows[0]["id"], "letter", "sent"),
+                email(rows[1]["id"], "letter", "sent"),
+                email(rows[1]["id"], "fixed_copy", "sent"),
+                email(rows[2]["id"], "letter", "failed"),
+                email(rows[3]["id"], "letter", "queued"),
+                email(rows[3]["id"], "reminder", "created"),
+                email(digest_id, "digest", "sent"),
+            ],
+        )
+    client = client_as(settings, engine, "viewer@example.org", role="viewer")
+    html = client.get(f"/admin/c/{CAMPAIGN}").text
+    head = html.split('id="emails-by-state"', 1)[1].split("</thead>", 1)[0]
+    assert re.findall(r'<th scope="col"[^>]*>([^<]*)</th>', head) == [
+        "State",
+        "Letters to targets",
+        "Daily digests to MPs&#39; offices",
+        "Emails to supporters",
+    ]
+    table = {r[0]: r[1:] for r in table_rows(html, "emails-by-state")}
+    assert table["Sent"] == ["3", "1", "8"]
+    assert table["Failed"] == ["1", "0", "0"]
+    assert table["Queued"] == ["1", "0", "0"]
+    assert table["Created"] == ["0", "0", "1"]
+    assert (
+        "Letters from this campaign&#x27;s supporters to its targets, by state: 0 created, "
+        "0 sending, 3 sent, 1 failed, 0 held, 0 bounced, 1 queued." in html
+    )

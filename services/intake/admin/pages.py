@@ -22,6 +22,7 @@ from services.intake.admin.web import (
 )
 from services.intake.deps import Engine, Settings
 from services.intake.reply_rates import pasted_replies, reply_rates
+from services.mailer.reports import DIGESTS, LETTERS, SUPPORTERS
 from services.updates.reports import job_progress
 from shared.campaigns import get_campaign
 
@@ -29,6 +30,12 @@ router = protected_router()
 UK = ZoneInfo("Europe/London")
 BLUE, GREEN, ORANGE, RED, GREY = "#1d70b8", "#00703c", "#f47738", "#d4351c", "#505a5f"
 STATE_COLOURS = {"created": GREY, "sending": ORANGE, "sent": GREEN, "failed": RED}
+# Who the campaign's emails are for, as the dashboard's table heads them.
+AUDIENCES = {
+    LETTERS: "Letters to targets",
+    DIGESTS: "Daily digests to MPs' offices",
+    SUPPORTERS: "Emails to supporters",
+}
 
 
 @router.get("/admin", response_class=HTMLResponse)
@@ -82,11 +89,12 @@ def signatures_chart(hours: list[queries.Hour]) -> tuple[Any, list[dict[str, Any
 
 
 def letters_chart(by_state: dict[str, int]) -> Any:
+    """The letters to the campaign's targets by state (not the emails to supporters)."""
     parts = ", ".join(f"{n:,} {state}" for state, n in by_state.items())
     return charts.bar_chart(
         chart_id="letters-chart",
-        title="Letters and emails by state",
-        desc=f"Letters and emails for this campaign by state: {parts}.",
+        title="Letters to targets by state",
+        desc=f"Letters from this campaign's supporters to its targets, by state: {parts}.",
         bars=[(state, n, STATE_COLOURS.get(state, GREY)) for state, n in by_state.items()],
     )
 
@@ -100,7 +108,7 @@ def campaign_view(
         if campaign is None:
             return render(request, settings, "not_found.html", 404)
         hours = queries.signatures_per_hour(conn, slug, now=datetime.now(UTC))
-        by_state = queries.letters_by_state(conn, slug)
+        emails = queries.emails_by_audience(conn, slug)
         duplicated = queries.maybe_duplicated(conn, slug)
         reports = campaign_reports(
             conn,
@@ -129,9 +137,11 @@ def campaign_view(
         statuses=queries.STATUS_LABELS,
         signatures_chart=chart,
         hour_rows=hour_rows,
-        letters_chart=letters_chart(by_state),
+        letters_chart=letters_chart(emails[LETTERS]),
         maybe_duplicated=duplicated,
-        letters=by_state,
+        emails=emails,
+        # A column for digests only where the campaign has had some.
+        audiences={k: v for k, v in AUDIENCES.items() if k != DIGESTS or any(emails[k].values())},
         **reports,
         help_requests=help_requests,
         handled=handled,

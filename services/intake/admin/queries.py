@@ -15,7 +15,7 @@ from sqlalchemy.engine import Connection
 
 from services.intake.models import help_requests, signatures
 from services.intake.reports import SignatureCounts, signature_counts
-from services.mailer.reports import letters_by_state as emails_by_state
+from services.mailer.reports import emails_by_audience as mailer_emails_by_audience
 from services.mailer.reports import maybe_duplicated as mailer_maybe_duplicated
 from shared.reference import campaign_updates, campaigns
 from shared.states import SignatureStatus
@@ -119,9 +119,10 @@ def maybe_duplicated(conn: Connection, slug: str) -> int:
     return mailer_maybe_duplicated(conn, campaign=slug)
 
 
-def letters_by_state(conn: Connection, slug: str) -> dict[str, int]:
-    """Every email of the campaign (confirmations, letters, copies, notices) by state."""
-    return emails_by_state(conn, campaign=slug)
+def emails_by_audience(conn: Connection, slug: str) -> dict[str, dict[str, int]]:
+    """The campaign's emails by state, apart for who they are for: letters to its targets,
+    digests to MPs' offices, emails to supporters (``services.mailer.reports``)."""
+    return mailer_emails_by_audience(conn, campaign=slug)
 
 
 def open_help_requests(conn: Connection, slug: str, *, limit: int = 50) -> list[sa.Row]:  # type: ignore[type-arg]
