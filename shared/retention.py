@@ -292,6 +292,8 @@ NOT_PERSONAL: dict[str, set[str]] = {
         "id",
         "campaign",
         "signature_id",
+        "earlier_signature_ids",
+        "signed_at",
         "supporter_key",
         "language",
         "subscribed",

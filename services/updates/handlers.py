@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -32,37 +33,90 @@ log = get_logger(__name__)
 CONSUMER = "updates"
 
 
-def _opted_in(event: SignatureConfirmed) -> bool:
-    """To the campaign's updates (the subscriber list) or to its organisation's own list (its
-    webhooks): the others are consumed untouched."""
-    return event.supporter.opt_in or event.org_opt_in_at is not None
-
-
-@in_transaction(applies=_opted_in)
+@in_transaction
 def record_subscriber(event: SignatureConfirmed, uow: UnitOfWork) -> None:
-    """Consumes signature.confirmed of a supporter who asked to be kept updated (the others are
-    consumed untouched); adds them to the campaign's subscribers, and, if they opted in to the
-    organisation's own list, records a webhook delivery per endpoint of the organisation
-    (``webhooks.py``). The dispatcher refuses it for an erased supporter: the event arrived
-    after the request. Idempotent: inbox claim, one row per signature (upsert) and one delivery
-    per (endpoint, event)."""
+    """Consumes signature.confirmed. A supporter who asked to be kept updated is added to the
+    campaign's subscribers: one row per person and campaign (their normalised address). When
+    they sign again (intake replaced an unresolvable signature: a corrected postcode), the new
+    signature's confirmation takes their row over (``_follow_newest_signature``), so they get
+    each update once, and what they chose this time holds: ticked, they are subscribed;
+    unticked, they have left (the row stays, so "come back" still works). If they opted in to
+    the organisation's own list, it also records a webhook delivery per endpoint of the
+    organisation (``webhooks.py``). The dispatcher refuses it for an erased supporter: the event
+    arrived after the request. Idempotent: inbox claim, one row per person and campaign (an
+    insert that does nothing on conflict, an update only from an older signature to a newer
+    one) and one delivery per (endpoint, event)."""
     if event.org_opt_in_at is not None:
         webhooks.record_confirmed(event, uow)
-    if not event.supporter.opt_in:
-        return
-    uow.conn.execute(
-        insert(subscribers)
+    signed_at = event.supporter.signed_at or uow.envelope.occurred_at
+    if event.supporter.opt_in:
+        added = uow.conn.execute(
+            insert(subscribers)
+            .values(
+                campaign=event.campaign,
+                signature_id=event.signature_id,
+                email=event.supporter.email,
+                email_normalised=normalise_email(event.supporter.email),
+                first_name=event.supporter.first_name,
+                supporter_key=uow.deps.key(event.supporter.email),
+                language=event.supporter.language,
+                signed_at=signed_at,
+                created_at=datetime.now(UTC),
+            )
+            .on_conflict_do_nothing()  # their row for this campaign (or this very signature)
+            .returning(subscribers.c.id)
+        ).first()
+        if added is not None:
+            return
+    _follow_newest_signature(event, uow, signed_at)
+
+
+def _follow_newest_signature(
+    event: SignatureConfirmed, uow: UnitOfWork, signed_at: datetime
+) -> None:
+    """The person's row for the campaign, if an older signature made it, now names this one (the
+    older id kept for the links already sent) and holds this signature's choice, unless they
+    changed their mind after confirming it (a later unsubscribe wins, as in
+    ``change_subscription``). A late confirmation of an older signature changes nothing."""
+    s = subscribers.c
+    at = uow.envelope.occurred_at
+    opt_in = event.supporter.opt_in
+    newer_choice = sa.or_(s.preference_changed_at.is_(None), s.preference_changed_at < at)
+    left_at = sa.null() if opt_in else sa.literal(at, sa.DateTime(timezone=True))
+    moved = uow.conn.execute(
+        subscribers.update()
+        .where(
+            s.campaign == event.campaign,
+            s.email_normalised == normalise_email(event.supporter.email),
+            s.signature_id != event.signature_id,
+            sa.or_(s.signed_at.is_(None), s.signed_at < signed_at),
+        )
         .values(
-            campaign=event.campaign,
             signature_id=event.signature_id,
+            earlier_signature_ids=sa.func.array_append(s.earlier_signature_ids, s.signature_id),
             email=event.supporter.email,
-            email_normalised=normalise_email(event.supporter.email),
             first_name=event.supporter.first_name,
             supporter_key=uow.deps.key(event.supporter.email),
             language=event.supporter.language,
-            created_at=datetime.now(UTC),
+            signed_at=signed_at,
+            subscribed=sa.case((newer_choice, sa.literal(opt_in)), else_=s.subscribed),
+            unsubscribed_at=sa.case((newer_choice, left_at), else_=s.unsubscribed_at),
+            preference_changed_at=sa.case(
+                (newer_choice, sa.literal(at, sa.DateTime(timezone=True))),
+                else_=s.preference_changed_at,
+            ),
         )
-        .on_conflict_do_nothing(index_elements=[subscribers.c.signature_id])
+    ).rowcount
+    if moved:
+        log.info("subscriber follows their new signature", campaign=event.campaign, opt_in=opt_in)
+
+
+def _named_by(signature_id: uuid.UUID) -> sa.ColumnElement[bool]:
+    """The subscriber row an unsubscribe link names: by their newest signature, or by one it
+    replaced (a link in an email sent before they signed again)."""
+    return sa.or_(
+        subscribers.c.signature_id == signature_id,
+        subscribers.c.earlier_signature_ids.contains([signature_id]),
     )
 
 
@@ -80,23 +134,22 @@ def record_letter_sent(event: LetterSent, uow: UnitOfWork) -> None:
 @in_transaction
 def change_subscription(event: SubscriptionChanged, uow: UnitOfWork) -> None:
     """Consumes subscription.changed (from the unsubscribe page or a one-click unsubscribe); sets
-    ``subscribed`` on the subscriber's row for this campaign, or on every row with the same
-    normalised email (``scope="all"``), and records when they left. Emits nothing. Idempotent:
+    ``subscribed`` on the subscriber's row for this campaign (named by the link's signature, or
+    by one their newest replaced), or on every row with the same normalised email
+    (``scope="all"``), and records when they left. Emits nothing. Idempotent:
     the inbox claim, and a row only changes if the event is newer than its last change, so a
     redelivered or late event never undoes a later choice. Fan-outs read ``subscribed`` just
     before each copy goes out, so the change holds for copies not yet sent."""
     at = uow.envelope.occurred_at
-    mine = sa.select(subscribers.c.email_normalised).where(
-        subscribers.c.signature_id == event.signature_id,
-        subscribers.c.campaign == event.campaign,
+    mine = (
+        sa.select(subscribers.c.email_normalised)
+        .where(_named_by(event.signature_id), subscribers.c.campaign == event.campaign)
+        .limit(1)
     )
     if event.scope == "all":
         which = subscribers.c.email_normalised == mine.scalar_subquery()
     else:
-        which = sa.and_(
-            subscribers.c.signature_id == event.signature_id,
-            subscribers.c.campaign == event.campaign,
-        )
+        which = sa.and_(_named_by(event.signature_id), subscribers.c.campaign == event.campaign)
     changed = uow.conn.execute(
         subscribers.update()
         .where(

@@ -6,17 +6,31 @@ organisations' webhook deliveries with their failure log (the endpoints are
 from __future__ import annotations
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 
 from shared.db import metadata
 from shared.erased import erased_supporters_table
 from shared.reference import webhook_endpoints
 
+# One row per person and campaign (their normalised address, as intake keeps one signature per
+# campaign and address): a supporter who signs again (a replaced signature: a corrected postcode)
+# keeps one row, which follows their newest signature, and gets each update once.
 subscribers = sa.Table(
     "subscribers",
     metadata,
     sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
     sa.Column("campaign", sa.String(100), nullable=False),
+    # Their newest signature (update emails and their unsubscribe links name it).
     sa.Column("signature_id", sa.Uuid, nullable=False, unique=True),
+    # The signatures it replaced: the unsubscribe links in emails sent before still name them.
+    sa.Column(
+        "earlier_signature_ids",
+        postgresql.ARRAY(sa.Uuid),
+        nullable=False,
+        server_default=sa.text("'{}'::uuid[]"),
+    ),
+    # When the newest signature was made: an older signature's late confirmation changes nothing.
+    sa.Column("signed_at", sa.DateTime(timezone=True)),
     sa.Column("email", sa.Text, nullable=False),
     # shared.supporters.normalise_email(email): "leave every campaign" finds the person's rows.
     sa.Column("email_normalised", sa.Text, nullable=False),
@@ -30,8 +44,12 @@ subscribers = sa.Table(
     # changed: a subscription.changed event older than that is not applied (last writer wins).
     sa.Column("unsubscribed_at", sa.DateTime(timezone=True)),
     sa.Column("preference_changed_at", sa.DateTime(timezone=True)),
+    sa.UniqueConstraint("campaign", "email_normalised", name="uq_subscribers_campaign_email"),
     sa.Index("ix_subscribers_campaign_id", "campaign", "id"),
     sa.Index("ix_subscribers_email_normalised", "email_normalised"),
+    sa.Index(
+        "ix_subscribers_earlier_signature_ids", "earlier_signature_ids", postgresql_using="gin"
+    ),
 )
 
 # Supporters who asked to be erased (by keyed hash only): a signature.confirmed of theirs that
