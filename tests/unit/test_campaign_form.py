@@ -97,3 +97,17 @@ def test_opening_clears_a_date_to_come_and_closing_sets_now() -> None:
     assert closed.closes_at == NOW and closed.status(NOW) == "closed"
     assert with_status(closed, "open", NOW).status(NOW) == "open"
     assert with_status(opened, "pause", NOW).status(NOW) == "paused"
+
+
+@pytest.mark.parametrize("shown", [True, False])
+def test_show_reply_rate_is_on_the_form_and_read_back(shown: bool) -> None:
+    """Issue 26: ``show_reply_rate`` was not on the staff editor, so saving the form turned it
+    off. It is a checkbox now, shown as stored and read back unchanged."""
+    found = campaign(show_reply_rate=shown)
+    values = campaign_form.values_of(found)
+    assert values["show_reply_rate"] == ("yes" if shown else "")
+    assert "show_reply_rate" in campaign_form.LABELS
+    result = campaign_form.checked(values, slug=found.slug, switched_on=True)
+    assert result.errors == {} and result.campaign == found
+    unticked = {k: v for k, v in values.items() if k != "show_reply_rate"}
+    assert campaign_form.checked(unticked, slug=found.slug).campaign.show_reply_rate is False  # type: ignore[union-attr]

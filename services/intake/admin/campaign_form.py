@@ -43,8 +43,10 @@ LABELS = {
     "disclosure": "Disclosure line",
     "privacy_url": "Privacy link",
     "terms_url": "Terms link",
+    "show_reply_rate": "Show how many MPs replied",
 }
-TEXTS = tuple(k for k in LABELS if k not in ("letter_editable", "delivery_digest"))
+CHECKBOXES = ("letter_editable", "delivery_digest", "show_reply_rate")
+TEXTS = tuple(k for k in LABELS if k not in CHECKBOXES)
 AREAS = frozenset(("story", "letter_body", "letter_html", "thank_you"))
 # Where the model reports a problem (``letter.body``) → the form's field.
 _FIELD_OF = {
@@ -88,6 +90,7 @@ def values_of(campaign: Campaign) -> dict[str, str]:
         "disclosure": campaign.disclosure,
         "privacy_url": campaign.privacy_url,
         "terms_url": campaign.terms_url,
+        "show_reply_rate": "yes" if campaign.show_reply_rate else "",
     }
 
 
@@ -115,8 +118,8 @@ def checked(form: dict[str, str], *, slug: str | None = None, switched_on: bool 
     for name in TEXTS:  # a textarea's text is kept as typed: it may be a template
         if name not in AREAS:
             values[name] = values[name].strip()
-    values["letter_editable"] = "yes" if form.get("letter_editable") == "yes" else ""
-    values["delivery_digest"] = "yes" if form.get("delivery_digest") == "yes" else ""
+    for name in CHECKBOXES:
+        values[name] = "yes" if form.get(name) == "yes" else ""
     if slug is not None:
         values["slug"] = slug
     errors: dict[str, str] = {}
@@ -161,6 +164,7 @@ def checked(form: dict[str, str], *, slug: str | None = None, switched_on: bool 
         "thank_you": values["thank_you"],
         "share_text": values["share_text"],
         "disclosure": values["disclosure"],
+        "show_reply_rate": bool(values["show_reply_rate"]),
     }
     try:
         campaign = Campaign.model_validate(data)

@@ -52,7 +52,23 @@ class CampaignSummary:
 
     @property
     def percent(self) -> int:
-        return min(100, round(100 * self.confirmed / self.goal)) if self.goal else 0
+        """Progress towards the goal, at most 100."""
+        return min(100, self.share)
+
+    @property
+    def share(self) -> int:
+        """Confirmed signatures as a percentage of the goal, past 100 once it is passed."""
+        return round(100 * self.confirmed / self.goal) if self.goal else 0
+
+    @property
+    def passed(self) -> bool:
+        """More confirmed signatures than the goal (as the public page says)."""
+        return bool(self.goal) and self.confirmed > self.goal
+
+    @property
+    def reached(self) -> bool:
+        """Exactly the goal."""
+        return bool(self.goal) and self.confirmed == self.goal
 
 
 def campaign_summaries(
