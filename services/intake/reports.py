@@ -60,8 +60,9 @@ def signature_counts(conn: Connection, campaign: str | None = None) -> dict[str,
 
 
 def held_about(conn: Connection, email: str) -> dict[str, list[dict[str, object]]]:
-    """Subject access: every signature and help request of this (normalised) address."""
-    from services.intake.models import help_requests
+    """Subject access: every signature and help request of this (normalised) address, and
+    their answers to "Has your MP replied?" with any reply they pasted."""
+    from services.intake.models import help_requests, reply_answers
 
     signed = conn.execute(
         sa.select(signatures)
@@ -73,4 +74,14 @@ def held_about(conn: Connection, email: str) -> dict[str, list[dict[str, object]
         .where(sa.func.lower(help_requests.c.email) == email)
         .order_by(help_requests.c.created_at)
     ).mappings()
-    return {"signatures": [plain(r) for r in signed], "help_requests": [plain(r) for r in asked]}
+    answered = conn.execute(
+        sa.select(reply_answers)
+        .join(signatures, signatures.c.id == reply_answers.c.signature_id)
+        .where(signatures.c.email_normalised == email)
+        .order_by(reply_answers.c.answered_at)
+    ).mappings()
+    return {
+        "signatures": [plain(r) for r in signed],
+        "help_requests": [plain(r) for r in asked],
+        "reply_answers": [plain({**r, "signature_id": str(r["signature_id"])}) for r in answered],
+    }
