@@ -2,7 +2,10 @@
 
 Messages follow the GOV.UK Design System: say what to do, in plain words. Anything that could
 become a header, a link in an MP's inbox or a formula in a staff spreadsheet is refused (names,
-addresses) or neutralised (the comment).
+addresses). The comment is the supporter's own words and goes into the letter as typed (a line
+may start with ``@``, ``+`` or ``=``); only control characters are dropped. Keeping a formula out
+of a spreadsheet is the CSV exports' job, where the cell is written (``admin/exports.safe_cell``,
+the digest's CSV in ``services/mailer/compose``).
 
 Error messages are English literals marked with ``N_`` (no f-strings): the pages translate them
 when they render them, so every message must be in the catalogue word for word. If you change a
@@ -125,7 +128,7 @@ EMAIL_ASCII = N_(
 POSTCODE_REQUIRED = N_("Enter your postcode")
 POSTCODE_FORMAT = N_("Enter a real postcode, like SW1A 1AA")
 # Valid postcodes with no MP at Westminster, keyed by BFPO or by postcode area (see
-# shared.postcodes.no_westminster_mp, whose reason each message begins with).
+# shared.postcodes.without_mp; each message begins with no_westminster_mp's reason).
 POSTCODE_NO_MP = {
     "BFPO": N_(
         "British Forces Post Office addresses have no constituency, so there is no MP for us to "
@@ -140,7 +143,7 @@ POSTCODE_NO_MP = {
         "This campaign can only send letters to MPs at Westminster"
     ),
     "IM": N_(
-        "the Isle of Man has no MP at Westminster, so there is no MP for us to write to. "
+        "The Isle of Man has no MP at Westminster, so there is no MP for us to write to. "
         "This campaign can only send letters to MPs at Westminster"
     ),
 }
@@ -218,23 +221,17 @@ def _single_line(
 
 def postcode_without_mp(postcode: str) -> str | None:
     """The message for a valid postcode with no Westminster MP, else None."""
-    if not postcodes.no_westminster_mp(postcode):
-        return None
-    area = re.match(r"^[A-Z]+", postcode)
-    key = "BFPO" if postcodes.BFPO_RE.match(postcode) else area.group(0) if area else ""
-    return POSTCODE_NO_MP.get(key, POSTCODE_NO_MP_OTHER)
+    place = postcodes.without_mp(postcode)
+    return None if place is None else POSTCODE_NO_MP.get(place, POSTCODE_NO_MP_OTHER)
 
 
 def neutralise_comment(comment: str) -> str:
-    """Keep the supporter's words; drop control characters (NUL and the like, which nothing can
-    store or show) and what a spreadsheet would run as a formula."""
+    """Keep the supporter's words as typed, every character of them; drop only control
+    characters (NUL and the like, which nothing can store or show) and spaces at the ends of
+    lines and of the comment."""
     comment = CONTROL_RE.sub("", comment)
     lines = [
         line.rstrip() for line in comment.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-    ]
-    lines = [
-        line.lstrip("=+@\t") if line.lstrip().startswith(("=", "+", "@")) else line
-        for line in lines
     ]
     return "\n".join(lines).strip()
 

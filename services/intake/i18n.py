@@ -1,8 +1,11 @@
 r"""Languages for the public pages: English, Welsh and French (Babel).
 
-The language comes from ``?lang=`` (remembered in a cookie), then the cookie, then the browser's
-Accept-Language. Catalogues live in ``locales/<lang>/LC_MESSAGES/messages.po`` and are compiled in
-memory when first used (never commit ``.mo`` files). Letters are never translated: they stay in
+The language comes from ``?lang=`` (remembered in a cookie), then the cookie, then, on the pages
+of one signature (confirm, thank-you), the language it was signed in (a link opened from a mail
+app carries no cookie: the French email leads to a French page), then the browser's
+Accept-Language. Dates and times go through ``shared.dates`` (English is en-GB). Catalogues
+live in ``locales/<lang>/LC_MESSAGES/messages.po`` and are compiled in memory when first used
+(never commit ``.mo`` files). Letters are never translated: they stay in
 the campaign's language.
 
 Templates use ``_()`` and ``ngettext()`` (newstyle gettext: ``_("Up to %(limit)s", limit=3)``).
@@ -22,16 +25,16 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import cast
-from zoneinfo import ZoneInfo
 
 import jinja2
 from babel import Locale
-from babel.dates import format_date, format_timedelta
+from babel.dates import format_timedelta
 from babel.numbers import format_decimal
 from babel.support import NullTranslations
 from fastapi import Request
 
 from shared import i18n
+from shared.dates import babel_locale, long_date, uk_time
 from shared.messages import Language
 
 LOCALES = i18n.LANGUAGES
@@ -41,11 +44,11 @@ COOKIE = "dearmp_lang"
 LOCALE_DIR = Path(__file__).parent / "locales"
 TEMPLATE_DIR = Path(__file__).parent / "templates"
 
-UK = ZoneInfo("Europe/London")
 
-
-def pick_locale(request: Request) -> Language:
-    for asked in (request.query_params.get("lang"), request.cookies.get(COOKIE)):
+def pick_locale(request: Request, signed_in: str | None = None) -> Language:
+    """``?lang=``, the cookie (an explicit choice), ``signed_in`` (the language of the signature
+    the page is about), then Accept-Language."""
+    for asked in (request.query_params.get("lang"), request.cookies.get(COOKIE), signed_in):
         if asked in LOCALES:
             return cast(Language, asked)
     preferred = accepted_languages(request.headers.get("accept-language", ""))
@@ -80,7 +83,7 @@ def relative_date(value: datetime, locale: str, now: datetime | None = None) -> 
     """ "4 years ago", "il y a 4 ans", "4 o flynyddoedd yn ôl". Naive datetimes are taken as UTC."""
     now = now or datetime.now(UTC)
     delta = _aware(value) - _aware(now)
-    return format_timedelta(delta, add_direction=True, locale=locale, threshold=1.0)
+    return format_timedelta(delta, add_direction=True, locale=babel_locale(locale), threshold=1.0)
 
 
 def _aware(value: datetime) -> datetime:
@@ -97,10 +100,9 @@ def environment(locale: str) -> jinja2.Environment:
     )
     i18n.install(env, translations(locale))
     env.filters["reldate"] = lambda value: relative_date(value, locale)
-    env.filters["longdate"] = lambda value: format_date(value, format="long", locale=locale)
     env.filters["number"] = lambda value: format_decimal(value, locale=locale)
-    # A campaign's opening and closing times, as the UK reads them.
-    env.filters["ukdate"] = lambda value: format_date(value.astimezone(UK), "long", locale=locale)
-    env.filters["uktime"] = lambda value: value.astimezone(UK).strftime("%H:%M")
+    # Every date and time on a page: its day and time in the UK, in the page's language.
+    env.filters["ukdate"] = lambda value: long_date(value, locale)
+    env.filters["uktime"] = lambda value: uk_time(value, locale)
     env.globals.update(locale=locale, locales=LOCALES, locale_names=NAMES)
     return env

@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from sqlalchemy.engine import Engine as SqlEngine
 
 from services.intake import csrf, i18n
 from services.intake.content import default_letter, letter_preview, markdown, updates_for
@@ -17,16 +18,25 @@ from services.intake.deps import Db, Engine, Settings, client_ip
 from services.intake.drafts import public_campaign, public_campaign_async
 from services.intake.forms import COMMENT_MAX, LETTER_MAX
 from services.intake.helprequests import submit_help_request
+from services.intake.progress import (
+    LOOKS,
+    PRINT_LETTER,
+    SIGN_AGAIN,
+    Stage,
+    Waiting,
+    progress_of,
+    sentences,
+)
 from services.intake.reply_rates import reply_rates
 from services.intake.signing import Outcome, confirm_signature, submit_signature, supporter_of
 from services.intake.sources import sources_of
+from services.mailer.reports import letter_waiting
 from shared.campaigns import SLUG_RE, Campaign, open_campaigns
 from shared.config import Settings as SettingsModel
 from shared.i18n_markers import N_
 from shared.letters import TemplateProblem, render_letter
 from shared.messages import Target
 from shared.organisations import cached_brand, cached_list_opt_in, get_organisation
-from shared.reasons import POSTCODE_REASONS, REASONS
 from shared.states import SignatureStatus
 from shared.tokens import CONFIRM, THANKS, InvalidToken, make_token, read_token
 
@@ -41,8 +51,11 @@ def own_path(path: str) -> str:
     return path
 
 
-def page(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
-    locale = i18n.pick_locale(request)
+def page(
+    request: Request, name: str, status: int = 200, signed_in: str | None = None, **context: Any
+) -> HTMLResponse:
+    """``signed_in``: the language of the signature the page is about (``i18n.pick_locale``)."""
+    locale = i18n.pick_locale(request, signed_in)
     context.setdefault("errors", {})
     # Language links must lead to a page that answers GET (not to the form's POST address).
     context.setdefault("lang_path", own_path(request.url.path) if request.method == "GET" else "")
@@ -305,9 +318,11 @@ SIGNATURE_PAGE = """
 SELECT s.*, c.updated_at AS campaign_updated_at
 FROM signatures s JOIN campaigns c ON c.slug = s.campaign WHERE s.id = %(id)s
 """
+# Erasure leaves a confirmed signature its status (it still counts) and no supporter_key.
 THANKS_PAGE = """
 SELECT s.campaign, s.status, s.target_name, s.constituency_name, s.unresolvable_reason,
-       s.sent_at, c.updated_at AS campaign_updated_at
+       s.sent_at, s.confirmed_at, s.language, s.supporter_key IS NULL AS erased,
+       c.updated_at AS campaign_updated_at
 FROM signatures s JOIN campaigns c ON c.slug = s.campaign WHERE s.id = %(id)s
 """
 
@@ -323,23 +338,30 @@ async def confirm_page(token: str, request: Request, db: Db, settings: Settings)
     if isinstance(found, str):
         return page(request, "confirm_invalid.html", 400, reason=found)
     row = await db.read_one(SIGNATURE_PAGE, {"id": found})
+    signed_in = row.language if row is not None else None
     if row is not None and row.status not in (SignatureStatus.PENDING, SignatureStatus.ERASED):
-        return page(request, "confirm_used.html", thanks_url=thanks_url(settings, found))
+        return page(
+            request,
+            "confirm_used.html",
+            signed_in=signed_in,
+            thanks_url=thanks_url(settings, found),
+        )
     campaign = await db.campaign_as_of(row.campaign, row.campaign_updated_at) if row else None
     if row is None or campaign is None or row.status == SignatureStatus.ERASED:
-        return page(request, "confirm_invalid.html", 400, reason="invalid")
+        return page(request, "confirm_invalid.html", 400, signed_in=signed_in, reason="invalid")
     supporter = supporter_of(row)
     fixed = campaign.target.name if campaign.target.kind == "fixed" else None
-    locale = i18n.pick_locale(request)
+    locale = i18n.pick_locale(request, signed_in)
     shown = Target(name=fixed or i18n.translations(locale).gettext(YOUR_MP), kind="fixed")
     try:
         letter = render_letter(campaign, supporter, shown)
     except TemplateProblem:  # stored before letters were tried at save: no button, no 500
-        return page(request, "letter_unavailable.html", 503)
+        return page(request, "letter_unavailable.html", 503, signed_in=signed_in)
     return form_page(
         request,
         "confirm.html",
         settings.secret_key,
+        signed_in=signed_in,
         token=token,
         campaign=campaign,
         fixed_target=fixed,
@@ -369,17 +391,27 @@ def thanks_url(settings: SettingsModel, signature_id: uuid.UUID) -> str:
 
 
 YOUR_MP = N_("[your MP's name]")  # where the letter names the MP, before we know who it is
-THANKS_REFRESHES = 12  # a minute at one look every 5 s
 
 
 def _int(value: str | None) -> int:
     return int(value) if value and value.isdigit() and len(value) < 4 else 0
 
 
+def _waiting(engine: SqlEngine, signature_id: uuid.UUID) -> Waiting | None:
+    with engine.connect() as conn:
+        return letter_waiting(conn, signature_id)
+
+
 @router.get("/thanks/{token}", response_class=HTMLResponse)
-async def thanks(token: str, request: Request, db: Db, settings: Settings) -> HTMLResponse:
-    """The letter's progress (``THANKS_PAGE`` reads nothing of the supporter but the state of
-    their signature and the MP it goes to), under its own token (``thanks_url``)."""
+async def thanks(
+    token: str, request: Request, db: Db, engine: Engine, settings: Settings
+) -> HTMLResponse:
+    """The letter's progress (``progress.progress_of``: one stage, its own words), under its
+    own token (``thanks_url``), in the language the supporter signed in unless they chose
+    another. ``THANKS_PAGE`` reads nothing of the supporter but the state of their signature
+    and the MP it goes to; once they are erased the page says only that. While the letter is on
+    its way the page looks again every 5 s, for a minute (``?wait=``), then says it is taking
+    longer and stops (the supporter's copy will tell them it went)."""
     found = _signature_from(token, settings.secret_key, THANKS)
     if isinstance(found, str):
         return page(request, "confirm_invalid.html", 400, reason=found, link="thanks")
@@ -387,28 +419,31 @@ async def thanks(token: str, request: Request, db: Db, settings: Settings) -> HT
     campaign = await db.campaign_as_of(row.campaign, row.campaign_updated_at) if row else None
     if row is None or campaign is None:
         return page(request, "confirm_invalid.html", 400, reason="invalid")
-    share_url, share_text = share_for(campaign, settings)
-    # While the letter is on its way the page looks again every 5 s, for a minute: then it says
-    # the letter is taking longer, and stops (the supporter's copy will tell them it went).
-    waited = min(_int(request.query_params.get("wait")), THANKS_REFRESHES)
-    journey = SignatureStatus(row.status)
-    moving = journey in (SignatureStatus.CONFIRMED, SignatureStatus.RESOLVED)
+    looked = min(_int(request.query_params.get("wait")), LOOKS)
     fixed = campaign.target.name if campaign.target.kind == "fixed" else None
+    # Only a letter to an MP waits for its day (a digest, the daily cap): ask the mailer then.
+    waiting = (
+        await run_in_threadpool(_waiting, engine, found)
+        if row.status == SignatureStatus.RESOLVED and not row.erased and not fixed
+        else None
+    )
+    progress = progress_of(row, fixed_target=fixed, waiting=waiting, looked=looked)
+    locale = i18n.pick_locale(request, row.language)
+    links = []
+    if progress.sign_again:
+        links.append((f"/c/{campaign.slug}", SIGN_AGAIN))
+    if progress.stage is Stage.NO_EMAIL:
+        links.append((f"/thanks/{token}/letter.pdf", PRINT_LETTER))
+    share_url, share_text = share_for(campaign, settings)
     return page(
         request,
         "thanks.html",
+        signed_in=row.language,
         campaign=campaign,
-        journey=journey,
-        refresh_url=f"/thanks/{token}?wait={waited + 1}"
-        if moving and waited < THANKS_REFRESHES
-        else None,
-        taking_longer=moving and waited >= THANKS_REFRESHES,
-        fixed_target=fixed,
-        target_name=row.target_name or fixed,
-        constituency_name=row.constituency_name,
-        reason_message=REASONS.get(row.unresolvable_reason or "", ""),
-        sent_at=row.sent_at,
-        can_sign_again=row.unresolvable_reason in POSTCODE_REASONS,
+        stage=progress.stage.value,
+        says=sentences(progress, i18n.translations(locale).gettext, locale),
+        links=links,
+        refresh_url=f"/thanks/{token}?wait={looked + 1}" if progress.looks_again else None,
         thank_you_html=markdown(campaign.thank_you, 1) if campaign.thank_you else "",
         share_url=share_url,
         share_text=share_text,

@@ -67,7 +67,7 @@ def test_signature_becomes_one_letter_to_the_demo_mp(system, mail, engine) -> No
     assert sorted(rows) == [("confirmation", "sent", 1), ("copy", "sent", 1), ("letter", "sent", 1)]
     assert len(mail.messages) == 3
     thanks = client.get(str(thanks.url))
-    assert "Your letter is going to Alex Demo, MP for Aldershot." in thanks.text
+    assert "your letter went to Alex Demo, MP for Aldershot." in thanks.text
 
 
 def _status(engine: sa.Engine) -> str:

@@ -98,7 +98,7 @@ def test_squatting_resigning_and_already_signed_in_a_browser(system, mail, engin
         screenshot(driver, "journey-02-old-link-does-not-work")
         driver.get(confirm_url_in(_text(fresh)))
         press(driver, SUBMIT)
-        _wait_for_text(driver, "[role=status]", "It was sent on")
+        _wait_for_text(driver, "[role=status]", "your letter went to")
         screenshot(driver, "journey-03-sent")
         letters = _letters(mail)
         assert len(letters) == 1 and "My own words" in _text(letters[0])
@@ -163,7 +163,7 @@ def test_signing_again_with_the_current_postcode_in_a_browser(system, mail, engi
         _sign(driver, base, CAMPAIGN, {"email": email, "postcode": "GU11 1AA"})
         driver.get(confirm_url_in(_text(mail.handler.wait_for(3, timeout=30)[2])))
         press(driver, SUBMIT)
-        _wait_for_text(driver, "[role=status]", "It was sent on")
+        _wait_for_text(driver, "[role=status]", "your letter went to")
         screenshot(driver, "journey-06-sent-after-signing-again")
     assert len(_letters(mail)) == 1
 
@@ -244,7 +244,7 @@ def test_a_vacant_seat_in_a_browser(vacant_seat, system, mail, engine) -> None:
             {"type": "Parliamentary office", "isPreferred": True, "email": "new.mp@parliament.uk"}
         ]
         vacant_seat.seats["Leeds Central and Headingley"] = member(4010, "New Member")
-        _wait_for_text(driver, "[role=status]", "It was sent on")
+        _wait_for_text(driver, "[role=status]", "your letter went to")
         screenshot(driver, "journey-11-sent-to-the-new-mp")
     letters = _letters(mail)
     assert len(letters) == 1
