@@ -240,3 +240,21 @@ def cached_brand(engine: Engine, campaign: str, ttl: float = 5.0) -> Brand | Non
 
 
 __all__ = ["DEFAULT_ORGANISATION"]
+
+
+# The organisation's owners, read where the mailer tells them its letters could not be written
+# (services/mailer/problems.py). Intake's staff pages own the accounts (services/intake/admin/
+# models.py ``staff``, roles.py ``Role.OWNER``); the mailer cannot import intake (intake reads
+# the mailer's reports), so their address and role are read here, as organisation data.
+_STAFF = sa.table("staff", sa.column("email"), sa.column("role"), sa.column("organisation"))
+OWNER_ROLE = "owner"
+
+
+def owner_addresses(conn: Connection, organisation: str) -> list[str]:
+    """The addresses of the organisation's owners."""
+    query = (
+        sa.select(_STAFF.c.email)
+        .where(_STAFF.c.organisation == organisation, _STAFF.c.role == OWNER_ROLE)
+        .order_by(_STAFF.c.email)
+    )
+    return [str(email) for email in conn.execute(query).scalars()]

@@ -99,7 +99,10 @@ def note_letter_sent(event: LetterSent, uow: UnitOfWork) -> None:
 
 @one_statement(applies=_the_letter)
 def note_letter_failed(event: LetterFailed, uow: UnitOfWork) -> None:
-    """Consumes letter.failed (purpose "letter"): the target's server refused it for good."""
+    """Consumes letter.failed (purpose "letter"): the target's server refused it for good, or
+    the letter could never be written for this supporter (the mailer's ``letters`` row keeps
+    the reason: the failed-letters page and the staff banner show it, through
+    ``services.mailer.reports``)."""
     _letter_is(uow, event, SignatureStatus.FAILED)
 
 

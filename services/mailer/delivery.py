@@ -52,7 +52,7 @@ from shared.messages import LetterFailed, LetterSent
 from shared.metrics import EMAILS
 from shared.smtp import PermanentSmtpError, SmtpSender, TemporarySmtpError
 from shared.states import LetterState
-from shared.supporters import supporter_key
+from shared.supporters import mask_addresses, supporter_key
 
 log = get_logger(__name__)
 
@@ -593,6 +593,69 @@ _HOLD = f"""
        SET state = '{LetterState.HELD}', error = EXCLUDED.error, recipient = EXCLUDED.recipient
      WHERE letters.state IN ('{LetterState.CREATED}', '{LetterState.HELD}')
 """
+
+
+# A letter that cannot be written (its template fails for this supporter's data, or its message
+# cannot be built) is recorded ``failed`` without any hand-over: nothing was sent, and nothing
+# will be. The reason starts with UNWRITTEN: the staff pages' banner and the owners' notice
+# (services/mailer/problems.py) find these rows by it (``reports.UNWRITTEN_ROWS``). A row the
+# letter already has is changed only while nothing may have gone (created, held).
+UNWRITTEN = "could not be written: "
+_UNWRITTEN = f"""
+    INSERT INTO letters (signature_id, purpose, campaign, state, message_id, recipient, subject,
+                         body, supporter_key, sends, created_at, sent_at, campaign_version, error)
+    VALUES (%(signature_id)s, %(purpose)s, %(campaign)s, '{LetterState.FAILED}', %(message_id)s,
+            %(recipient)s, '', NULL, %(supporter_key)s, 0, %(now)s, %(now)s,
+            %(campaign_version)s, %(error)s)
+    ON CONFLICT ON CONSTRAINT uq_letters_signature_purpose DO UPDATE
+       SET state = '{LetterState.FAILED}', error = EXCLUDED.error, sent_at = EXCLUDED.sent_at,
+           lease_owner = NULL, lease_until = NULL
+     WHERE letters.state IN ('{LetterState.CREATED}', '{LetterState.HELD}')
+    RETURNING id
+"""
+
+
+@dataclass(frozen=True)
+class Unwritten:
+    """A letter that could not be written, as its ``letters`` row records it."""
+
+    signature_id: UUID
+    campaign: str
+    message_id: str
+    recipient: str
+    supporter_key: str | None
+    campaign_version: int | None
+    reason: str
+    purpose: str = "letter"
+
+
+def record_unwritten(conn: Connection, letter: Unwritten, correlation_id: str | None) -> bool:
+    """In the caller's transaction (with its inbox claim): the letter ``failed`` with why, and
+    ``letter.failed`` through the outbox, so intake marks the signature failed. Returns False
+    (nothing emitted) when the letter's row had gone further already (sent, failed, sending,
+    queued): a redelivered event then announces nothing twice. Addresses in the reason are
+    masked as everywhere else."""
+    reason = UNWRITTEN + mask_addresses(letter.reason)[:500]
+    row = conn.exec_driver_sql(
+        _UNWRITTEN,
+        {
+            "signature_id": letter.signature_id,
+            "purpose": letter.purpose,
+            "campaign": letter.campaign,
+            "message_id": letter.message_id,
+            "recipient": letter.recipient,
+            "supporter_key": letter.supporter_key,
+            "now": datetime.now(UTC),
+            "campaign_version": letter.campaign_version,
+            "error": reason,
+        },
+    ).first()
+    if row is None:
+        return False
+    failed = LetterFailed(signature_id=letter.signature_id, purpose=letter.purpose, reason=reason)
+    outbox.add(conn, failed, correlation_id=correlation_id)
+    EMAILS.labels(letter.purpose, "unwritten").inc()
+    return True
 
 
 def _hold(engine: Engine, out: Outgoing, reason: str) -> None:

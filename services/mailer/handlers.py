@@ -6,8 +6,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid5
 
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Engine
@@ -22,7 +23,9 @@ from services.mailer.delivery import (
     Outgoing,
     Receipt,
     Then,
+    Unwritten,
     deliver_once,
+    record_unwritten,
 )
 from services.mailer.models import erased_supporters, reply_questions
 from services.mailer.retention import erase_supporter
@@ -45,6 +48,8 @@ from shared.logging import get_logger
 from shared.messages import (
     Envelope,
     Event,
+    HelpReplied,
+    HelpRequested,
     ReplyAnswered,
     SignatureConfirmed,
     SignatureHeld,
@@ -54,6 +59,7 @@ from shared.messages import (
     SignatureUnresolvable,
     SupporterErased,
     SupporterErasureRequested,
+    Target,
 )
 from shared.smtp import SendingPause, SmtpSender, SmtpTimeouts
 from shared.supporters import supporter_key
@@ -232,19 +238,17 @@ def send_letter(event: SignatureResolved, effect: Effect) -> None:
     deps: MailerDeps = effect.deps
     envelope = effect.envelope
     campaign = deps.campaign(event.campaign)
-    if not event.target.email:
-        raise PermanentFailure("resolved target has no email address")
     # Whoever sits now (sitting.py): another member if the seat changed hands since, or wait.
     target = deps.seats.target_now(event, envelope.occurred_at)
     if target != event.target:
         log.info("letter goes to the member who sits now", constituency=event.constituency.code)  # type: ignore[union-attr]
-    try:
-        rendered = compose.render_letter(campaign, event.supporter, target)
-    except TemplateProblem as exc:  # refused at save; one stored before that rule: never retried
-        raise PermanentFailure(f"the campaign's letter cannot be written: {exc}") from None
     sid, supporter = event.signature_id, event.supporter
-    msg = _built(lambda: compose.letter(sid, campaign, supporter, target, deps.settings, rendered))
     key = deps.key(supporter.email)
+    try:
+        rendered, msg = _written(deps, campaign, event, target)
+    except PermanentFailure as exc:  # never writable for this supporter: the signature fails
+        _unwritten(effect, campaign, target, key, str(exc))
+        return
     signed_at = supporter.signed_at
     letter = Outgoing(
         sid, "letter", campaign.slug, msg, target.email or "", key, rendered.text, signed_at
@@ -294,6 +298,48 @@ def send_letter(event: SignatureResolved, effect: Effect) -> None:
     outcome = deps.deliver(letter, envelope, record_on=frozenset(("failed", "erased")))
     if outcome == "sent":
         raise PermanentFailure(f"cannot build the copy: {str(unbuildable)[:200]}")
+
+
+def _written(
+    deps: MailerDeps, campaign: Campaign, event: SignatureResolved, target: Target
+) -> tuple[compose.RenderedLetter, EmailMessage]:
+    """The letter for this supporter, or ``PermanentFailure`` with why it can never be written:
+    the template fails for their data (a save tries it for sample supporters only), or the
+    message cannot be built, or the target has no address."""
+    if not target.email:
+        raise PermanentFailure("the target has no email address")
+    try:
+        rendered = compose.render_letter(campaign, event.supporter, target)
+    except TemplateProblem as exc:
+        raise PermanentFailure(f"{exc}") from None
+    sid, supporter = event.signature_id, event.supporter
+    msg = _built(lambda: compose.letter(sid, campaign, supporter, target, deps.settings, rendered))
+    return rendered, msg
+
+
+def _unwritten(effect: Effect, campaign: Campaign, target: Target, key: str, reason: str) -> None:
+    """The letter can never be written for this supporter: its row ``failed`` with why and
+    letter.failed (intake marks the signature failed; the organisation sees it on its failed
+    letters page, its banner and its owners' hourly notice, services/mailer/problems.py),
+    with the inbox claim, in one transaction. Nothing is sent: the copy and any fixed copy
+    are written from the same letter. Idempotent: the inbox claim, and the row's state."""
+    deps: MailerDeps = effect.deps
+    event = effect.event
+    assert isinstance(event, SignatureResolved)
+    unwritten = Unwritten(
+        signature_id=event.signature_id,
+        campaign=campaign.slug,
+        message_id=compose.message_id("letter", event.signature_id, deps.settings),
+        recipient=target.email or "",
+        supporter_key=key,
+        campaign_version=campaign.version,
+        reason=reason,
+    )
+    with effect.record() as uow:
+        if uow is None:  # handled meanwhile, or the supporter was erased: nothing to record
+            return
+        if record_unwritten(uow.conn, unwritten, effect.envelope.correlation_id):
+            log.warning("the letter could not be written: marked failed", campaign=campaign.slug)
 
 
 def _remember_for_reply(deps: MailerDeps, event: SignatureResolved, key: str) -> None:
@@ -460,6 +506,83 @@ def forget_supporter(event: SupporterErasureRequested, uow: UnitOfWork) -> None:
     log.info("supporter erased", removed=removed)
 
 
+# "Can't sign? Tell us": one staff notice per (request, staff address), ever.
+HELP_NOTICES = UUID("0b7f3f5e-2d1a-4c7e-9a40-6f1d2b8c9e31")
+
+
+def help_notice_id(request_id: UUID, address: str) -> UUID:
+    return uuid5(HELP_NOTICES, f"{request_id}\n{address.lower()}")
+
+
+@external_effect(guarded=True)
+def send_help_acknowledgement(event: HelpRequested, effect: Effect) -> None:
+    """Consumes help.requested; acknowledges the request to the person (their language, nothing
+    they typed: compose.help_acknowledgement), then tells each owner and editor of the
+    campaign's organisation that it waits on the staff page (English). Idempotent through the
+    letters rows for (request, "help_ack") and (``help_notice_id``, "help_notice"); the inbox
+    claim commits with the last email's outcome, so a redelivery sends only what had not gone.
+    A notice's row names no campaign: it is no email of the campaign's, in its figures."""
+    deps: MailerDeps = effect.deps
+    envelope = effect.envelope
+    campaign = deps.campaign(event.campaign)
+    settings = deps.settings
+    ack = _built(lambda: compose.help_acknowledgement(event.request_id, campaign, event, settings))
+    key = deps.key(event.email)
+    outs = [
+        Outgoing(
+            event.request_id,
+            "help_ack",
+            campaign.slug,
+            ack,
+            event.email,
+            key,
+            signed_at=envelope.occurred_at,
+        )
+    ]
+    url = f"{settings.base_url}/admin/c/{campaign.slug}/help/{event.request_id}"
+    for address in dict.fromkeys(a.strip().lower() for a in event.staff):
+        once = help_notice_id(event.request_id, address)
+        try:
+            msg = compose.help_notice(once, campaign, address, url, envelope.occurred_at, settings)
+        except ValueError:  # a staff address that is not one: the others are still told
+            log.error("help notice cannot be built for a staff address")
+            continue
+        outs.append(Outgoing(once, "help_notice", "", msg, address))
+    for n, out in enumerate(outs, 1):
+        deps.deliver(out, envelope, record_on=ALL_OUTCOMES if n == len(outs) else frozenset())
+
+
+@external_effect(guarded=True)
+def send_help_reply(event: HelpReplied, effect: Effect) -> None:
+    """Consumes help.replied; emails a staff member's answer to the person who asked for help,
+    From the organisation's sender name (``branding``), Reply-To the address the staff page
+    gave. Idempotent through the letters row for (reply, "help_reply")."""
+    deps: MailerDeps = effect.deps
+    campaign = deps.campaign(event.campaign)
+    msg = _built(
+        lambda: compose.help_reply(
+            event.reply_id,
+            campaign,
+            event,
+            event.text,
+            event.organisation,
+            event.reply_to,
+            deps.settings,
+        )
+    )
+    out = Outgoing(
+        event.reply_id,
+        "help_reply",
+        campaign.slug,
+        msg,
+        event.email,
+        deps.key(event.email),
+        event.text,
+        effect.envelope.occurred_at,
+    )
+    deps.deliver(out, effect.envelope)
+
+
 HANDLERS: dict[type[Event], Callable[..., None]] = {
     SignatureReceived: send_confirmation,
     SignatureConfirmed: note_confirmed,
@@ -467,6 +590,8 @@ HANDLERS: dict[type[Event], Callable[..., None]] = {
     SignatureUnresolvable: send_unresolvable_notice,
     SignatureHeld: send_held_notice,
     SignatureRepeated: send_already_signed,
+    HelpRequested: send_help_acknowledgement,
+    HelpReplied: send_help_reply,
     SupporterErasureRequested: forget_supporter,
     ReplyAnswered: note_reply_answered,
 }

@@ -1,7 +1,6 @@
 """What the mailer lets others read (``dearmp status``, ``dearmp letters failed``, intake's staff
-pages, intake's thank-you page): emails by state, a letter waiting for its day, and the ones the
-SMTP server refused for good, with the reason. Other services read the mailer's tables only
-through these functions.
+pages): emails by state, and the ones the SMTP server refused for good, with the reason. Other
+services read the mailer's tables only through these functions.
 
 Addresses are masked (``j***@example.org``), in the recipient column and inside the reason, so
 the listing can be pasted into a ticket.
@@ -9,15 +8,16 @@ the listing can be pasted into a ticket.
 
 from __future__ import annotations
 
-import uuid
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import aggregate_order_by, array_agg
 from sqlalchemy.engine import Connection, Engine
 
 from services.mailer.delivery import TARGET_PURPOSES
+from services.mailer.delivery import UNWRITTEN
 from services.mailer.models import bounced_addresses, bounces, letters, sending_pauses
-from services.mailer.scheduled import Scheduled
 from shared.db import plain
 from shared.reference import mps
 from shared.states import LetterState
@@ -62,20 +62,6 @@ def emails_by_audience(conn: Connection, *, campaign: str) -> dict[str, dict[str
     for row in conn.execute(query):
         out[row.audience][row.state] = row.n
     return out
-
-
-def letter_waiting(conn: Connection, signature_id: uuid.UUID) -> Scheduled | None:
-    """When a signature's letter to its target waits for its day (``queued``, scheduled.py):
-    in that day's digest, or sent on that day (the daily cap); None when it does not wait."""
-    row = conn.execute(
-        sa.select(letters.c.due_day, letters.c.digest_entry.is_not(None).label("digest")).where(
-            letters.c.signature_id == signature_id,
-            letters.c.purpose == "letter",
-            letters.c.state == LetterState.QUEUED,
-            letters.c.due_day.is_not(None),
-        )
-    ).first()
-    return Scheduled(row.due_day, bool(row.digest)) if row else None
 
 
 def letters_by_version(conn: Connection, *, campaign: str) -> dict[int | None, int]:
@@ -265,3 +251,45 @@ def bounce_report(conn: Connection, *, campaigns: list[str] | None = None) -> di
             for row in conn.execute(targets)
         ],
     }
+
+
+def unwritten_letters(
+    conn: Connection,
+    *,
+    campaigns: list[str] | None = None,
+    since: datetime | None = None,
+) -> list[dict[str, Any]]:
+    """Letters that could not be written (services/mailer/delivery.py ``UNWRITTEN``: the
+    template failed for a supporter's data, or the message could not be built), per campaign:
+    how many, the latest reason (addresses masked) and when. ``campaigns``: only theirs;
+    ``since``: failed since then. For the staff banner and the owners' notice (problems.py)."""
+    failed_at = letters.c.sent_at  # a failure's time, as ``failed_letters`` reads it
+    newest = array_agg(aggregate_order_by(letters.c.error, failed_at.desc()))[1]
+    query = (
+        sa.select(
+            letters.c.campaign,
+            sa.func.count().label("n"),
+            sa.func.max(failed_at).label("last_at"),
+            newest.label("reason"),
+        )
+        .where(
+            letters.c.state == LetterState.FAILED,
+            letters.c.purpose == "letter",
+            letters.c.error.startswith(UNWRITTEN, autoescape=True),
+        )
+        .group_by(letters.c.campaign)
+        .order_by(letters.c.campaign)
+    )
+    if campaigns is not None:
+        query = query.where(letters.c.campaign.in_(campaigns))
+    if since is not None:
+        query = query.where(failed_at >= since)
+    return [
+        {
+            "campaign": row.campaign,
+            "count": int(row.n),
+            "reason": mask_addresses(str(row.reason or "").removeprefix(UNWRITTEN)),
+            "last_at": row.last_at,
+        }
+        for row in conn.execute(query)
+    ]

@@ -12,8 +12,10 @@ idempotent), never lost.
 - ``replay`` moves every message that was in the DLQ when it started to the service's queue,
   with the attempt counters and error reset, so the service tries it afresh. Messages that are
   dead-lettered again while it runs are left for the next replay (it cannot loop forever).
-Only the envelope's id and type are read from a body, never its payload (personal data), except
-by ``drop_messages_about``, which an erasure uses to find the person's messages.
+Only the envelope's id, type and correlation id (the signature's id through its journey) are read
+from a body, and of its payload only ``campaign`` (a slug, so the staff pages show an organisation
+the dead letters of its campaigns), never the rest (personal data), except by
+``drop_messages_about``, which an erasure uses to find the person's messages.
 """
 
 from __future__ import annotations
@@ -93,6 +95,8 @@ class DeadLetter:
     attempts: int
     error: str
     dead_lettered_at: str | None
+    correlation_id: str | None = None  # the signature id, for events of a signature's journey
+    campaign: str | None = None  # the payload's campaign slug, when it names one
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -103,14 +107,21 @@ def _text(value: object) -> str:
 
 
 def describe(props: BasicProperties, body: bytes) -> DeadLetter:
-    """What staff may see of a dead letter: ids, type, attempts, the error; not the payload."""
+    """What staff may see of a dead letter: ids, type, attempts, the error, the campaign; not the
+    rest of the payload."""
     headers = dict(props.headers or {})
     event_id, event_type = props.message_id or "", props.type or ""
+    correlation_id = campaign = None
     try:
         envelope = json.loads(body)
         if isinstance(envelope, dict):
             event_id = str(envelope.get("id") or event_id)[:64]
             event_type = str(envelope.get("type") or event_type)[:100]
+            if isinstance(envelope.get("correlation_id"), str):
+                correlation_id = envelope["correlation_id"][:64]
+            payload = envelope.get("payload")
+            if isinstance(payload, dict) and isinstance(payload.get("campaign"), str):
+                campaign = payload["campaign"][:100]
     except (ValueError, UnicodeDecodeError):
         pass
     error = _text(headers.get(ERROR_HEADER, ""))
@@ -129,6 +140,8 @@ def describe(props: BasicProperties, body: bytes) -> DeadLetter:
         dead_lettered_at=when.isoformat()
         if isinstance(when, datetime)
         else _text(when or "") or None,
+        correlation_id=correlation_id,
+        campaign=campaign,
     )
 
 

@@ -3,9 +3,10 @@ subject access (everything held about one person).
 
 Failed letters and dead letters show no personal data: addresses are masked
 (``j***@example.org``) and a dead letter is shown by its event id, type, attempts and error, never
-its payload. An organisation's staff see only their organisation's failed letters and, in
-subject access, only what its campaigns hold; the dead-letter queues (every organisation's events)
-are for platform operators only.
+its payload. An organisation's staff see only their organisation's failed letters, the dead
+letters about its campaigns (on the failed-letters page, ``failures.dead_letters_of``) and, in
+subject access, only what its campaigns hold; the dead-letter queues themselves (every
+organisation's events) and their replay are for platform operators only.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from services.intake.admin.access import held_about
+from services.intake.admin.failures import dead_letters_of
 from services.intake.admin.roles import Power
 from services.intake.admin.web import (
     NotFound,
@@ -61,7 +63,20 @@ def failed(request: Request, engine: Engine, settings: Settings, member: Staff) 
         rows = sorted(rows, key=lambda r: r["failed_at"] or "", reverse=True)[:FAILED_SHOWN]
     with engine.connect() as conn:  # an organisation's staff: only its campaigns' bounces
         bounced = bounce_report(conn, campaigns=shown)
-    return render(request, settings, "failed.html", rows=rows, campaign=campaign, bounced=bounced)
+    # The dead letters about its campaigns (operators replay them at /admin/dlq).
+    stuck, stuck_problem = dead_letters_of(engine, settings, member)
+    if campaign is not None:
+        stuck = [d for d in stuck if d["campaign"] == campaign]
+    return render(
+        request,
+        settings,
+        "failed.html",
+        rows=rows,
+        campaign=campaign,
+        bounced=bounced,
+        stuck=stuck,
+        stuck_problem=stuck_problem,
+    )
 
 
 def _queues(settings: SettingsModel) -> tuple[list[dict[str, Any]], str | None]:

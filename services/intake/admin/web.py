@@ -26,6 +26,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from services.intake import csrf, i18n
 from services.intake.admin.auth import COOKIE, StaffMember, session_member
+from services.intake.admin.failures import letter_problems
 from services.intake.admin.roles import DESCRIPTIONS, Power, Role
 from services.intake.deps import Engine, Settings
 from shared.organisations import organisation_of
@@ -130,6 +131,8 @@ def render(
     cookie, token = csrf.issue(request, settings.secret_key)
     context.setdefault("errors", {})
     context.setdefault("staff", getattr(request.state, "staff", None))
+    if "letter_problems" not in context:  # the banner: letters that could not be written
+        context["letter_problems"] = letter_problems(request.app.state.engine, context["staff"])
     template = i18n.environment("en").get_template(f"admin/{name}")
     response = HTMLResponse(
         template.render(request=request, csrf_token=token, **context), status_code=status
