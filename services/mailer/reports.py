@@ -1,6 +1,7 @@
 """What the mailer lets others read (``dearmp status``, ``dearmp letters failed``, intake's staff
-pages): emails by state, and the ones the SMTP server refused for good, with the reason. Other
-services read the mailer's tables only through these functions.
+pages, intake's thank-you page): emails by state, a letter waiting for its day, and the ones the
+SMTP server refused for good, with the reason. Other services read the mailer's tables only
+through these functions.
 
 Addresses are masked (``j***@example.org``), in the recipient column and inside the reason, so
 the listing can be pasted into a ticket.
@@ -8,6 +9,7 @@ the listing can be pasted into a ticket.
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from typing import Any
 
@@ -15,9 +17,9 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import aggregate_order_by, array_agg
 from sqlalchemy.engine import Connection, Engine
 
-from services.mailer.delivery import TARGET_PURPOSES
-from services.mailer.delivery import UNWRITTEN
+from services.mailer.delivery import TARGET_PURPOSES, UNWRITTEN
 from services.mailer.models import bounced_addresses, bounces, letters, sending_pauses
+from services.mailer.scheduled import Scheduled
 from shared.db import plain
 from shared.reference import mps
 from shared.states import LetterState
@@ -62,6 +64,20 @@ def emails_by_audience(conn: Connection, *, campaign: str) -> dict[str, dict[str
     for row in conn.execute(query):
         out[row.audience][row.state] = row.n
     return out
+
+
+def letter_waiting(conn: Connection, signature_id: uuid.UUID) -> Scheduled | None:
+    """When a signature's letter to its target waits for its day (``queued``, scheduled.py):
+    in that day's digest, or sent on that day (the daily cap); None when it does not wait."""
+    row = conn.execute(
+        sa.select(letters.c.due_day, letters.c.digest_entry.is_not(None).label("digest")).where(
+            letters.c.signature_id == signature_id,
+            letters.c.purpose == "letter",
+            letters.c.state == LetterState.QUEUED,
+            letters.c.due_day.is_not(None),
+        )
+    ).first()
+    return Scheduled(row.due_day, bool(row.digest)) if row else None
 
 
 def letters_by_version(conn: Connection, *, campaign: str) -> dict[int | None, int]:
