@@ -18,15 +18,7 @@ from services.intake.deps import Db, Engine, Settings, client_ip
 from services.intake.drafts import public_campaign, public_campaign_async
 from services.intake.forms import COMMENT_MAX, LETTER_MAX
 from services.intake.helprequests import submit_help_request
-from services.intake.progress import (
-    LOOKS,
-    PRINT_LETTER,
-    SIGN_AGAIN,
-    Stage,
-    Waiting,
-    progress_of,
-    sentences,
-)
+from services.intake.progress import LOOKS, Waiting, links_of, progress_of, sentences
 from services.intake.reply_rates import reply_rates
 from services.intake.signing import Outcome, confirm_signature, submit_signature, supporter_of
 from services.intake.sources import sources_of
@@ -286,7 +278,8 @@ def _help_submit(
     values = {k: str(v) for k, v in form.items() if k in ("name", "email", "message")}
     if form.get("website"):
         return page(request, "help_done.html", campaign=campaign)
-    errors = submit_help_request(engine, settings, slug, values, client_ip(request))
+    language = i18n.pick_locale(request)
+    errors = submit_help_request(engine, settings, slug, values, client_ip(request), language)
     if errors is None:
         return page(request, "too_many.html", 429)
     if errors:
@@ -429,11 +422,6 @@ async def thanks(
     )
     progress = progress_of(row, fixed_target=fixed, waiting=waiting, looked=looked)
     locale = i18n.pick_locale(request, row.language)
-    links = []
-    if progress.sign_again:
-        links.append((f"/c/{campaign.slug}", SIGN_AGAIN))
-    if progress.stage is Stage.NO_EMAIL:
-        links.append((f"/thanks/{token}/letter.pdf", PRINT_LETTER))
     share_url, share_text = share_for(campaign, settings)
     return page(
         request,
@@ -442,7 +430,7 @@ async def thanks(
         campaign=campaign,
         stage=progress.stage.value,
         says=sentences(progress, i18n.translations(locale).gettext, locale),
-        links=links,
+        links=links_of(progress, token=token, campaign=campaign.slug),
         refresh_url=f"/thanks/{token}?wait={looked + 1}" if progress.looks_again else None,
         thank_you_html=markdown(campaign.thank_you, 1) if campaign.thank_you else "",
         share_url=share_url,

@@ -7,9 +7,9 @@ and its refresh (``static/thanks.js`` fetches the same page and swaps its status
 from here, so no page can say two stages at once ("is going to" beside "was sent", "taking
 longer" beside "in the digest for Monday").
 
-A new stage: add it to ``Stage``, give it its words in ``SAYS`` (and a link in ``LINKS`` if it
-has one), and decide it in ``progress_of``; tests/integration/test_thank_you_states.py renders
-every stage in every language.
+A new stage: add it to ``Stage``, give it its words in ``SAYS`` (and its link in ``links_of``
+if it has one), and decide it in ``progress_of``; tests/e2e/test_thank_you_states.py shows
+every stage in every language, in a browser.
 """
 
 from __future__ import annotations
@@ -95,7 +95,7 @@ SAYS: dict[Stage, tuple[str, ...]] = {
     ),
     Stage.ERASED: (N_("The personal details it held were removed, as was asked."),),
 }
-# The link a stage offers: (where, relative to the page's token or campaign; its words).
+# The links a stage may offer (``links_of``).
 SIGN_AGAIN = N_("Sign again with your current postcode")
 PRINT_LETTER = N_("Your letter, ready to print and post (PDF)")
 MP_FOR = N_("%(target)s, MP for %(constituency)s")  # the target, when it is the supporter's MP
@@ -169,6 +169,17 @@ def progress_of(
     if target:
         return Progress(Stage.GOING, target, place, looks_again=True)
     return Progress(Stage.FINDING, looks_again=True)
+
+
+def links_of(progress: Progress, *, token: str, campaign: str) -> list[tuple[str, str]]:
+    """The links a stage offers, (address, words to translate): "sign again" where a new
+    postcode would help; the printable letter for an MP with no email address (the page under
+    the thank-you page's own token)."""
+    if progress.sign_again:
+        return [(f"/c/{campaign}", SIGN_AGAIN)]
+    if progress.stage is Stage.NO_EMAIL:
+        return [(f"/thanks/{token}/letter.pdf", PRINT_LETTER)]
+    return []
 
 
 def sentences(progress: Progress, gettext: Callable[[str], str], language: str) -> list[str]:

@@ -345,6 +345,34 @@ def test_picking_the_language(query: str, headers: dict[str, str], expected: str
     assert i18n.pick_locale(_request(query, **headers)) == expected
 
 
+def test_the_language_signed_in_comes_after_a_choice_and_before_the_browser() -> None:
+    """A link opened from a mail app carries no cookie: the signature's language decides
+    (issue 26); ``?lang=`` and the cookie (an explicit choice) still win."""
+    assert i18n.pick_locale(_request("", accept_language="en-GB,en"), "fr") == "fr"
+    assert i18n.pick_locale(_request("lang=cy", accept_language="en"), "fr") == "cy"
+    assert i18n.pick_locale(_request("", cookie=f"{i18n.COOKIE}=en"), "fr") == "en"
+    assert i18n.pick_locale(_request("", accept_language="cy"), "xx") == "cy"
+    assert i18n.pick_locale(_request(""), None) == "en"
+
+
+def test_dates_and_times_on_pages_are_british_in_english() -> None:
+    """One helper (shared/dates.py) for every date and time on a page: "7 December 2026" and
+    "22:50" in English (en-GB), never "December 7, 2026" or "10:50 PM" (issue 26)."""
+    moment = datetime(2026, 12, 7, 22, 50, 43, tzinfo=UTC)  # 22:50 in London (GMT)
+    summer = datetime(2026, 6, 1, 21, 5, tzinfo=UTC)  # 22:05 in London (BST)
+    shown = {
+        lang: i18n.environment(lang)
+        .from_string("{{ m | ukdate }} {{ m | uktime }}|{{ s | ukdate }} {{ s | uktime }}")
+        .render(m=moment, s=summer)
+        for lang in ("en", "cy", "fr")
+    }
+    assert shown == {
+        "en": "7 December 2026 22:50|1 June 2026 22:05",
+        "cy": "7 Rhagfyr 2026 22:50|1 Mehefin 2026 22:05",
+        "fr": "7 décembre 2026 22:50|1 juin 2026 22:05",
+    }
+
+
 def test_an_empty_message_stays_empty() -> None:
     """gettext("") would be the catalogue's header."""
     template = i18n.environment("fr").from_string("[{{ _(message) }}]")
