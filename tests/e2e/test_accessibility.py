@@ -16,6 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from services.intake.models import signatures
+from services.mailer.models import letters
 from shared.states import SignatureStatus
 from shared.tokens import make_token
 from shared.unsubscribe import make_unsubscribe_token
@@ -57,6 +58,14 @@ STATES: dict[str, dict[str, Any]] = {
     "sent": {"status": SignatureStatus.SENT, "target_name": "Alex Demo"},
     "failed": {"status": SignatureStatus.FAILED, "target_name": "Alex Demo"},
     "erased": {"status": SignatureStatus.ERASED},
+    # Issue 26: a letter waiting for its day (digest, daily cap), an MP with no email address.
+    "digest": {"status": SignatureStatus.RESOLVED, "target_name": "Alex Demo"},
+    "scheduled": {"status": SignatureStatus.RESOLVED, "target_name": "Alex Demo"},
+    "no-email": {
+        "status": SignatureStatus.UNRESOLVABLE,
+        "unresolvable_reason": "no_contact",
+        "target_name": "Sam Quiet",
+    },
 }
 
 
@@ -75,7 +84,28 @@ def _tokens(engine: sa.Engine, secret: str) -> tuple[dict[str, str], str]:
         tokens[f"thanks-{state}"] = make_token(secret, "thanks", str(row["id"]))
     with engine.begin() as conn:
         conn.execute(signatures.insert(), rows)
-    return tokens, make_unsubscribe_token(secret, rows[-2]["id"], CAMPAIGN)
+        for row, state in zip(rows, STATES, strict=True):
+            if state in ("digest", "scheduled"):  # the mailer's row of a letter that waits
+                conn.execute(
+                    letters.insert().values(
+                        signature_id=row["id"],
+                        purpose="letter",
+                        campaign=CAMPAIGN,
+                        state="queued",
+                        message_id=f"<letter.{row['id']}@test>",
+                        recipient="alex.demo.mp@demo-parliament.invalid",
+                        subject="A letter",
+                        created_at=now,
+                        due_day=now.date(),
+                        **(
+                            {"digest_entry": {"name": "Jo Bloggs"}}
+                            if state == "digest"
+                            else {"held_message": "the whole message"}
+                        ),
+                    )
+                )
+    failed = rows[list(STATES).index("failed")]
+    return tokens, make_unsubscribe_token(secret, failed["id"], CAMPAIGN)
 
 
 def _check(
