@@ -57,8 +57,9 @@ def _goal(engine: sa.Engine, goal: int, confirmed: int) -> None:
     with engine.begin() as conn:
         conn.execute(
             sa.text(
-                "UPDATE campaigns SET definition = jsonb_set(definition, '{goal}', to_jsonb(:g)) "
-                "WHERE slug = :s"
+                # A new updated_at, as every change has: campaigns are parsed once per version.
+                "UPDATE campaigns SET definition = jsonb_set(definition, '{goal}', to_jsonb(:g)), "
+                "updated_at = clock_timestamp() WHERE slug = :s"
             ),
             {"g": goal, "s": CAMPAIGN},
         )
