@@ -206,6 +206,38 @@ class ReplyAnswered(Event):
     answer: Literal["yes", "not_yet", "no"]
 
 
+class HelpRequested(Event):
+    """Someone sent "Can't sign? Tell us" (intake's ``help_requests``): the mailer acknowledges
+    it to ``email`` in ``language`` (nothing they typed: nobody has confirmed the address) and
+    tells ``staff``, the campaign's organisation's owners and editors, that it is waiting (in
+    English, without the message: it is read on the staff page). ``request_id`` names the
+    request (one acknowledgement and one notice per staff address, ever)."""
+
+    TYPE = "help.requested"
+    request_id: uuid.UUID
+    campaign: str
+    email: str
+    language: Language = "en"
+    staff: list[str] = Field(default_factory=list)
+
+
+class HelpReplied(Event):
+    """A staff member answered a help request from the staff page: the mailer emails ``text``
+    (theirs) to ``email``, From the organisation's sender name, Reply-To ``reply_to`` when
+    given, its footer naming ``organisation`` in ``language``. ``reply_id`` names this reply
+    (sent once)."""
+
+    TYPE = "help.replied"
+    reply_id: uuid.UUID
+    request_id: uuid.UUID
+    campaign: str
+    email: str
+    language: Language = "en"
+    text: str
+    organisation: str
+    reply_to: str | None = None
+
+
 EVENT_TYPES: dict[tuple[str, int], type[Event]] = {
     (cls.TYPE, cls.VERSION): cls
     for cls in (
@@ -222,6 +254,8 @@ EVENT_TYPES: dict[tuple[str, int], type[Event]] = {
         UpdatePublished,
         SubscriptionChanged,
         ReplyAnswered,
+        HelpRequested,
+        HelpReplied,
     )
 }
 

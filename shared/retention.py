@@ -62,6 +62,13 @@ PERSONAL: dict[str, dict[str, Rule]] = {
         c: Rule("deleted after the setting, or on erasure", "help_request_days")
         for c in ("name", "email", "message")
     },
+    # A staff member's answer to a help request (and who wrote it): it goes with the request.
+    "help_replies": {
+        c: Rule(
+            "deleted with its help request (after the setting, or on erasure)", "help_request_days"
+        )
+        for c in ("body", "staff_email")
+    },
     "letters": {c: _LETTER for c in ("recipient", "subject", "body", "error")}
     | {
         # A letter waiting for its day (the daily cap) or its digest: kept while it waits.
@@ -161,7 +168,16 @@ NOT_PERSONAL: dict[str, set[str]] = {
         "held_at",
         "next_attempt_at",
     },
-    "help_requests": {"id", "campaign", "supporter_key", "created_at", "handled_at"},
+    "help_requests": {
+        "id",
+        "campaign",
+        "supporter_key",
+        "created_at",
+        "handled_at",
+        "public_id",
+        "language",
+    },
+    "help_replies": {"id", "request_id", "created_at"},
     "inbox": {"consumer", "event_id", "processed_at"},  # pruned: inbox_retention_days
     "letters": {
         "id",

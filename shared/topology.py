@@ -35,6 +35,8 @@ BINDINGS: dict[str, tuple[str, ...]] = {
         m.SignatureRepeated.TYPE,
         m.SupporterErasureRequested.TYPE,
         m.ReplyAnswered.TYPE,  # no reminder of "Has your MP replied?" after yes or no
+        m.HelpRequested.TYPE,  # "Can't sign? Tell us": the acknowledgement, the staff notice
+        m.HelpReplied.TYPE,  # a staff member's answer to it
     ),
     "updates": (
         m.SignatureConfirmed.TYPE,

@@ -92,9 +92,43 @@ def upgrade() -> None:
         ["earlier_signature_ids"],
         postgresql_using="gin",
     )
+    _help_requests_up()
+
+
+def _help_requests_up() -> None:
+    """Help requests get an id for their events and emails, and the language of the page they
+    were sent from; staff answers are kept with them (and go with them)."""
+    op.add_column(
+        "help_requests",
+        sa.Column(
+            "public_id", sa.Uuid(), nullable=False, server_default=sa.text("gen_random_uuid()")
+        ),
+    )
+    op.create_unique_constraint("help_requests_public_id_key", "help_requests", ["public_id"])
+    op.add_column(
+        "help_requests",
+        sa.Column("language", sa.String(length=5), nullable=False, server_default="en"),
+    )
+    op.create_table(
+        "help_replies",
+        sa.Column("id", sa.Uuid(), primary_key=True),
+        sa.Column(
+            "request_id",
+            sa.BigInteger(),
+            sa.ForeignKey("help_requests.id", ondelete="CASCADE"),
+            nullable=False,
+        ),
+        sa.Column("staff_email", sa.Text(), nullable=False),
+        sa.Column("body", sa.Text(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    )
+    op.create_index("ix_help_replies_request_id", "help_replies", ["request_id"])
 
 
 def downgrade() -> None:
+    op.drop_table("help_replies")
+    op.drop_column("help_requests", "language")
+    op.drop_column("help_requests", "public_id")
     # The merged rows stay merged (the duplicates were the defect).
     op.drop_index("ix_subscribers_earlier_signature_ids", table_name="subscribers")
     op.drop_constraint("uq_subscribers_campaign_email", "subscribers", type_="unique")

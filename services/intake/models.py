@@ -63,6 +63,33 @@ help_requests = sa.Table(
     sa.Column("message", sa.Text, nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("handled_at", sa.DateTime(timezone=True)),
+    # Names the request in its events and emails (helprequests.py); the page's language, in
+    # which the acknowledgement and any reply's footer are written.
+    sa.Column(
+        "public_id",
+        sa.Uuid,
+        nullable=False,
+        unique=True,
+        server_default=sa.text("gen_random_uuid()"),
+    ),
+    sa.Column("language", sa.String(5), nullable=False, server_default="en"),
+)
+
+# Staff answers to a help request, each emailed once (help.replied); they go with the request.
+help_replies = sa.Table(
+    "help_replies",
+    metadata,
+    sa.Column("id", sa.Uuid, primary_key=True),
+    sa.Column(
+        "request_id",
+        sa.BigInteger,
+        sa.ForeignKey("help_requests.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column("staff_email", sa.Text, nullable=False),  # who answered
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
 )
 
 # Fixed-window counters for the rate limits (ratelimit.py); keys are HMACs, no personal data.

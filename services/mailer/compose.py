@@ -367,3 +367,65 @@ def digest(
         table.getvalue(), subtype="csv", filename=f"{campaign.slug}-{day.isoformat()}.csv"
     )
     return msg
+
+
+# "Can't sign? Tell us" (services/intake/helprequests.py): the acknowledgement, the staff notice,
+# a staff member's reply. The person's address is unconfirmed: nothing they typed goes to it.
+def help_acknowledgement(
+    request_id: UUID, campaign: Campaign, to: Addressee, settings: Settings
+) -> EmailMessage:
+    """To whoever asked for help: we have it, the team will reply (no word of their message)."""
+    context = {"campaign_url": f"{settings.base_url}/c/{campaign.slug}"}
+    return _to_unconfirmed("help_ack", request_id, campaign, to, settings, context)
+
+
+def help_notice(
+    once_per: UUID, campaign: Campaign, to: str, url: str, at: datetime, settings: Settings
+) -> EmailMessage:
+    """To an owner or editor of the campaign's organisation, in English: a help request waits
+    at ``url`` (the staff page, where its message is read)."""
+    when = format_datetime(at, "HH:mm 'on' d MMMM y", tzinfo=LONDON, locale="en_GB")
+    context = {"title": campaign.title, "url": url, "when": when}
+    text = _templates("en").get_template("help_notice.txt").make_module(context)
+    return build_message(
+        from_name="Dear MP",
+        from_addr=f"hello@{settings.mail_domain}",
+        to_name="",
+        to_addr=to,
+        subject=str(text.subject).strip(),  # type: ignore[attr-defined]
+        text=str(text),
+        message_id=message_id("help_notice", once_per, settings),
+        headers={"X-DearMP-Campaign": campaign.slug},
+    )
+
+
+def help_reply(
+    reply_id: UUID,
+    campaign: Campaign,
+    to: Addressee,
+    answer: str,
+    organisation: str,
+    reply_to: str | None,
+    settings: Settings,
+) -> EmailMessage:
+    """A staff member's answer (``answer``, their words) with a footer in the person's language;
+    From us (the mailer puts the organisation's sender name on it), Reply-To ``reply_to``."""
+    context = {
+        "campaign": campaign,
+        "text": answer,
+        "organisation": organisation,
+        "reply_to": reply_to,
+        "campaign_url": f"{settings.base_url}/c/{campaign.slug}",
+    }
+    text = _templates(to.language).get_template("help_reply.txt").make_module(context)
+    return build_message(
+        from_name="Dear MP",
+        from_addr=f"hello@{settings.mail_domain}",
+        to_name="",
+        to_addr=to.email,
+        reply_to=(organisation, reply_to) if reply_to else None,
+        subject=str(text.subject).strip(),  # type: ignore[attr-defined]
+        text=str(text),
+        message_id=message_id("help_reply", reply_id, settings),
+        headers={"X-DearMP-Campaign": campaign.slug},
+    )

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid5
 
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Engine
@@ -48,6 +48,8 @@ from shared.logging import get_logger
 from shared.messages import (
     Envelope,
     Event,
+    HelpReplied,
+    HelpRequested,
     ReplyAnswered,
     SignatureConfirmed,
     SignatureHeld,
@@ -504,6 +506,83 @@ def forget_supporter(event: SupporterErasureRequested, uow: UnitOfWork) -> None:
     log.info("supporter erased", removed=removed)
 
 
+# "Can't sign? Tell us": one staff notice per (request, staff address), ever.
+HELP_NOTICES = UUID("0b7f3f5e-2d1a-4c7e-9a40-6f1d2b8c9e31")
+
+
+def help_notice_id(request_id: UUID, address: str) -> UUID:
+    return uuid5(HELP_NOTICES, f"{request_id}\n{address.lower()}")
+
+
+@external_effect(guarded=True)
+def send_help_acknowledgement(event: HelpRequested, effect: Effect) -> None:
+    """Consumes help.requested; acknowledges the request to the person (their language, nothing
+    they typed: compose.help_acknowledgement), then tells each owner and editor of the
+    campaign's organisation that it waits on the staff page (English). Idempotent through the
+    letters rows for (request, "help_ack") and (``help_notice_id``, "help_notice"); the inbox
+    claim commits with the last email's outcome, so a redelivery sends only what had not gone.
+    A notice's row names no campaign: it is no email of the campaign's, in its figures."""
+    deps: MailerDeps = effect.deps
+    envelope = effect.envelope
+    campaign = deps.campaign(event.campaign)
+    settings = deps.settings
+    ack = _built(lambda: compose.help_acknowledgement(event.request_id, campaign, event, settings))
+    key = deps.key(event.email)
+    outs = [
+        Outgoing(
+            event.request_id,
+            "help_ack",
+            campaign.slug,
+            ack,
+            event.email,
+            key,
+            signed_at=envelope.occurred_at,
+        )
+    ]
+    url = f"{settings.base_url}/admin/c/{campaign.slug}/help/{event.request_id}"
+    for address in dict.fromkeys(a.strip().lower() for a in event.staff):
+        once = help_notice_id(event.request_id, address)
+        try:
+            msg = compose.help_notice(once, campaign, address, url, envelope.occurred_at, settings)
+        except ValueError:  # a staff address that is not one: the others are still told
+            log.error("help notice cannot be built for a staff address")
+            continue
+        outs.append(Outgoing(once, "help_notice", "", msg, address))
+    for n, out in enumerate(outs, 1):
+        deps.deliver(out, envelope, record_on=ALL_OUTCOMES if n == len(outs) else frozenset())
+
+
+@external_effect(guarded=True)
+def send_help_reply(event: HelpReplied, effect: Effect) -> None:
+    """Consumes help.replied; emails a staff member's answer to the person who asked for help,
+    From the organisation's sender name (``branding``), Reply-To the address the staff page
+    gave. Idempotent through the letters row for (reply, "help_reply")."""
+    deps: MailerDeps = effect.deps
+    campaign = deps.campaign(event.campaign)
+    msg = _built(
+        lambda: compose.help_reply(
+            event.reply_id,
+            campaign,
+            event,
+            event.text,
+            event.organisation,
+            event.reply_to,
+            deps.settings,
+        )
+    )
+    out = Outgoing(
+        event.reply_id,
+        "help_reply",
+        campaign.slug,
+        msg,
+        event.email,
+        deps.key(event.email),
+        event.text,
+        effect.envelope.occurred_at,
+    )
+    deps.deliver(out, effect.envelope)
+
+
 HANDLERS: dict[type[Event], Callable[..., None]] = {
     SignatureReceived: send_confirmation,
     SignatureConfirmed: note_confirmed,
@@ -511,6 +590,8 @@ HANDLERS: dict[type[Event], Callable[..., None]] = {
     SignatureUnresolvable: send_unresolvable_notice,
     SignatureHeld: send_held_notice,
     SignatureRepeated: send_already_signed,
+    HelpRequested: send_help_acknowledgement,
+    HelpReplied: send_help_reply,
     SupporterErasureRequested: forget_supporter,
     ReplyAnswered: note_reply_answered,
 }

@@ -14,6 +14,7 @@ def install(app: FastAPI) -> None:
         composer,
         editor,
         exports,
+        help_requests,
         login,
         operations,
         pages,
@@ -33,6 +34,7 @@ def install(app: FastAPI) -> None:
         accounts_pages,
         webhooks_pages,
         exports,
+        help_requests,
     ):
         for router in getattr(module, "routers", [getattr(module, "router", None)]):
             app.include_router(router)
