@@ -101,12 +101,19 @@ class SignatureResolved(Event):
 
 
 class SignatureUnresolvable(Event):
+    """No letter can be emailed for the signature (``reason``; ``message`` says it in English).
+    When the resolver found the seat and its member but the member publishes no email address
+    (``no_contact``), ``constituency`` and ``target_name`` name them, so the supporter can post
+    the letter instead."""
+
     TYPE = "signature.unresolvable"
     signature_id: uuid.UUID
     campaign: str
     supporter: Supporter
     reason: str
     message: str
+    constituency: Constituency | None = None
+    target_name: str | None = None
 
 
 class SignatureHeld(Event):

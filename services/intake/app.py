@@ -20,7 +20,7 @@ from sqlalchemy.exc import DataError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from services.intake import admin, api, pages, replies, unsubscribe
+from services.intake import admin, api, pages, printable, replies, unsubscribe
 from services.intake.clients import ForwardedClient
 from services.intake.db import IntakeDb
 from services.intake.headers import SecurityHeaders
@@ -91,6 +91,7 @@ def create_app(settings: Settings, engine: Engine, ready_checks: dict | None = N
     app.include_router(pages.router)
     app.include_router(unsubscribe.router)
     app.include_router(replies.router)
+    app.include_router(printable.router)  # the letter to post, for an MP with no email
     admin.install(app)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
     app.mount(

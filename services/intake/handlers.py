@@ -50,11 +50,19 @@ def note_resolved(event: SignatureResolved, uow: UnitOfWork) -> None:
 
 @one_statement
 def note_unresolvable(event: SignatureUnresolvable, uow: UnitOfWork) -> None:
-    """Consumes signature.unresolvable: record why, so the supporter can be told what to fix."""
+    """Consumes signature.unresolvable: record why, so the supporter can be told what to fix,
+    and, for an MP with no published email, whom and which seat (the thank-you page and the
+    printable letter, ``printable.py``, name them)."""
     uow.conn.execute(
         signatures.update()
         .where(signatures.c.id == event.signature_id)
-        .values(status=SignatureStatus.UNRESOLVABLE, unresolvable_reason=event.reason)
+        .values(
+            status=SignatureStatus.UNRESOLVABLE,
+            unresolvable_reason=event.reason,
+            constituency_code=event.constituency.code if event.constituency else None,
+            constituency_name=event.constituency.name if event.constituency else None,
+            target_name=event.target_name,
+        )
     )
 
 

@@ -33,6 +33,7 @@ from shared.mail import build_message, via_name
 from shared.messages import Supporter, Target
 from shared.reasons import REASONS
 from shared.states import SignatureStatus
+from shared.tokens import THANKS, make_token
 
 __all__ = ["RenderedLetter", "letter_context", "own_words_html", "render_letter"]
 LOCALE_DIR = Path(__file__).parent / "locales"
@@ -220,15 +221,29 @@ def unresolvable_notice(
     reason: str,
     message: str,
     settings: Settings,
+    *,
+    target_name: str | None = None,
+    constituency: str | None = None,
 ) -> EmailMessage:
     """Why the letter could not be sent (the reason in the supporter's language when we know
-    it) and a link to sign again."""
+    it) and a link to sign again; for an MP who publishes no email address (``target_name``:
+    signing again would end the same way), how to post the letter to them at the House of
+    Commons instead, with a link to it ready to print (intake's ``printable.py``)."""
     known = REASONS.get(reason)
+    token = make_token(settings.secret_key, THANKS, str(signature_id))
     context = {
         "message": gettext(supporter.language, known) if known else message,
         "campaign_url": f"{settings.base_url}/c/{campaign.slug}",
+        "target_name": target_name,
+        "constituency": constituency,
+        "parliament": HOUSE_OF_COMMONS,
+        "letter_url": f"{settings.base_url}/thanks/{token}/letter.pdf",
     }
     return _to_supporter("unresolvable", signature_id, campaign, supporter, settings, context)
+
+
+# Where any MP can be written to by post (www.parliament.uk: "Contact your MP").
+HOUSE_OF_COMMONS = ("House of Commons", "London", "SW1A 0AA")
 
 
 def held_notice(

@@ -431,7 +431,14 @@ def send_unresolvable_notice(event: SignatureUnresolvable, effect: Effect) -> No
         event,
         "unresolvable",
         lambda campaign: compose.unresolvable_notice(
-            event.signature_id, campaign, event.supporter, event.reason, event.message, settings
+            event.signature_id,
+            campaign,
+            event.supporter,
+            event.reason,
+            event.message,
+            settings,
+            target_name=event.target_name,
+            constituency=event.constituency.name if event.constituency else None,
         ),
     )
 

@@ -114,12 +114,16 @@ def _answer_event(event: SignatureConfirmed, answer: Resolution) -> Event:
             constituency=answer.constituency,
             target=answer.target,
         )
+    # An MP with no published email (``no_contact``): their name and seat go with the answer,
+    # so the supporter is told whom to post the letter to.
     return SignatureUnresolvable(
         signature_id=event.signature_id,
         campaign=event.campaign,
         supporter=event.supporter,
         reason=answer.reason or "unknown",
         message=answer.message,
+        constituency=answer.constituency if answer.target else None,
+        target_name=answer.target.name if answer.target else None,
     )
 
 

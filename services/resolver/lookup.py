@@ -126,9 +126,14 @@ class LocalBackend:
         if row.member_id is None and row.name is None:
             # The seat has no member: vacant until a by-election. Hold the letter.
             return Resolution("retry", postcode, reason="vacant_seat", constituency=constituency)
-        if not row.email:
+        if not row.email:  # the member's name stays: the supporter can post the letter
+            member = Target(name=row.name, party=row.party, kind="mp") if row.name else None
             return Resolution(
-                "unresolvable", postcode, reason="no_contact", constituency=constituency
+                "unresolvable",
+                postcode,
+                reason="no_contact",
+                constituency=constituency,
+                target=member,
             )
         return Resolution(
             "resolved",

@@ -172,11 +172,16 @@ class PostcodesIoBackend:
         if member is None:
             return Resolution("retry", postcode, reason="vacant_seat", constituency=constituency)
         email = self.members.preferred_email(int(member["id"]))
-        if not email:
-            return Resolution(
-                "unresolvable", postcode, reason="no_contact", constituency=constituency
-            )
         party = (member.get("latestParty") or {}).get("name")
+        member_name = str(member.get("nameDisplayAs") or member.get("nameAddressAs") or "")
+        if not email:  # the member's name stays: the supporter can post the letter
+            return Resolution(
+                "unresolvable",
+                postcode,
+                reason="no_contact",
+                constituency=constituency,
+                target=Target(name=member_name, party=party, kind="mp") if member_name else None,
+            )
         return Resolution(
             "resolved",
             postcode,
