@@ -28,6 +28,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 RUN groupadd --system --gid 10001 dearmp \
  && useradd --system --uid 10001 --gid dearmp --home-dir /app --shell /usr/sbin/nologin dearmp
 
+# weasyprint's system libraries and a font: the letter to post as a PDF (services/intake/printable.py).
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core \
+ && rm -rf /var/lib/apt/lists/*
+
 COPY --from=build /wheels /tmp/wheels
 RUN pip install --no-index --find-links=/tmp/wheels dearmp \
  && rm -rf /tmp/wheels

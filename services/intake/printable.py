@@ -6,8 +6,10 @@ the resolver kept the MP's name and seat).
 the "we could not send it" email links here too. The PDF (weasyprint) is an A4 letter: the
 supporter's name and address, the date, the MP at the House of Commons, then the campaign's
 letter written for them as the mailer would have sent it (``shared.letters.render_letter``).
-Any other signature (sent, waiting, erased, another reason) gets a plain "not available" page:
-nothing personal is served for it. The PDF is built on each request and never stored.
+Any other signature (sent, waiting, erased, another reason) gets "page not found": nothing
+personal is served for it. The PDF is built on each request and never stored. Where weasyprint
+cannot run (its system libraries missing), the same letter is served as a page with print
+styles instead.
 """
 
 from __future__ import annotations
@@ -31,10 +33,12 @@ from services.intake.pages import page
 from services.intake.signing import supporter_of
 from shared.campaigns import get_campaign
 from shared.letters import TemplateProblem, render_letter
+from shared.logging import get_logger
 from shared.messages import Target
 from shared.states import SignatureStatus
 from shared.tokens import THANKS, InvalidToken, read_token
 
+log = get_logger(__name__)
 router = APIRouter(include_in_schema=False)
 NO_EMAIL = "no_contact"  # the resolver's reason: the MP publishes no email address
 # Where any MP can be written to by post (www.parliament.uk: "Contact your MP").
@@ -97,12 +101,19 @@ def pdf_of(html: str) -> bytes:
     return bytes(HTML(string=html).write_pdf())
 
 
-def _letter_pdf(engine: Any, signature_id: uuid.UUID) -> tuple[bytes, str] | None:
+def _letter_pdf(engine: Any, signature_id: uuid.UUID) -> tuple[bytes, str, str] | None:
+    """(the body, its media type, the MP's name): the PDF, or, where weasyprint cannot run
+    (its system libraries, pango, missing), the same letter as a page to print from the
+    browser: the supporter still gets their letter, never an error."""
     found = printable_html(engine, signature_id)
     if found is None:
         return None
     html, mp = found
-    return pdf_of(html), mp
+    try:
+        return pdf_of(html), "application/pdf", mp
+    except (OSError, ImportError) as exc:
+        log.warning("PDF unavailable: the letter served as a page", error=type(exc).__name__)
+        return html.encode(), "text/html; charset=utf-8", mp
 
 
 @router.get("/thanks/{token}/letter.pdf")
@@ -114,10 +125,11 @@ async def letter_pdf(token: str, request: Request, engine: Engine, settings: Set
     if made is None:
         response: Response = page(request, "not_found.html", 404)
     else:
-        pdf, mp = made
-        name = re.sub(r"[^A-Za-z0-9]+", "-", mp).strip("-").lower() or "your-mp"
-        response = Response(pdf, media_type="application/pdf")
-        response.headers["Content-Disposition"] = f'inline; filename="letter-to-{name}.pdf"'
+        body, media_type, mp = made
+        response = Response(body, media_type=media_type)
+        if media_type == "application/pdf":
+            name = re.sub(r"[^A-Za-z0-9]+", "-", mp).strip("-").lower() or "your-mp"
+            response.headers["Content-Disposition"] = f'inline; filename="letter-to-{name}.pdf"'
     response.headers["Cache-Control"] = "no-store"
     response.headers["Referrer-Policy"] = "no-referrer"  # the token stays out of Referer headers
     response.headers["X-Robots-Tag"] = "noindex"

@@ -130,3 +130,32 @@ def test_the_notice_is_in_the_supporters_language(engine, settings, language, wo
     text = str(msg.get_body(("plain",)).get_content())
     assert words in text
     assert "House of Commons" in text and "/letter.pdf" in text
+
+
+def test_without_weasyprint_the_letter_is_a_page_to_print(engine, settings, monkeypatch) -> None:
+    """Where weasyprint's system libraries are missing, the supporter still gets the letter."""
+    from datetime import UTC, datetime
+
+    from fastapi.testclient import TestClient
+
+    from services.intake import printable
+    from services.intake.app import create_app
+    from tests.integration.admin_helpers import make_signature_row
+
+    now = datetime.now(UTC)
+    row = make_signature_row(created_at=now, confirmed_at=now, status="unresolvable")
+    row.update(supporter_key="k", unresolvable_reason="no_contact", target_name="Alex Demo")
+    with engine.begin() as conn:
+        conn.execute(signatures.insert().values(**row))
+
+    def no_pango(html: str) -> bytes:
+        raise OSError("cannot load library 'libpango-1.0-0'")
+
+    monkeypatch.setattr(printable, "pdf_of", no_pango)
+    client = TestClient(create_app(settings, engine), raise_server_exceptions=False)
+    token = make_token(settings.secret_key, THANKS, str(row["id"]))
+    answer = client.get(f"/thanks/{token}/letter.pdf")
+    assert answer.status_code == 200
+    assert answer.headers["content-type"].startswith("text/html")
+    assert "Alex Demo MP" in answer.text and "House of Commons" in answer.text
+    assert "@page" in answer.text  # print styles
