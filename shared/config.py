@@ -69,6 +69,7 @@ class Settings(BaseSettings):
     delivery: Literal["sandbox", "live"] = "sandbox"
     sandbox_to: str = "sandbox@dearmp.invalid"
     mail_domain: str = "dearmp.invalid"
+    operator_contact: str = ""  # where MPs' offices reach us ("": hello@mail_domain)
     # DKIM (shared/dkim.py): every message signed with this key when both are set; the domain
     # defaults to mail_domain. ``dearmp dkim keygen`` makes a key and prints its DNS record.
     dkim_selector: str = ""

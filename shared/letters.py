@@ -97,3 +97,57 @@ def message_words(campaign: Campaign, context: dict[str, object]) -> str | None:
     has none."""
     block = templates.message_block(campaign.letter.body)
     return None if block is None else templates.render_nodes(block, context)
+
+
+@dataclass(frozen=True)
+class OfficeFooter:
+    """The short, fixed note under a letter or a digest for the office that receives it: who it
+    is from, how to answer them, how to reach us. Always in English (an MP's office's)."""
+
+    text: str
+    html: str
+
+
+def office_footer(
+    campaign_title: str,
+    operator_contact: str,
+    *,
+    constituent: tuple[str, str] | None = None,
+    organisation: str | None = None,
+) -> OfficeFooter:
+    """``constituent``: (name, email) of a letter's sender; None for a digest, whose rows name
+    theirs. ``organisation``: who runs the campaign, when known. ``operator_contact``: our
+    address (``operator_address``)."""
+    run_by = f" run by {organisation}" if organisation else ""
+    campaign = f"the campaign “{campaign_title}”{run_by}"
+    if constituent is not None:
+        name, email = constituent
+        lines = [
+            f"Sent by Dear MP on behalf of {name}, who signed {campaign}.",
+            f"To reply to {name}, write to {email} (pressing Reply does).",
+            f"To contact Dear MP: {operator_contact}.",
+        ]
+    else:
+        lines = [
+            f"Sent by Dear MP on behalf of the constituents named above, who signed {campaign}.",
+            "To reply to one of them, write to the email address given with their name "
+            "(pressing Reply writes to Dear MP, not to them).",
+            f"To receive each letter on its own instead of one email a day, or to contact "
+            f"Dear MP: {operator_contact}.",
+        ]
+    html_lines = [escape(line) for line in lines]
+    for address in {operator_contact, *(constituent[1:] if constituent else ())}:
+        mailto = f'<a href="mailto:{escape(address)}">{escape(address)}</a>'
+        html_lines = [line.replace(escape(address), mailto, 1) for line in html_lines]
+    html = (
+        '<hr style="border:0;border-top:1px solid #b1b4b6;margin:24px 0 8px">\n'
+        '<p style="font-family:Arial,sans-serif;font-size:13px;line-height:1.4;color:#505a5f">'
+        + "<br>\n".join(html_lines)
+        + "</p>\n"
+    )
+    return OfficeFooter(text="-- \n" + "\n".join(lines) + "\n", html=html)
+
+
+def operator_address(operator_contact: str, mail_domain: str) -> str:
+    """Where an MP's office reaches us: ``DEARMP_OPERATOR_CONTACT``, else hello@ our domain."""
+    return operator_contact.strip() or f"hello@{mail_domain}"

@@ -46,6 +46,11 @@ class _TreeOnDemand:
     def _parse_tree(self, tree: Any) -> None:
         self.__dict__["_tree"] = tree
 
+    def fold(self, *, policy: Any) -> str:
+        """Under any policy (ours, or the stdlib's SMTP one that DKIM signing writes with)."""
+        folded = _folded_address(self, policy)
+        return folded if folded is not None else super().fold(policy=policy)  # type: ignore[misc]
+
 
 class _Registry(HeaderRegistry):
     """The standard header classes, created once per header name instead of once per header
@@ -104,6 +109,39 @@ def _one_address(header: Any) -> str | None:
     if not name.isprintable() or name != name.strip() or not _WRITE_AS_IS.fullmatch(addr_spec):
         return None
     return f"{_UTF8.header_encode(name)} <{addr_spec}>"
+
+
+def _folded_address(header: Any, policy: Any) -> str | None:
+    """A header holding one named address that does not fit on a line, folded by us: the
+    display name as RFC 2047 encoded words (each ending at a space of the name, the space
+    inside it), one or more a line, then the address. The email package folds such a header
+    wrongly: a quoted name with a colon or a comma ("Children first: guardians, now and
+    always, …") loses its quotes when folded, and the header then parses as a group of several
+    addresses. An encoded word holds no special character, whatever the name."""
+    addresses = getattr(header, "addresses", None)
+    if not addresses or len(addresses) != 1 or len(header.groups) != 1:
+        return None
+    display, addr_spec = addresses[0].display_name, addresses[0].addr_spec
+    width, linesep = policy.max_line_length or 78, policy.linesep
+    line = f"{header.name}: {header}"
+    if not display or policy.utf8 or (line.isascii() and len(line) <= width):
+        return None  # the package writes these right
+    if not _WRITE_AS_IS.fullmatch(addr_spec):
+        return None
+    chunks: list[str] = []
+    for piece in re.findall(r"\S+\s*", " ".join(display.split())):
+        if chunks and len(_UTF8.header_encode(chunks[-1] + piece)) <= 75:
+            chunks[-1] += piece
+        else:
+            chunks.append(piece)
+    tokens = [_UTF8.header_encode(chunk) for chunk in chunks]
+    tokens.append(f"<{addr_spec}>")
+    lines = [f"{header.name}:"]
+    for token in tokens:
+        if len(lines[-1]) + 1 + len(token) > width and lines[-1] != f"{header.name}:":
+            lines.append("")
+        lines[-1] += " " + token
+    return linesep.join(lines) + linesep
 
 
 POLICY = _Policy(header_factory=_Registry())

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import io
+from dataclasses import dataclass
 from datetime import date, datetime
 from email.message import EmailMessage
 from functools import lru_cache
@@ -28,11 +29,21 @@ from markupsafe import Markup
 from shared import i18n
 from shared.campaigns import Campaign
 from shared.config import Settings
-from shared.letters import RenderedLetter, letter_context, own_words_html, render_letter
+from shared.letter_email import letter_email
+from shared.letters import (
+    RenderedLetter,
+    letter_context,
+    office_footer,
+    operator_address,
+    own_words_html,
+    render_letter,
+    render_with,
+)
 from shared.mail import build_message, via_name
 from shared.messages import Supporter, Target
 from shared.reasons import REASONS
 from shared.states import SignatureStatus
+from shared.templates import letter_names
 from shared.tokens import THANKS, make_token
 
 __all__ = ["RenderedLetter", "letter_context", "own_words_html", "render_letter"]
@@ -145,18 +156,14 @@ def letter(
     ``to``: another recipient of the same letter (``fixed_copy``: a campaign whose target is
     ``both`` sends the letter to the MP and a copy of it to its fixed target)."""
     rendered = rendered or render_letter(campaign, supporter, target)
-    to = to or target
-    return build_message(
-        from_name=via_name(supporter.full_name),
-        from_addr=f"letters@{settings.mail_domain}",
-        to_name=to.name,
-        to_addr=to.email or "",
-        reply_to=(supporter.full_name, supporter.email),
-        subject=rendered.subject,
-        text=rendered.text,
-        html=rendered.html,
+    return letter_email(
+        campaign,
+        supporter,
+        to or target,
+        rendered,
         message_id=message_id(purpose, signature_id, settings),
-        headers={"X-DearMP-Campaign": campaign.slug},
+        mail_domain=settings.mail_domain,
+        operator_contact=settings.operator_contact,
     )
 
 
@@ -313,6 +320,64 @@ def _cell(value: str) -> str:
     return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
 
 
+@dataclass(frozen=True)
+class DigestRow:
+    """One constituent in a digest: what an office needs to answer them."""
+
+    name: str
+    email: str
+    address_lines: list[str]
+    comment: str  # their own words beside the campaign's letter
+    own_letter: str  # their own version of an editable letter's words
+
+    @property
+    def address(self) -> str:
+        return ", ".join(self.address_lines)
+
+    @classmethod
+    def of(cls, entry: dict[str, Any]) -> DigestRow:
+        """From a ``letters.digest_entry`` (``scheduled.digest_entry``); rows stored before
+        comments and own letters were told apart keep their words as a comment."""
+        told_apart = "comment" in entry
+        return cls(
+            name=entry["name"],
+            email=entry["email"],
+            address_lines=[a for a in entry.get("address", []) if a],
+            comment=(entry.get("comment") or "") if told_apart else (entry.get("words") or ""),
+            own_letter=(entry.get("own_letter") or "") if told_apart else "",
+        )
+
+
+OFFICE_PLACEHOLDERS = {
+    "first_name": "[the constituent's first name]",
+    "last_name": "[the constituent's last name]",
+    "full_name": "[the constituent's name]",
+    "comment": "",  # their own words are in their row
+    "address": "[their postal address]",
+    "postcode": "[their postcode]",
+    "address_lines": ["[their postal address]"],
+    "signed_at": None,
+}
+
+
+def office_letter(campaign: Campaign, target_name: str) -> RenderedLetter:
+    """The campaign's letter once, for a digest: to its real target, rendered as the letter is
+    (``shared.letters.render_with``: the template on its budget, the disclosure line), each
+    constituent's name and address a pointer to their row."""
+    supporter = {**OFFICE_PLACEHOLDERS, "language": campaign.language}
+    target = {"name": target_name, "email": "", "party": "", "kind": campaign.target.kind}
+    return render_with(campaign, letter_names(campaign.title, campaign.slug, supporter, target))
+
+
+def _paragraphs(text: str) -> Markup:
+    """Plain text as HTML paragraphs, line breaks kept, everything escaped."""
+    blocks = [b.strip("\n") for b in text.replace("\r\n", "\n").split("\n\n") if b.strip()]
+    return Markup("").join(
+        Markup('<p style="margin:0 0 12px">{}</p>').format(Markup("<br>").join(block.split("\n")))
+        for block in blocks
+    )
+
+
 def digest(
     digest_id: UUID,
     campaign: Campaign,
@@ -320,64 +385,55 @@ def digest(
     day: date,
     entries: list[dict[str, Any]],
     settings: Settings,
+    *,
+    organisation: str | None = None,
 ) -> EmailMessage:
-    """One email to an MP's office for a digest campaign's day: every constituent who wrote,
-    with name, postal address, their own words and a mailto link to reply to each (text and
-    HTML), and the same rows as a CSV attachment. Built only from its rows, so a resend after
-    a crash says the same, under the same Message-ID."""
+    """One email to an MP's office for a digest campaign's day: the campaign's letter once, then
+    every constituent who wrote, with name, postal address, email (a mailto link to answer
+    them) and their own words (a comment, or their own version of an editable letter), then
+    the office footer; text and HTML parts (simple tables, inline styles: Outlook), and the
+    rows as a CSV attachment. Reply-To is the operator (``DEARMP_OPERATOR_CONTACT``): a reply
+    to the digest cannot go to thirty constituents, and never to our letters@. Built only from
+    its rows and the campaign, so a resend after a crash says the same, under the same
+    Message-ID."""
     target = entries[-1].get("target") or "" if entries else ""
     when = format_date(day, format="long", locale="en_GB")
-    subject = f"{campaign.title}: {len(entries)} constituents wrote to you on {when}"
-    lines = [
-        f"Dear {target}," if target else "Dear Member of Parliament,",
-        "",
-        f"{len(entries)} of your constituents wrote to you about “{campaign.title}” on {when}.",
-        "Each asked us to send you their letter; so that they do not fill your inbox one by one,",
-        "this campaign sends them to you in one email a day. Reply to a constituent at the",
-        "address given with their name: it goes to them, not to us. The rows are attached",
-        "as a CSV file too.",
-        "",
-    ]
-    rows_html = []
-    for n, entry in enumerate(entries, 1):
-        address = ", ".join(a for a in entry.get("address", []) if a)
-        words = entry.get("words") or "(no words of their own: they signed the campaign letter)"
-        lines += [
-            f"{n}. {entry['name']}",
-            f"   {address}",
-            f"   Reply: mailto:{entry['email']}",
-            *(f"   {line}" for line in words.splitlines()),
-            "",
-        ]
-        rows_html.append(
-            Markup(
-                '<tr><td>{n}</td><td><a href="mailto:{email}">{name}</a></td>'
-                "<td>{address}</td><td>{words}</td></tr>"
-            ).format(n=n, email=entry["email"], name=entry["name"], address=address, words=words)
-        )
-    html = Markup(
-        '<p>{intro}</p><table border="1" cellpadding="4"><tr><th>#</th><th>Name (reply)</th>'
-        "<th>Postal address</th><th>Their words</th></tr>{rows}</table>"
-    ).format(intro=lines[2], rows=Markup("").join(rows_html))
+    rows = [DigestRow.of(entry) for entry in entries]
+    operator = operator_address(settings.operator_contact, settings.mail_domain)
+    footer = office_footer(campaign.title, operator, organisation=organisation)
+    letter = office_letter(campaign, target or "Member of Parliament")
+    context = {
+        "campaign": campaign,
+        "target": target,
+        "when": when,
+        "rows": rows,
+        "rewrote": [row for row in rows if row.own_letter],
+        "letter": letter,
+        "letter_html": Markup(letter.html) if letter.html else _paragraphs(letter.text),
+        "footer": footer,
+        "footer_html": Markup(footer.html),
+        "organisation": organisation,
+        "paragraphs": _paragraphs,
+    }
+    env = _templates("en")  # an MP's office: the campaign's language, not a supporter's
     msg = build_message(
-        from_name=f"{campaign.title} via Dear MP",
+        from_name=via_name(campaign.title),
         from_addr=f"letters@{settings.mail_domain}",
         to_name=target,
         to_addr=recipient,
-        subject=subject,
-        text="\n".join(lines),
-        html=str(html),
+        reply_to=("Dear MP", operator),
+        subject=f"{campaign.title}: {len(entries)} constituents wrote to you on {when}",
+        text=env.get_template("digest.txt").render(context),
+        html=env.get_template("digest.html").render(context),
         message_id=message_id("digest", digest_id, settings),
         headers={"X-DearMP-Campaign": campaign.slug, "X-DearMP-Digest-Rows": str(len(entries))},
     )
     table = io.StringIO()
     writer = csv.writer(table)
-    writer.writerow(["name", "email", "address", "words"])
-    for entry in entries:
-        address = ", ".join(a for a in entry.get("address", []) if a)
-        writer.writerow(
-            [_cell(v) for v in (entry["name"], entry["email"], address, entry["words"])]
-        )
+    writer.writerow(["name", "email", "address", "words", "comment", "own_letter"])
+    for entry, row in zip(entries, rows, strict=True):
+        cells = (row.name, row.email, row.address, entry.get("words") or "", row.comment)
+        writer.writerow([_cell(v) for v in (*cells, row.own_letter)])
     msg.add_attachment(
         table.getvalue(), subtype="csv", filename=f"{campaign.slug}-{day.isoformat()}.csv"
     )

@@ -10,7 +10,8 @@ Exactly once per (campaign, MP's address, day), even across crashes:
    rows never change. If the digest for that day exists already (a letter recorded just as the
    day ended, after its digest was formed), such late letters move to the next day's digest:
    none is lost, none is in two.
-2. **Send**: the digest is built from its rows only and sent by ``deliver_once`` like any
+2. **Send**: the digest is built from its rows (and the campaign's letter, written once at
+   its top: ``compose.digest``) and sent by ``deliver_once`` like any
    email: a claim with a lease, the hand-over outside any transaction, one statement recording
    it, a deterministic Message-ID (``<digest.<id>@domain>``). A SIGKILL before the server took
    it sends it once after the lease ends; one after (before the record) sends it again with the
@@ -31,7 +32,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 
 from services.mailer import compose
 from services.mailer.delivery import Outcome, Outgoing, deliver_once
@@ -41,6 +42,7 @@ from shared import outbox
 from shared.broker.consumer import PermanentFailure, TransientFailure
 from shared.logging import get_logger
 from shared.messages import LetterFailed, LetterSent
+from shared.reference import DEFAULT_ORGANISATION, campaigns, organisations
 from shared.states import LetterState
 
 log = get_logger(__name__)
@@ -134,6 +136,16 @@ def _record_rows(the_id: uuid.UUID, message_id: str, error: str) -> Any:
     return then
 
 
+def organisation_name(engine: Engine, campaign: str) -> str | None:
+    """Who runs the campaign, as the digest names them (None: the platform's own campaigns)."""
+    with engine.connect() as conn:
+        return conn.execute(
+            sa.select(organisations.c.name)
+            .join(campaigns, campaigns.c.organisation == organisations.c.slug)
+            .where(campaigns.c.slug == campaign, organisations.c.slug != DEFAULT_ORGANISATION)
+        ).scalar()
+
+
 def send_digest(deps: Any, row: Any) -> Outcome:
     """Build the digest from its rows and send it once."""
     campaign = deps.campaign(row.campaign)
@@ -155,7 +167,13 @@ def send_digest(deps: Any, row: Any) -> Outcome:
             )
         return "failed"
     msg = compose.digest(
-        row.signature_id, campaign, row.recipient, row.due_day, entries, deps.settings
+        row.signature_id,
+        campaign,
+        row.recipient,
+        row.due_day,
+        entries,
+        deps.settings,
+        organisation=organisation_name(deps.engine, row.campaign),
     )
     out = Outgoing(row.signature_id, "digest", row.campaign, msg, row.recipient)
     message_id = str(msg["Message-ID"])

@@ -63,6 +63,10 @@ def digest_entry(supporter: Supporter, words: str, target_name: str) -> dict[str
         "email": supporter.email,
         "address": [*supporter.address_lines, supporter.postcode],
         "words": words,
+        # Told apart in the digest: their comment, and their own version of an editable letter
+        # (``words`` is that version when they wrote one, else their comment).
+        "comment": supporter.comment,
+        "own_letter": words if supporter.letter and words == supporter.letter else "",
         "target": target_name,
     }
 

@@ -2,8 +2,9 @@
 
 The templates are rendered once, with markers where the subscriber's first name and their
 unsubscribe link go; each subscriber's copy only replaces the markers (the name HTML-escaped in
-the HTML part). The body is staff-written markdown: the text part carries it as written, the
-HTML part renders it with raw HTML disabled, so nothing staff paste becomes a script.
+the HTML part). The body is staff-written markdown: the text part carries it as plain text
+(``plain_text.markdown_as_text``: no ``**`` or ``[words](link)`` left), the HTML part renders it
+with raw HTML disabled, so nothing staff paste becomes a script.
 
 Every copy has a deterministic Message-ID per (update, subscriber), so a copy resent after a crash
 carries the same id, ``List-Unsubscribe`` with an https and a mailto link, and
@@ -11,6 +12,7 @@ carries the same id, ``List-Unsubscribe`` with an https and a mailto link, and
 
 ``UpdateMail.build`` makes the copy as a ``shared.mail.build_message`` message; ``UpdateMail.wire``
 writes the same message straight to bytes (``wire.py``), which is what the fan-out sends.
+``trial_copy`` is the staff composer's "send a test to me": the same builder, the same From.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from pathlib import Path
 import jinja2
 from markupsafe import Markup
 
+from services.updates.plain_text import markdown_as_text
 from shared import i18n
 from shared.config import Settings
 from shared.mail import build_message
@@ -91,7 +94,7 @@ class UpdateMail:
             "campaign_url": f"{self.base_url.rstrip('/')}/c/{content.campaign}",
             "number": content.number,
             "title": content.title,
-            "body": content.body.strip(),
+            "body": markdown_as_text(content.body),
             "body_html": Markup(render_markdown(content.body, 1)),  # below the email's h1
         }
         self._parts: dict[str, tuple[str, str, str]] = {}
@@ -147,3 +150,22 @@ class UpdateMail:
             message_id=copy.message_id,
             headers={"List-Unsubscribe": copy.list_unsubscribe, **self.fixed_headers},
         )
+
+
+def sender_name(organisation_sender_name: str | None) -> str:
+    """The From name of a campaign's update emails: its organisation's sender name, else ours."""
+    return organisation_sender_name or FROM_NAME
+
+
+def trial_copy(
+    content: UpdateContent, settings: Settings, to: str, language: str = i18n.DEFAULT
+) -> EmailMessage:
+    """The update as its subscribers will get it (``UpdateMail.build``: the same From, parts and
+    headers), to a staff member only, as a test: its subject starts "[Test]", the greeting shows
+    where the name goes, and its unsubscribe link is for no signature (it unsubscribes nobody)."""
+    mail = UpdateMail(content, settings)
+    msg = mail.build(Recipient(0, uuid.uuid4(), to, "[first name]", language))
+    subject = f"[Test] {msg['Subject']}"
+    del msg["Subject"]
+    msg["Subject"] = subject
+    return msg

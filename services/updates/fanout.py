@@ -38,7 +38,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from services.updates.compose import FROM_NAME, Recipient, UpdateContent, UpdateMail
+from services.updates.compose import Recipient, UpdateContent, UpdateMail, sender_name
 from services.updates.marks import Marks
 from services.updates.models import fanout_jobs
 from services.updates.sender import PermanentSmtpError, TemporarySmtpError, UpdateSender
@@ -462,5 +462,5 @@ def load_content(conn: Connection, campaign: str, number: int) -> UpdateContent 
     ).first()
     if row is None:
         return None
-    sender = row.sender_name or FROM_NAME
+    sender = sender_name(row.sender_name)
     return UpdateContent(campaign, row.ct, number, row.title, row.body, sender)

@@ -121,7 +121,7 @@ def test_fifty_constituents_make_one_digest_across_a_sigkill(
         assert f"mailto:{event.supporter.email}" in text
     assert "My own words, number 49." in text and "1 Test Street, Aldershot, GU11 1AA" in text
     html = message.get_body(("html",)).get_content()
-    assert html.count('href="mailto:') == 50
+    assert all(html.count(f'href="mailto:{e.supporter.email}"') == 1 for e in events)
     [attachment] = list(message.iter_attachments())
     rows = list(csv.DictReader(io.StringIO(attachment.get_content())))
     assert len(rows) == 50

@@ -92,7 +92,7 @@ def test_every_subscriber_gets_exactly_one_copy_with_one_click_unsubscribe(
         assert msg.get_content_type() == "multipart/alternative"
         text = msg.get_body(("plain",)).get_content()
         html = msg.get_body(("html",)).get_content()
-        assert "It went **well**." in text and links[0] in text
+        assert "It went well." in text and links[0] in text
         assert "<strong>well</strong>" in html and "<script>" not in html
     assert set(delivery_states(engine, number).values()) == {"sent"}
 

@@ -67,7 +67,9 @@ def test_letter_headers_and_unicode_names_survive_a_round_trip() -> None:
     assert parsed["Message-ID"] == f"<letter.{sid}@dearmp.example>"
     assert parsed["Subject"] == "About 王"
     assert parsed["X-DearMP-Campaign"] == "camp" and parsed["Date"]
-    assert parsed.get_content().replace("\r\n", "\n") == "Dear Real Member,\nhello\nSiân 王\n"
+    letter, footer = parsed.get_content().replace("\r\n", "\n").split("\n-- \n")
+    assert letter == "Dear Real Member,\nhello\nSiân 王\n"
+    assert "To reply to Siân 王, write to sian@example.org" in footer
 
 
 @pytest.mark.parametrize(

@@ -83,7 +83,7 @@ def test_the_body_is_text_and_safe_html() -> None:
     text = msg.get_body(("plain",)).get_content()  # type: ignore[union-attr]
     html = msg.get_body(("html",)).get_content()  # type: ignore[union-attr]
     assert text.startswith("Hello Siân <&>,")
-    assert "It went **well**." in text and "/unsubscribe/" in text
+    assert "It went well." in text and "/unsubscribe/" in text
     assert "Hello Siân &lt;&amp;&gt;," in html
     assert "<strong>well</strong>" in html
     assert "<script>" not in html and "&lt;script&gt;" in html
@@ -165,7 +165,7 @@ def test_a_copy_is_in_its_subscribers_language_and_the_update_as_written(
         assert str(built["Subject"]) == f"{subject}We met the minister <today>"
         text = str(built.get_body(("plain",)).get_content())  # type: ignore[union-attr]
         assert text.startswith(greeting) and footer in text
-        assert "It went **well**." in text
+        assert "It went well." in text
         html = str(built.get_body(("html",)).get_content())  # type: ignore[union-attr]
         assert f'<html lang="{language}">' in html
     english = wired(mail, recipient())

@@ -2,15 +2,15 @@
 
 One form with three buttons (``action``): preview renders the markdown as the campaign page will
 (raw HTML is not rendered, so nothing typed can inject a script); a test goes to the signed-in
-staff member only, by SMTP (sandboxed unless DEARMP_DELIVERY=live); publish calls
+staff member only, by SMTP (sandboxed unless DEARMP_DELIVERY=live), built by the updates
+service's own builder (``services.updates.compose.trial_copy``: the From, parts and headers
+subscribers will get; listed in the import contracts); publish calls
 ``publish_update`` (the same function as the CLI) and shows the campaign page's new update.
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
-from email.utils import make_msgid
-from html import escape
 
 from fastapi import Request
 from fastapi.concurrency import run_in_threadpool
@@ -27,9 +27,11 @@ from services.intake.admin.publishing import (
 from services.intake.admin.web import Staff, checked_form, form_expired, protected_router
 from services.intake.content import markdown
 from services.intake.deps import Engine, Settings
+from services.updates.compose import UpdateContent, sender_name, trial_copy
 from shared.campaigns import get_campaign
 from shared.config import Settings as SettingsModel
-from shared.mail import build_message, delivery_recipients
+from shared.mail import delivery_recipients
+from shared.organisations import sender_name_for
 from shared.smtp import PermanentSmtpError, SmtpSender, SmtpTimeouts, TemporarySmtpError
 
 router = protected_router()
@@ -96,19 +98,16 @@ def send_test(
     with engine.connect() as conn:
         campaign = get_campaign(conn, slug)
         number = next_number(conn, slug)
-    name = campaign.title if campaign else slug
-    heading = f"Update #{number}: {title}"
-    intro = f"A test of an update for “{name}”, sent only to you. It is not published."
-    message = build_message(
-        from_name=name,
-        from_addr=f"updates@{settings.mail_domain}",
-        to_name="",
-        to_addr=member.email,
-        subject=f"[Test] {heading}",
-        text=f"{intro}\n\n{heading}\n\n{body}\n",
-        html=f"<p><em>{escape(intro)}</em></p>\n<h1>{escape(heading)}</h1>\n{markdown(body, 1)}",
-        message_id=make_msgid("update-test", domain=settings.mail_domain),
+        organisation_sender = sender_name_for(conn, slug)
+    content = UpdateContent(
+        campaign=slug,
+        campaign_title=campaign.title if campaign else slug,
+        number=number,
+        title=title,
+        body=body,
+        sender_name=sender_name(organisation_sender),
     )
+    message = trial_copy(content, settings, member.email)
     to = delivery_recipients(
         message, member.email, live=settings.delivery == "live", sandbox_to=settings.sandbox_to
     )

@@ -214,7 +214,9 @@ def _previews(
     opt_in = (org.name, org.list_opt_in) if org and org.list_opt_in else None
     try:
         with engine.connect() as conn:
-            letters = preview_letters(conn, campaign, postcode, settings.mail_domain)
+            letters = preview_letters(
+                conn, campaign, postcode, settings.mail_domain, settings.operator_contact
+            )
     except Exception as exc:  # noqa: BLE001 - a template that cannot be rendered: say why
         letter_problem = f"{type(exc).__name__}: {exc}"[:500]
     # The page as supporters see it while it takes signatures, form included: a new campaign

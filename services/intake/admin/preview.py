@@ -6,8 +6,8 @@ The MP for the sample postcode comes from the reference tables the resolver's lo
 reads (``dearmp data import-*``, or the demo data of ``make run``): intake may read reference
 data, never ask the resolver. When those tables do not know the postcode (or it has no MP
 there), the letter is written to a placeholder MP and the page says so. The letter is rendered
-by ``shared.letters.render_letter`` and built by ``shared.mail.build_message``, as the mailer
-does, so what the preview shows is what goes.
+by ``shared.letters.render_letter`` and built by ``shared.letter_email.letter_email`` (the office
+footer included), as the mailer does, so what the preview shows is what goes.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from sqlalchemy.engine import Connection
 
 from shared import postcodes
 from shared.campaigns import Campaign
+from shared.letter_email import letter_email
 from shared.letters import RenderedLetter, render_letter
-from shared.mail import build_message, via_name
 from shared.messages import Supporter, Target
 from shared.reference import constituencies, mps
 from shared.reference import postcodes as postcode_table
@@ -41,6 +41,17 @@ class Sent:
 
     def header(self, name: str) -> str:
         return str(self.message[name] or "")
+
+    @property
+    def text(self) -> str:
+        """The plain-text part as it goes: the letter and the office footer."""
+        return str(self.message.get_body(("plain",)).get_content())  # type: ignore[union-attr]
+
+    @property
+    def html(self) -> str | None:
+        """The HTML part as it goes, if the campaign's letter has one."""
+        part = self.message.get_body(("html",))
+        return str(part.get_content()) if part is not None else None
 
 
 @dataclass(frozen=True)
@@ -92,9 +103,14 @@ def mp_for(conn: Connection, postcode: str) -> tuple[Target | None, str]:
 
 
 def preview_letters(
-    conn: Connection, campaign: Campaign, postcode_typed: str, mail_domain: str
+    conn: Connection,
+    campaign: Campaign,
+    postcode_typed: str,
+    mail_domain: str,
+    operator_contact: str = "",
 ) -> LetterPreview:
-    """The emails a signature at ``postcode_typed`` would send to the campaign's target(s)."""
+    """The emails a signature at ``postcode_typed`` would send to the campaign's target(s).
+    ``operator_contact``: ``DEARMP_OPERATOR_CONTACT``, named in the letter's footer."""
     postcode = postcodes.normalise(postcode_typed or SAMPLE_POSTCODE)
     supporter = sample_supporter(postcode)
     spec = campaign.target
@@ -106,10 +122,16 @@ def preview_letters(
         target = found or Target(name=PLACEHOLDER_MP, email="mp@placeholder.invalid")
     rendered = render_letter(campaign, supporter, target)
     emails = [
-        Sent(_named(target), _email(campaign, supporter, target, rendered, mail_domain), rendered)
+        Sent(
+            _named(target),
+            _email(campaign, supporter, target, rendered, mail_domain, operator_contact),
+            rendered,
+        )
     ]
     if spec.kind == "both":
-        copy = _email(campaign, supporter, fixed, rendered, mail_domain, purpose="fixed_copy")
+        copy = _email(
+            campaign, supporter, fixed, rendered, mail_domain, operator_contact, "fixed_copy"
+        )
         emails.append(Sent(f"{_named(fixed)}: a copy of the same letter", copy, rendered))
         note += f" A copy of the letter goes to {fixed.name}."
     return LetterPreview(postcode, note, emails)
@@ -125,18 +147,16 @@ def _email(
     to: Target,
     rendered: RenderedLetter,
     mail_domain: str,
+    operator_contact: str,
     purpose: str = "letter",
 ) -> EmailMessage:
-    """As ``services.mailer.compose.letter`` builds it."""
-    return build_message(
-        from_name=via_name(supporter.full_name),
-        from_addr=f"letters@{mail_domain}",
-        to_name=to.name,
-        to_addr=to.email or "",
-        reply_to=(supporter.full_name, supporter.email),
-        subject=rendered.subject,
-        text=rendered.text,
-        html=rendered.html,
+    """Built by ``shared.letter_email.letter_email``, as the mailer builds it."""
+    return letter_email(
+        campaign,
+        supporter,
+        to,
+        rendered,
         message_id=f"<{purpose}.{uuid.uuid4()}@{mail_domain}>",
-        headers={"X-DearMP-Campaign": campaign.slug},
+        mail_domain=mail_domain,
+        operator_contact=operator_contact,
     )
