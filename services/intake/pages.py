@@ -23,10 +23,10 @@ from services.intake.reply_rates import reply_rates
 from services.intake.signing import Outcome, confirm_signature, submit_signature, supporter_of
 from services.intake.sources import sources_of
 from services.mailer.reports import letter_waiting
-from shared.campaigns import SLUG_RE, Campaign, open_campaigns
+from shared.campaigns import SLUG_RE, Campaign, CampaignError, check_letter, open_campaigns
 from shared.config import Settings as SettingsModel
 from shared.i18n_markers import N_
-from shared.letters import TemplateProblem, render_letter
+from shared.letters import RenderedLetter, TemplateProblem, render_letter
 from shared.messages import Target
 from shared.organisations import cached_brand, cached_list_opt_in, get_organisation
 from shared.states import SignatureStatus
@@ -320,6 +320,15 @@ FROM signatures s JOIN campaigns c ON c.slug = s.campaign WHERE s.id = %(id)s
 """
 
 
+def _fails_for_everyone(campaign: Campaign) -> bool:
+    """Whether the campaign's letter cannot be written for the sample supporters either."""
+    try:
+        check_letter(campaign)
+    except CampaignError:
+        return True
+    return False
+
+
 @router.get("/confirm/{token}", response_class=HTMLResponse)
 async def confirm_page(token: str, request: Request, db: Db, settings: Settings) -> HTMLResponse:
     """Show exactly what will be sent, and to whom, above a button; only the POST confirms (mail
@@ -347,9 +356,14 @@ async def confirm_page(token: str, request: Request, db: Db, settings: Settings)
     locale = i18n.pick_locale(request, signed_in)
     shown = Target(name=fixed or i18n.translations(locale).gettext(YOUR_MP), kind="fixed")
     try:
-        letter = render_letter(campaign, supporter, shown)
-    except TemplateProblem:  # stored before letters were tried at save: no button, no 500
-        return page(request, "letter_unavailable.html", 503, signed_in=signed_in)
+        letter: RenderedLetter | None = render_letter(campaign, supporter, shown)
+    except TemplateProblem:
+        if await run_in_threadpool(_fails_for_everyone, campaign):  # stored before the rule
+            return page(request, "letter_unavailable.html", 503, signed_in=signed_in)
+        # It fails only for this supporter's details (the samples pass): they may confirm, and
+        # the mailer fails this signature visibly (the reason on the organisation's pages, its
+        # owners told), instead of it waiting unconfirmed where nobody sees it.
+        letter = None
     return form_page(
         request,
         "confirm.html",

@@ -28,8 +28,8 @@ TYPO = (
 )
 # Written for the sample supporters (their MP sits as an Independent) and on the confirm page (the
 # MP not found yet), it fails only once the supporter's own MP is known: Aldershot's demo member
-# sits for the Demo Party. (A trap on the supporter's own postcode is caught earlier, by the
-# confirm page, which cannot show the letter and offers no button.)
+# sits for the Demo Party. (A trap on the supporter's own postcode ends the same way: the confirm
+# page then offers the button without the letter; tests/integration/test_visible_failures.py.)
 TRAP = (
     "Dear {{ target.name }},\n\nPlease act.\n"
     '{% if target.party == "Demo Party" %}{{ 1 | divided_by: 0 }}{% endif %}\n'

@@ -37,10 +37,11 @@ from shared.messages import (
 )
 from shared.organisations import OWNER_ROLE, checked, save_organisation
 from shared.states import SignatureStatus
+from shared.tokens import make_token
 from shared.topology import Topology
 from tests.integration.admin_helpers import STAFF_PASSWORD, login, make_signature_row
 from tests.integration.mailer_helpers import resolved_event, stage_letters
-from tests.support import ROOT, publish_raw, queue_depth, wait_until
+from tests.support import ROOT, csrf_token_in, publish_raw, queue_depth, wait_until
 
 # Passes the 12 sample supporters (SW1A 1AA) at save, fails for anyone in GU11 1AA.
 TRAP = (
@@ -299,3 +300,24 @@ def test_the_banner_and_the_failed_page_show_an_organisation_its_own_problems_on
 
 def test_the_owner_role_read_by_the_mailer_is_the_staff_pages_owner() -> None:
     assert Role.OWNER.value == OWNER_ROLE
+
+
+def test_a_supporter_whose_details_break_the_letter_can_confirm_so_the_failure_is_seen(
+    settings, engine
+) -> None:
+    """The confirm page writes the letter with the supporter's details: one that fails only for
+    them (the samples pass) still offers the button (without the letter), so the signature goes
+    on to fail visibly, instead of waiting unconfirmed where the organisation never sees it."""
+    campaign = setup_orgs(engine)["alpha"]
+    now = datetime.now(UTC)
+    row = make_signature_row(campaign=campaign.slug, created_at=now)  # pending, in GU11 1AA
+    with engine.begin() as conn:
+        conn.execute(signatures.insert(), [row])
+    public = TestClient(create_app(settings, engine), raise_server_exceptions=False)
+    link = f"/confirm/{make_token(settings.secret_key, 'confirm', str(row['id']))}"
+    page = public.get(link)
+    assert page.status_code == 200, page.text
+    assert "csrf_token" in page.text and "divided_by" not in page.text  # a button, no code
+    pressed = public.post(link, data={"csrf_token": csrf_token_in(page.text)})
+    assert pressed.status_code in (200, 303), pressed.text
+    assert status_of(engine, row["id"]) == "confirmed"
