@@ -60,9 +60,10 @@ def signature_counts(conn: Connection, campaign: str | None = None) -> dict[str,
 
 
 def held_about(conn: Connection, email: str) -> dict[str, list[dict[str, object]]]:
-    """Subject access: every signature and help request of this (normalised) address, and
-    their answers to "Has your MP replied?" with any reply they pasted."""
-    from services.intake.models import help_requests, reply_answers
+    """Subject access: every signature and help request of this (normalised) address (with the
+    answers staff sent to it), and their answers to "Has your MP replied?" with any reply they
+    pasted."""
+    from services.intake.models import help_replies, help_requests, reply_answers
 
     signed = conn.execute(
         sa.select(signatures)
@@ -74,6 +75,17 @@ def held_about(conn: Connection, email: str) -> dict[str, list[dict[str, object]
         .where(sa.func.lower(help_requests.c.email) == email)
         .order_by(help_requests.c.created_at)
     ).mappings()
+    answers_sent = conn.execute(
+        sa.select(
+            help_requests.c.campaign,
+            help_replies.c.body,
+            help_replies.c.staff_email,
+            help_replies.c.created_at,
+        )
+        .join(help_requests, help_requests.c.id == help_replies.c.request_id)
+        .where(sa.func.lower(help_requests.c.email) == email)
+        .order_by(help_replies.c.created_at)
+    ).mappings()
     answered = conn.execute(
         sa.select(reply_answers)
         .join(signatures, signatures.c.id == reply_answers.c.signature_id)
@@ -83,5 +95,6 @@ def held_about(conn: Connection, email: str) -> dict[str, list[dict[str, object]
     return {
         "signatures": [plain(r) for r in signed],
         "help_requests": [plain(r) for r in asked],
+        "help_replies": [plain(r) for r in answers_sent],
         "reply_answers": [plain({**r, "signature_id": str(r["signature_id"])}) for r in answered],
     }

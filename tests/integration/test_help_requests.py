@@ -158,3 +158,21 @@ def test_help_is_acknowledged_staff_are_told_and_a_reply_goes_by_email(
     # Each exactly once at the SMTP server.
     ids = Counter(str(c.message["Message-ID"]) for c in mail.messages)
     assert all(n == 1 for n in ids.values()), ids
+
+    # Subject access holds the request and the answer sent; erasure removes both.
+    from services.intake.admin.access import held_about
+    from services.intake.handlers import HANDLERS
+    from shared.handling import Dispatcher
+    from shared.messages import Envelope, SupporterErasureRequested
+    from shared.supporters import supporter_key
+
+    record = held_about(engine, person, settings.secret_key)
+    assert [r["body"] for r in record["help_replies"]] == [answer]
+    assert record["help_requests"][0]["message"].startswith("My postcode is refused.")
+    key = supporter_key(settings.secret_key, person)
+    Dispatcher("intake", engine, HANDLERS)(Envelope.wrap(SupporterErasureRequested(key=key)))
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM help_replies")).scalar() == 0
+        assert conn.execute(sa.text("SELECT count(*) FROM help_requests")).scalar() == 0
+    after = held_about(engine, person, settings.secret_key)
+    assert after["help_requests"] == [] and after["help_replies"] == []  # intake's part
