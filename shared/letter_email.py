@@ -17,6 +17,7 @@ from shared.campaigns import Campaign
 from shared.letters import RenderedLetter, office_footer, operator_address
 from shared.mail import build_message, via_name
 from shared.messages import Supporter, Target
+from shared.organisations import Brand
 
 _BODY_END = re.compile(r"</body\s*>", re.IGNORECASE)
 
@@ -28,6 +29,12 @@ def with_footer_html(html: str, footer_html: str) -> str:
         return f"{html.rstrip()}\n{footer_html}"
     at = ends[-1].start()
     return f"{html[:at]}{footer_html}{html[at:]}"
+
+
+def running_organisation(brand: Brand | None) -> str | None:
+    """Who runs the campaign, as the office footer names them (``shared.organisations.brand_for``
+    or ``cached_brand``); None for the platform's own campaigns or one not saved yet."""
+    return None if brand is None or brand.platform else brand.name
 
 
 def letter_email(

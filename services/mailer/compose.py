@@ -151,10 +151,12 @@ def letter(
     *,
     to: Target | None = None,
     purpose: str = "letter",
+    organisation: str | None = None,
 ) -> EmailMessage:
     """To the target, in the supporter's name: never From the supporter's address (DMARC).
     ``to``: another recipient of the same letter (``fixed_copy``: a campaign whose target is
-    ``both`` sends the letter to the MP and a copy of it to its fixed target)."""
+    ``both`` sends the letter to the MP and a copy of it to its fixed target). ``organisation``:
+    who runs the campaign, named in the office footer (``running_organisation``)."""
     rendered = rendered or render_letter(campaign, supporter, target)
     return letter_email(
         campaign,
@@ -164,6 +166,7 @@ def letter(
         message_id=message_id(purpose, signature_id, settings),
         mail_domain=settings.mail_domain,
         operator_contact=settings.operator_contact,
+        organisation=organisation,
     )
 
 

@@ -32,7 +32,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection
 
 from services.mailer import compose
 from services.mailer.delivery import Outcome, Outgoing, deliver_once
@@ -40,9 +40,10 @@ from services.mailer.models import letters
 from services.mailer.scheduled import LONDON
 from shared import outbox
 from shared.broker.consumer import PermanentFailure, TransientFailure
+from shared.letter_email import running_organisation
 from shared.logging import get_logger
 from shared.messages import LetterFailed, LetterSent
-from shared.reference import DEFAULT_ORGANISATION, campaigns, organisations
+from shared.organisations import cached_brand
 from shared.states import LetterState
 
 log = get_logger(__name__)
@@ -136,16 +137,6 @@ def _record_rows(the_id: uuid.UUID, message_id: str, error: str) -> Any:
     return then
 
 
-def organisation_name(engine: Engine, campaign: str) -> str | None:
-    """Who runs the campaign, as the digest names them (None: the platform's own campaigns)."""
-    with engine.connect() as conn:
-        return conn.execute(
-            sa.select(organisations.c.name)
-            .join(campaigns, campaigns.c.organisation == organisations.c.slug)
-            .where(campaigns.c.slug == campaign, organisations.c.slug != DEFAULT_ORGANISATION)
-        ).scalar()
-
-
 def send_digest(deps: Any, row: Any) -> Outcome:
     """Build the digest from its rows and send it once."""
     campaign = deps.campaign(row.campaign)
@@ -173,7 +164,7 @@ def send_digest(deps: Any, row: Any) -> Outcome:
         row.due_day,
         entries,
         deps.settings,
-        organisation=organisation_name(deps.engine, row.campaign),
+        organisation=running_organisation(cached_brand(deps.engine, row.campaign)),
     )
     out = Outgoing(row.signature_id, "digest", row.campaign, msg, row.recipient)
     message_id = str(msg["Message-ID"])

@@ -43,6 +43,7 @@ from shared.handling import (
     in_transaction,
     one_statement,
 )
+from shared.letter_email import running_organisation
 from shared.letters import TemplateProblem
 from shared.logging import get_logger
 from shared.messages import (
@@ -61,6 +62,7 @@ from shared.messages import (
     SupporterErasureRequested,
     Target,
 )
+from shared.organisations import cached_brand
 from shared.smtp import SendingPause, SmtpSender, SmtpTimeouts
 from shared.supporters import supporter_key
 from shared.throttle import TokenBucket
@@ -313,7 +315,12 @@ def _written(
     except TemplateProblem as exc:
         raise PermanentFailure(f"{exc}") from None
     sid, supporter = event.signature_id, event.supporter
-    msg = _built(lambda: compose.letter(sid, campaign, supporter, target, deps.settings, rendered))
+    runs = running_organisation(cached_brand(deps.engine, campaign.slug))  # the office footer's
+    msg = _built(
+        lambda: compose.letter(
+            sid, campaign, supporter, target, deps.settings, rendered, organisation=runs
+        )
+    )
     return rendered, msg
 
 
@@ -395,7 +402,15 @@ def _send_fixed_copy(
     sid, supporter, target = event.signature_id, event.supporter, event.target
     msg = _built(
         lambda: compose.letter(
-            sid, campaign, supporter, target, deps.settings, rendered, to=fixed, purpose=FIXED_COPY
+            sid,
+            campaign,
+            supporter,
+            target,
+            deps.settings,
+            rendered,
+            to=fixed,
+            purpose=FIXED_COPY,
+            organisation=running_organisation(cached_brand(deps.engine, campaign.slug)),
         )
     )
     out = replace(letter, purpose=FIXED_COPY, message=msg, recipient=fixed.email or "")

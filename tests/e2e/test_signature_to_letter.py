@@ -54,7 +54,8 @@ def test_signature_becomes_one_letter_to_the_demo_mp(system, mail, engine) -> No
     assert copy.message["Message-ID"] == letter["Message-ID"].replace("<letter.", "<copy.")
     assert copy.message["X-DearMP-Intended-Recipient"] == signature["email"]
     assert "Alex Demo" in copy.message["Subject"]
-    assert body in copy.message.get_body(("plain",)).get_content().replace("\r\n", "\n")
+    letter_only = body.split("\n-- \n")[0]  # the copy has the letter, not the office footer
+    assert letter_only in copy.message.get_body(("plain",)).get_content().replace("\r\n", "\n")
 
     # The journey is recorded, and the used link confirms nothing more (it shows no button, and a
     # POST with the first page's token is harmless).
@@ -103,7 +104,9 @@ def test_a_letter_the_supporter_edited_is_the_letter_that_is_sent(system, mail, 
     letter = mail.handler.wait_for(2, timeout=30)[1].message
     assert letter["X-DearMP-Intended-Recipient"] == "public.enquiries@homeoffice.gov.uk"
     assert letter["Subject"] == "Specialist support for every child victim of trafficking"
-    body = letter.get_body(("plain",)).get_content().replace("\r\n", "\n")
+    text = letter.get_body(("plain",)).get_content().replace("\r\n", "\n")
+    body, footer = text.split("\n-- \n")  # the office footer under the letter (issue 26)
+    assert "on behalf of Siân Ó Briain" in footer
     assert body == (
         "Dear Home Secretary,\n\n"
         "Annwyl Ysgrifennydd Cartref — I work with children like these every day.\n"

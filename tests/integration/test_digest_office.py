@@ -93,3 +93,35 @@ def test_a_digest_with_a_colon_and_a_comma_in_its_title_reads_right(settings, en
         assert "The campaign's letter" in driver.find_element("tag name", "body").text
         saved = screenshot(driver, "digest-html", width=900)
     assert saved.stat().st_size > 10_000
+
+
+def test_the_letter_footer_names_the_constituent_the_organisation_and_the_operator(
+    settings, engine, mail
+) -> None:
+    from services.mailer import handlers as mailer
+    from shared.organisations import checked, save_organisation
+
+    settings = settings.model_copy(update={"operator_contact": "help@dearmp.example"})
+    with engine.begin() as conn:
+        org = checked(slug="children-first", name="Children First UK", privacy_url="/privacy")
+        save_organisation(conn, org)
+        conn.execute(
+            sa.text("UPDATE campaigns SET organisation = 'children-first' WHERE slug = :c"),
+            {"c": CAMPAIGN},
+        )
+    handle = mailer.bootstrap(settings, engine)
+    event = resolved_event(first_name="Aisha", last_name="Khan", comment="My brother was one.")
+    handle(Envelope.wrap(event, correlation_id=event.signature_id))
+    wait_until(
+        lambda: any(str(c.message["Message-ID"]).startswith("<letter.") for c in mail.messages),
+        30,
+        message="the letter at the catcher",
+    )
+    [letter] = [
+        c.message for c in mail.messages if str(c.message["Message-ID"]).startswith("<letter.")
+    ]
+    text = letter.get_body(("plain",)).get_content().replace("\r\n", "\n")
+    body, footer = text.split("\n-- \n")
+    assert "My brother was one." in body
+    assert "on behalf of Aisha Khan" in footer and "run by Children First UK" in footer
+    assert f"write to {event.supporter.email}" in footer and "help@dearmp.example" in footer

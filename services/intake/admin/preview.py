@@ -21,9 +21,10 @@ from sqlalchemy.engine import Connection
 
 from shared import postcodes
 from shared.campaigns import Campaign
-from shared.letter_email import letter_email
+from shared.letter_email import letter_email, running_organisation
 from shared.letters import RenderedLetter, render_letter
 from shared.messages import Supporter, Target
+from shared.organisations import brand_for
 from shared.reference import constituencies, mps
 from shared.reference import postcodes as postcode_table
 
@@ -121,16 +122,17 @@ def preview_letters(
         found, note = mp_for(conn, postcode)
         target = found or Target(name=PLACEHOLDER_MP, email="mp@placeholder.invalid")
     rendered = render_letter(campaign, supporter, target)
+    runs = running_organisation(brand_for(conn, campaign.slug)) if conn is not None else None
     emails = [
         Sent(
             _named(target),
-            _email(campaign, supporter, target, rendered, mail_domain, operator_contact),
+            _email(campaign, supporter, target, rendered, mail_domain, operator_contact, runs),
             rendered,
         )
     ]
     if spec.kind == "both":
         copy = _email(
-            campaign, supporter, fixed, rendered, mail_domain, operator_contact, "fixed_copy"
+            campaign, supporter, fixed, rendered, mail_domain, operator_contact, runs, "fixed_copy"
         )
         emails.append(Sent(f"{_named(fixed)}: a copy of the same letter", copy, rendered))
         note += f" A copy of the letter goes to {fixed.name}."
@@ -148,6 +150,7 @@ def _email(
     rendered: RenderedLetter,
     mail_domain: str,
     operator_contact: str,
+    organisation: str | None,
     purpose: str = "letter",
 ) -> EmailMessage:
     """Built by ``shared.letter_email.letter_email``, as the mailer builds it."""
@@ -159,4 +162,5 @@ def _email(
         message_id=f"<{purpose}.{uuid.uuid4()}@{mail_domain}>",
         mail_domain=mail_domain,
         operator_contact=operator_contact,
+        organisation=organisation,
     )
