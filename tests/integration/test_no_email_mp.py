@@ -159,3 +159,44 @@ def test_without_weasyprint_the_letter_is_a_page_to_print(engine, settings, monk
     assert answer.headers["content-type"].startswith("text/html")
     assert "Alex Demo MP" in answer.text and "House of Commons" in answer.text
     assert "@page" in answer.text  # print styles
+
+
+def test_the_remote_lookup_keeps_the_mp_with_no_email_and_the_event_names_them(engine) -> None:
+    """postcodes.io and the Members API (stand-ins): the member's name and seat stay with the
+    ``no_contact`` answer, and the resolver's ``signature.unresolvable`` carries them."""
+    import requests
+
+    from services.resolver.handlers import _answer_event
+    from services.resolver.lookup import resolve
+    from services.resolver.remote import CachedHttp, MembersApi, PostcodesIoBackend
+    from shared.messages import SignatureConfirmed, SignatureUnresolvable
+    from tests.fakes import FakeParliament, member
+
+    seat = "Newcastle upon Tyne East and Wallsend"
+    fake = FakeParliament(
+        postcodes={"NE2 1AA": (seat, "E14001390")},
+        seats={seat: member(4002, "Mary Quiet")},
+        contacts={4002: [{"type": "Parliamentary office", "isPreferred": True, "email": None}]},
+    ).start()
+    try:
+        http = CachedHttp(engine, requests.Session())
+        http.timeout = (1, 1)
+        answer = resolve(
+            "NE2 1AA", None, [PostcodesIoBackend(http, fake.url, MembersApi(http, fake.url))]
+        )
+    finally:
+        fake.stop()
+    assert (answer.status, answer.reason) == ("unresolvable", "no_contact")
+    assert answer.target is not None and answer.target.name == "Mary Quiet"
+    assert answer.target.email is None
+    confirmed = SignatureConfirmed(
+        signature_id=uuid.uuid4(),
+        campaign=SLUG,
+        supporter=Supporter(
+            first_name="Jo", last_name="B", email="jo@example.org", postcode="NE2 1AA"
+        ),
+    )
+    event = _answer_event(confirmed, answer)
+    assert isinstance(event, SignatureUnresolvable)
+    assert event.target_name == "Mary Quiet"
+    assert event.constituency is not None and event.constituency.name == seat
