@@ -1,7 +1,7 @@
 """Issue 26: a supporter who signs again (to correct their postcode) is one subscriber, and gets
 each campaign update once. The whole system (real Postgres, RabbitMQ, SMTP catcher), then the
 updates service's handlers on their own (the dispatcher as the consumer runs it), then
-migration 0023 merging the duplicate rows that the old code left."""
+migration 0022 merging the duplicate rows that the old code left."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """supporter care (issue 26): one subscriber row per person and campaign
 
-Revision ID: 0023
-Revises: 0022
+Revision ID: 0022
+Revises: 0021
 Create Date: 2026-12-08 01:00:00
 
 A supporter who signed again (a replaced signature) had two ``subscribers`` rows for one address
@@ -18,8 +18,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision = "0023"
-down_revision = "0022"
+revision = "0022"
+down_revision = "0021"
 branch_labels = None
 depends_on = None
 
