@@ -29,6 +29,7 @@ from markupsafe import Markup
 from shared import i18n
 from shared.campaigns import Campaign
 from shared.config import Settings
+from shared.dates import long_date
 from shared.letter_email import letter_email
 from shared.letters import (
     RenderedLetter,
@@ -55,9 +56,7 @@ LONDON = get_timezone("Europe/London")
 @lru_cache(maxsize=len(i18n.LANGUAGES))
 def _templates(language: str) -> jinja2.Environment:
     env = i18n.email_templates(TEMPLATE_DIR, LOCALE_DIR, language)
-    env.filters["when"] = lambda value: format_datetime(
-        value, format="long", tzinfo=LONDON, locale=language
-    )
+    env.filters["when"] = lambda value: long_date(value, language)  # "7 December 2026"
     return env
 
 
@@ -195,7 +194,7 @@ def copy(
         "target": target,
         "letter": rendered,
         "letter_html": Markup(rendered.html) if rendered.html else None,
-        "waits_for": format_date(waits_for, format="long", locale=supporter.language)
+        "waits_for": long_date(waits_for, supporter.language)
         if waits_for
         else None,
         "digest": digest,
@@ -306,12 +305,10 @@ def reply_question(
     """Has your MP replied? (or the named target, for a campaign that writes to one): three
     signed links, yes / not yet / no, each to a page with a button (services/mailer/replies.py).
     ``reminder``: the one reminder of it."""
-    day = letter_sent_at.astimezone(LONDON).date()
-    locale = "en_GB" if supporter.language == "en" else supporter.language
     context = {
         "target": target,
         "is_mp": target.kind == "mp",
-        "letter_sent_on": format_date(day, format="long", locale=locale),  # 18 November 2026
+        "letter_sent_on": long_date(letter_sent_at, supporter.language),  # 18 November 2026
         "links": links,
     }
     purpose = "reply_reminder" if reminder else "reply_question"

@@ -310,3 +310,24 @@ def test_the_bytes_the_mailer_sends_are_what_smtplib_would_write(
         assert fast is None and html
     else:
         assert fast == as_smtplib_writes(msg)
+
+
+@pytest.mark.parametrize(
+    ("language", "day"),
+    [("en", "8 December 2026"), ("cy", "8 Rhagfyr 2026"), ("fr", "8 décembre 2026")],
+)
+def test_dates_in_emails_are_written_as_in_the_uk_in_each_language(language: str, day: str) -> None:
+    """Issue 26: English emails said "December 8, 2026" (Babel's American ``en``)."""
+    from datetime import date, datetime
+
+    waits = compose.copy(
+        SID,
+        campaign(html=False),
+        supporter(language=language),
+        MP,
+        SETTINGS,
+        waits_for=date(2026, 12, 8),
+    )
+    assert day in text_of(waits) and "December 8" not in text_of(waits)
+    went = compose._templates(language).filters["when"](datetime(2026, 12, 8, 23, 30))
+    assert went == day  # in December the UK keeps UTC: 23:30 is still the 8th
