@@ -51,7 +51,11 @@ def test_emails_to_a_supporter_are_in_their_language_and_the_letter_in_english(
     assert _text(letter).startswith("Dear Alex Demo,")
     assert copy.message["Subject"].strip().startswith("Eich llythyr at Alex Demo:")
     assert "Dyma'r llythyr a anfonwyd gennym at Alex Demo" in _text(copy)
-    assert _text(letter) in _text(copy)
+    # The copy holds the letter as the campaign wrote it; the office footer after it is for the
+    # MP's office only (how to reply to the constituent, how to reach us).
+    written, footer = _text(letter).split("\n\n-- \nSent by Dear MP on behalf of ", 1)
+    assert "pressing Reply does" in footer and "pressing Reply does" not in _text(copy)
+    assert written in _text(copy)
 
     _sign(system, {**make_signature(), "language": "fr"})
     french = mail.handler.wait_for(4, timeout=30)[3]

@@ -156,13 +156,13 @@ def test_signing_again_without_ticking_updates_leaves_them(settings, engine) -> 
     assert _rows(engine, "never@example.org") == []
 
 
-def test_migration_0023_merges_the_duplicates(engine, database_url) -> None:
+def test_migration_0022_merges_the_duplicates(engine, database_url) -> None:
     from alembic import command
 
     from shared.db import alembic_config, upgrade
 
     engine.dispose()
-    command.downgrade(alembic_config(database_url), "0022")
+    command.downgrade(alembic_config(database_url), "0021")
     t0 = datetime(2026, 11, 1, tzinfo=UTC)
     old, new, other = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
     rows = [
