@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import html
 import threading
-import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,7 +24,7 @@ from shared.config import Settings
 from shared.organisations import checked, save_organisation
 from shared.tokens import make_token
 from tests.integration.admin_helpers import STAFF_PASSWORD, csrf_for, login
-from tests.support import make_signature
+from tests.support import make_signature, wait_until
 
 SLUG = "shared-address"
 BODY = (
@@ -158,13 +157,14 @@ def test_two_organisations_creating_one_address_at_once_cannot_take_each_others(
             "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
             "AND wait_event_type = 'Lock'"
         )
-        deadline = time.monotonic() + 30
         # Autocommit: pg_stat_activity is read once per transaction.
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as watcher:
-            while watcher.execute(sa.text(waiting)).scalar() == 0:
-                assert time.monotonic() < deadline, "alpha's save never reached beta's row"
-                assert request.is_alive(), "alpha's save finished without waiting for beta's"
-                time.sleep(0.02)  # polling for the condition (alpha waiting), not for quiet
+            wait_until(
+                lambda: watcher.execute(sa.text(waiting)).scalar() or not request.is_alive(),
+                interval=0.02,
+                message="alpha's save to wait on beta's row",
+            )
+        assert request.is_alive(), "alpha's save finished without waiting for beta's"
         transaction.commit()
     request.join(30)
     answer = answers[0]
