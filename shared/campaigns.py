@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,6 +28,7 @@ from shared import templates
 from shared.organisations import https_address
 from shared.reference import DEFAULT_ORGANISATION, campaign_versions, campaigns, organisations
 from shared.templates import MESSAGE_BLOCK, TemplateProblem, template_problem
+from shared.ttl_cache import TtlCache
 
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,98}$")
 # The part of an editable letter that supporters may rewrite: {% block message %}…{% endblock %}
@@ -437,20 +437,15 @@ class CampaignCache:
     seconds instead of one for every event or page. Safe to share between threads."""
 
     def __init__(self, engine: Engine, ttl: float = 5.0) -> None:
-        self.engine, self.ttl = engine, ttl
-        self._found: dict[str, tuple[float, Campaign | None]] = {}
+        self.engine = engine
+        self._found: TtlCache[str, Campaign | None] = TtlCache(ttl)
 
     def get(self, slug: str) -> Campaign | None:
-        now = time.monotonic()
-        hit = self._found.get(slug)
-        if hit is not None and now - hit[0] < self.ttl:
-            return hit[1]
+        return self._found.get(slug, lambda: self._read(slug))
+
+    def _read(self, slug: str) -> Campaign | None:
         with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            campaign = get_campaign(conn, slug)
-        if len(self._found) > 1000:
-            self._found.clear()
-        self._found[slug] = (now, campaign)
-        return campaign
+            return get_campaign(conn, slug)
 
 
 def parsed_as_of(slug: str, updated_at: object) -> Campaign | None:

@@ -5,7 +5,6 @@ sender name, the campaign page's brand and opt-in)."""
 from __future__ import annotations
 
 import re
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -16,6 +15,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Connection, Engine
 
 from shared.reference import DEFAULT_ORGANISATION, campaigns, organisations
+from shared.ttl_cache import TtlCache
 
 SLUG = r"^[a-z0-9][a-z0-9-]{1,98}$"
 ONE_LINE = r"^[^\r\n]*$"
@@ -209,22 +209,19 @@ def privacy_link(slug: str, privacy_url: str, has_privacy_text: bool) -> str:
     return privacy_url or (f"/privacy/{slug}" if has_privacy_text else "")
 
 
-_cache: dict[tuple[str, int, str], tuple[float, Any]] = {}
+# Per kind of value, by (engine, campaign): one process may serve more than one database (tests).
+_caches: dict[tuple[str, float], TtlCache[tuple[int, str], Any]] = {}
 
 
 def _cached(kind: str, engine: Engine, campaign: str, ttl: float, read: Any) -> Any:
     """``read(conn, campaign)``, at most every ``ttl`` seconds per process and campaign."""
-    now = time.monotonic()
-    key = (kind, id(engine), campaign)
-    hit = _cache.get(key)
-    if hit is not None and now - hit[0] < ttl:
-        return hit[1]
-    with engine.connect() as conn:
-        found = read(conn, campaign)
-    if len(_cache) > 1000:
-        _cache.clear()
-    _cache[key] = (now, found)
-    return found
+    cache = _caches.setdefault((kind, ttl), TtlCache(ttl))
+
+    def load() -> Any:
+        with engine.connect() as conn:
+            return read(conn, campaign)
+
+    return cache.get((id(engine), campaign), load)
 
 
 def cached_list_opt_in(engine: Engine, campaign: str, ttl: float = 5.0) -> tuple[str, str] | None:

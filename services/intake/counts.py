@@ -7,8 +7,6 @@ counts are at most that stale.
 
 from __future__ import annotations
 
-import threading
-import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -16,6 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from services.intake.models import signatures
+from shared.ttl_cache import TtlCache
 
 TTL = 3.0
 
@@ -27,41 +26,35 @@ class Counts:
     as_of: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
-# Keyed by database and campaign (one process may serve more than one database: the tests do).
-_cache: dict[tuple[object, str], tuple[float, Counts]] = {}
-_lock = threading.Lock()
+# Keyed by database and campaign (one process may serve more than one database: the tests do);
+# one query per campaign at a time in this process.
+_cache: TtlCache[tuple[object, str], Counts] = TtlCache(TTL, single_flight=True)
 
 
 def campaign_counts(engine: Engine, slug: str) -> Counts:
-    now = time.monotonic()
-    key = (engine.url, slug)  # a URL is hashable: no rendering on every page
-    cached = _cache.get(key)
-    if cached and now - cached[0] < TTL:
-        return cached[1]
-    with _lock:  # one query per campaign at a time in this process
-        cached = _cache.get(key)
-        if cached and time.monotonic() - cached[0] < TTL:
-            return cached[1]
-        with engine.connect() as conn:
-            rows = conn.execute(
-                sa.select(
-                    signatures.c.constituency_code,
-                    signatures.c.constituency_name,
-                    sa.func.count().label("n"),
-                )
-                .where(signatures.c.campaign == slug, signatures.c.confirmed_at.is_not(None))
-                .group_by(signatures.c.constituency_code, signatures.c.constituency_name)
-            ).all()
-        counts = Counts(
-            total=sum(r.n for r in rows),
-            by_constituency=sorted(
-                (
-                    {"code": r.constituency_code, "name": r.constituency_name, "count": r.n}
-                    for r in rows
-                    if r.constituency_code
-                ),
-                key=lambda c: (-int(c["count"]), str(c["name"])),  # type: ignore[call-overload]
+    # A URL is hashable: no rendering on every page.
+    return _cache.get((engine.url, slug), lambda: _count(engine, slug))
+
+
+def _count(engine: Engine, slug: str) -> Counts:
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(
+                signatures.c.constituency_code,
+                signatures.c.constituency_name,
+                sa.func.count().label("n"),
+            )
+            .where(signatures.c.campaign == slug, signatures.c.confirmed_at.is_not(None))
+            .group_by(signatures.c.constituency_code, signatures.c.constituency_name)
+        ).all()
+    return Counts(
+        total=sum(r.n for r in rows),
+        by_constituency=sorted(
+            (
+                {"code": r.constituency_code, "name": r.constituency_name, "count": r.n}
+                for r in rows
+                if r.constituency_code
             ),
-        )
-        _cache[key] = (time.monotonic(), counts)
-        return counts
+            key=lambda c: (-int(c["count"]), str(c["name"])),  # type: ignore[call-overload]
+        ),
+    )

@@ -5,7 +5,6 @@ supporter's. The address stays ours (hello@DEARMP_MAIL_DOMAIN): the name is only
 
 from __future__ import annotations
 
-import time
 from dataclasses import replace
 from typing import Any
 
@@ -14,6 +13,7 @@ from sqlalchemy.engine import Engine
 from services.mailer.delivery import Outgoing
 from shared.mail import with_from_name
 from shared.organisations import sender_name_for
+from shared.ttl_cache import TtlCache
 
 
 class Senders:
@@ -21,20 +21,15 @@ class Senders:
     shows that late). Safe to share between threads."""
 
     def __init__(self, engine: Engine, ttl: float = 5.0) -> None:
-        self.engine, self.ttl = engine, ttl
-        self._found: dict[str, tuple[float, str | None]] = {}
+        self.engine = engine
+        self._found: TtlCache[str, str | None] = TtlCache(ttl)
 
     def name(self, campaign: str) -> str | None:
-        now = time.monotonic()
-        hit = self._found.get(campaign)
-        if hit is not None and now - hit[0] < self.ttl:
-            return hit[1]
+        return self._found.get(campaign, lambda: self._read(campaign))
+
+    def _read(self, campaign: str) -> str | None:
         with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            found = sender_name_for(conn, campaign)
-        if len(self._found) > 1000:
-            self._found.clear()
-        self._found[campaign] = (now, found)
-        return found
+            return sender_name_for(conn, campaign)
 
 
 def branded(out: Outgoing, name: str | None, our_address: str) -> Outgoing:

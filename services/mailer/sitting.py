@@ -12,7 +12,6 @@ the letter's member was found can overrule it: an older row says nothing new.
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,6 +21,7 @@ from sqlalchemy.engine import Engine
 from shared.broker.consumer import TransientFailure
 from shared.messages import SignatureResolved, Target
 from shared.reference import mps
+from shared.ttl_cache import TtlCache
 
 _SEAT = sa.select(mps.c.name, mps.c.party, mps.c.email, mps.c.member_id, mps.c.updated_at).where(
     mps.c.constituency_code == sa.bindparam("code")
@@ -36,20 +36,15 @@ class Seats:
     """Each seat's row, read at most every ``ttl`` seconds per process. Safe between threads."""
 
     def __init__(self, engine: Engine, dissolved_from: datetime | None, ttl: float = 5.0) -> None:
-        self.engine, self.dissolved_from, self.ttl = engine, dissolved_from, ttl
-        self._rows: dict[str, tuple[float, Any]] = {}
+        self.engine, self.dissolved_from = engine, dissolved_from
+        self._rows: TtlCache[str, Any] = TtlCache(ttl)
 
     def _row(self, code: str) -> Any:
-        now = time.monotonic()
-        hit = self._rows.get(code)
-        if hit is not None and now - hit[0] < self.ttl:
-            return hit[1]
+        return self._rows.get(code, lambda: self._read(code))
+
+    def _read(self, code: str) -> Any:
         with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            row = conn.execute(_SEAT, {"code": code}).first()
-        if len(self._rows) > 1000:
-            self._rows.clear()
-        self._rows[code] = (now, row)
-        return row
+            return conn.execute(_SEAT, {"code": code}).first()
 
     def target_now(self, event: SignatureResolved, found_at: datetime) -> Target:
         """The member to write to now: the event's, unless MP data refreshed after ``found_at``
