@@ -38,6 +38,7 @@ from tests.integration.admin_helpers import (
     add_help_request,
     make_signature_row,
     make_staff,
+    waiting_letter_row,
 )
 
 LANGUAGES = ("en", "cy", "fr")
@@ -86,24 +87,10 @@ def _tokens(engine: sa.Engine, secret: str) -> tuple[dict[str, str], str]:
         conn.execute(signatures.insert(), rows)
         for row, state in zip(rows, STATES, strict=True):
             if state in ("digest", "scheduled"):  # the mailer's row of a letter that waits
-                conn.execute(
-                    letters.insert().values(
-                        signature_id=row["id"],
-                        purpose="letter",
-                        campaign=CAMPAIGN,
-                        state="queued",
-                        message_id=f"<letter.{row['id']}@test>",
-                        recipient="alex.demo.mp@demo-parliament.invalid",
-                        subject="A letter",
-                        created_at=now,
-                        due_day=now.date(),
-                        **(
-                            {"digest_entry": {"name": "Jo Bloggs"}}
-                            if state == "digest"
-                            else {"held_message": "the whole message"}
-                        ),
-                    )
+                waiting = waiting_letter_row(
+                    signature_id=row["id"], day=now.date(), digest=state == "digest"
                 )
+                conn.execute(letters.insert().values(**waiting))
     failed = rows[list(STATES).index("failed")]
     return tokens, make_unsubscribe_token(secret, failed["id"], CAMPAIGN)
 

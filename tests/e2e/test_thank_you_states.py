@@ -26,7 +26,7 @@ from services.mailer.models import letters
 from shared.states import SignatureStatus
 from shared.tokens import make_token
 from tests.browser import by, chromium, fill, press, screenshot, text_of, wait_for
-from tests.integration.admin_helpers import CAMPAIGN, make_signature_row
+from tests.integration.admin_helpers import CAMPAIGN, make_signature_row, waiting_letter_row
 from tests.support import confirm_url_in, wait_until
 
 LANGUAGES = ("en", "cy", "fr")
@@ -67,25 +67,10 @@ def _stored(engine: sa.Engine, stage: Stage, language: str) -> uuid.UUID:
     with engine.begin() as conn:
         conn.execute(signatures.insert(), [row])
         if stage in (Stage.DIGEST, Stage.SCHEDULED):
-            waits = (
-                {"digest_entry": {"name": "Jo Bloggs"}}
-                if stage is Stage.DIGEST
-                else {"held_message": "the whole message"}
+            waiting = waiting_letter_row(
+                signature_id=row["id"], day=DAY, digest=stage is Stage.DIGEST
             )
-            conn.execute(
-                letters.insert().values(
-                    signature_id=row["id"],
-                    purpose="letter",
-                    campaign=CAMPAIGN,
-                    state="queued",
-                    message_id=f"<letter.{row['id']}@test>",
-                    recipient="alex.demo.mp@demo-parliament.invalid",
-                    subject="A letter",
-                    created_at=now,
-                    due_day=DAY,
-                    **waits,
-                )
-            )
+            conn.execute(letters.insert().values(**waiting))
     return row["id"]  # type: ignore[no-any-return]
 
 

@@ -9,7 +9,7 @@ drive the handlers (tests/e2e/test_journey_counts.py).
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -156,3 +156,26 @@ def add_help_request(
 def staff_row(engine: sa.Engine, email: str = STAFF_EMAIL) -> Any:
     with engine.connect() as conn:
         return conn.execute(sa.select(staff).where(staff.c.email == email)).one()
+
+
+def waiting_letter_row(
+    *, signature_id: uuid.UUID, day: date, digest: bool, campaign: str = CAMPAIGN
+) -> dict[str, Any]:
+    """The mailer's row of a letter that waits (state ``queued``): for its day's digest
+    (``digest``), or, past the daily cap, for a later day with its whole message."""
+    return {
+        "signature_id": signature_id,
+        "purpose": "letter",
+        "campaign": campaign,
+        "state": "queued",
+        "message_id": f"<letter.{signature_id}@test>",
+        "recipient": "alex.demo.mp@demo-parliament.invalid",
+        "subject": "A letter",
+        "created_at": datetime.now(UTC),
+        "due_day": day,
+        **(
+            {"digest_entry": {"name": "Jo Bloggs"}}
+            if digest
+            else {"held_message": "the whole message"}
+        ),
+    }
